@@ -1,0 +1,35 @@
+"""Run Backend.AI FastTrack pipelines on Apache Airflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "get_provider_info"]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+    from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE_INFO
+
+    return {
+        "package-name": "airflow-provider-fasttrack",
+        "name": "Backend.AI FastTrack",
+        "description": "Run Backend.AI FastTrack pipelines and compute sessions from Apache Airflow.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Backend.AI",
+                "external-doc-url": "https://docs.backend.ai/",
+                "tags": ["compute"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Backend.AI",
+                "python-modules": ["airflow_provider_fasttrack.hooks.backendai"],
+            }
+        ],
+        "connection-types": [CONNECTION_TYPE_INFO],
+    }

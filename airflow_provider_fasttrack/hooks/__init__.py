@@ -1,0 +1,1 @@
+"""Hooks: the Backend.AI REST client."""

@@ -1,0 +1,1 @@
+"""Code that runs inside Backend.AI sessions: dataset preparation, fine-tuning, evaluation."""
