@@ -1,0 +1,29 @@
+"""``python -m training <command> ...``: the steps a pipeline session runs.
+
+Commands: ``prepare`` (build the Q/A dataset), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "prepare": "training.prepare",
+    "finetune": "training.finetune",
+    "evaluate": "training.evaluate",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"} or args[0] not in COMMANDS:
+        print(__doc__.strip(), file=sys.stderr)
+        print(f"\nusage: python -m training {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
+        return 0 if args and args[0] in {"-h", "--help"} else 2
+    module = importlib.import_module(COMMANDS[args[0]])
+    return int(module.main(args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
