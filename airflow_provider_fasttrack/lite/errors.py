@@ -10,12 +10,19 @@ __all__ = ["PROBLEM_BASE", "LiteError", "problem_response"]
 
 PROBLEM_BASE = "https://api.backend.ai/probs/"
 
+#: specific not-found errors share the manager's ``object-not-found`` type, with their own title
+TYPE_OF = {
+    "session-not-found": "object-not-found",
+    "vfolder-not-found": "object-not-found",
+    "image-not-found": "object-not-found",
+}
+
 #: kind -> (HTTP status, title), as the real manager words them
 KINDS: dict[str, tuple[int, str]] = {
     "object-not-found": (404, "No such object."),
     "session-not-found": (404, "No such session."),
     "vfolder-not-found": (404, "No such virtual folder."),
-    "image-not-found": (404, "Unknown image reference."),
+    "image-not-found": (404, "No such environment image."),
     "invalid-api-params": (400, "Missing or invalid API parameters."),
     "generic-bad-request": (400, "Bad request."),
     "auth-failed": (401, "Credential/signature mismatch."),
@@ -43,7 +50,7 @@ class LiteError(Exception):
         self, kind: str, msg: str | None = None, data: Any = None, *, status: int | None = None
     ) -> None:
         default_status, title = KINDS[kind]
-        self.kind = kind
+        self.kind = TYPE_OF.get(kind, kind)
         self.status = status or default_status
         self.title = title
         self.msg = msg

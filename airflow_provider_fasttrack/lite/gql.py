@@ -204,6 +204,19 @@ def _select(
     return out
 
 
+def _validate(selections: list[Field]) -> None:
+    """Check the selection against the schema before resolving, as GraphQL validation does."""
+    for sub in selections:
+        if sub.name == "containers":
+            if not sub.selections:
+                raise GraphQLError("Field 'containers' of type '[ComputeContainer]' must have a selection.")
+            for inner in sub.selections:
+                if inner.name not in CONTAINER_FIELDS and inner.name != "__typename":
+                    raise GraphQLError(f"Cannot query field '{inner.name}' on type 'ComputeContainer'.")
+        elif sub.name not in SESSION_FIELDS and sub.name != "__typename":
+            raise GraphQLError(f"Cannot query field '{sub.name}' on type 'ComputeSession'.")
+
+
 def execute(
     query: str,
     variables: dict[str, Any] | None,
@@ -219,6 +232,7 @@ def execute(
                 raise GraphQLError(f"Cannot query field '{sel.name}' on type 'Queries'.")
             if not sel.selections:
                 raise GraphQLError("Field 'compute_session' of type 'ComputeSession' must have a selection.")
+            _validate(sel.selections)
             session_id = sel.args.get("id")
             row = load_session(str(session_id)) if session_id else None
             if row is None:
