@@ -42,8 +42,24 @@ def test_fault_injection_fraction_and_phases() -> None:
                 took_effect += exists
                 refused += not exists
         assert took_effect and refused  # "after" faults applied the change, "before" ones did not
+        for _ in range(20):  # a client retrying a create with the same name never duplicates it
+            answer = http.post(
+                "/session",
+                json={
+                    "name": "idem",
+                    "image": IMAGE,
+                    "type": "batch",
+                    "startupCommand": "sleep 30",
+                    "enqueueOnly": True,
+                },
+            )
+            if answer.status_code in (200, 201):
+                break
+        else:
+            pytest.fail("no create succeeded in 20 tries")
         lite_view = http.get("/lite/sessions")  # exempt from faults
         assert lite_view.status_code == 200
+        assert [s["name"] for s in lite_view.json()["sessions"]] == ["idem"]
 
 
 def test_dropped_event_streams() -> None:
@@ -113,3 +129,31 @@ def test_restart_recovery(fallback_server: LiteServer) -> None:
         )
         assert created.status_code == 201
     assert fallback_server.secret_key not in fallback_server.log_tail(10**9)
+
+
+def test_keypair_resource_policy() -> None:
+    keypair = {
+        "access_key": "AKIAPOLICYTEST000001",
+        "secret_key": "policy-test-secret-key-0123456789abcdef",
+        "total_resource_slots": {"cpu": 2},
+        "max_concurrent_sessions": 1,
+    }
+    with LiteServer(keypairs=[keypair], sandbox="none") as server, server.client() as http:
+        over = http.post(
+            "/session",
+            json={
+                "name": "too-many-cpus",
+                "image": IMAGE,
+                "type": "batch",
+                "startupCommand": "true",
+                "enqueueOnly": True,
+                "config": {"resources": {"cpu": 3}},
+            },
+        )
+        assert over.status_code == 400 and over.json()["type"].endswith("/quota-exceeded")
+        first = create_session(http, "sleep 1")["sessionId"]
+        second = create_session(http, "true")["sessionId"]
+        wait_for(http, first, lambda r: r["status"] == "RUNNING")
+        assert lite_session(http, second)["status"] == "PENDING"
+        assert http.post("/resource/check-presets", json={}).json()["keypair_limits"]["cpu"] == "2"
+        assert wait_for(http, second, terminated)["result"] == "SUCCESS"

@@ -201,3 +201,43 @@ def test_gql_unknown_field_is_an_error(http: httpx.Client) -> None:
         json={"query": '{ compute_session(id: "00000000-0000-0000-0000-000000000000") { status } }'},
     )
     assert missing.json() == {"data": {"compute_session": None}}
+
+
+def test_blocking_create_waits_until_running(http: httpx.Client) -> None:
+    body = {
+        "name": "blocking",
+        "image": IMAGE,
+        "type": "batch",
+        "startupCommand": "sleep 300",
+        "enqueueOnly": False,
+    }
+    answer = http.post("/session", json=body)
+    assert answer.status_code == 201 and answer.json()["status"] == "RUNNING"
+    sid = answer.json()["sessionId"]
+    info = http.get(f"/session/{sid}").json()
+    assert info["status"] == "RUNNING" and info["requestedSlots"]["cpu"] == "1"
+    assert info["occupiedSlots"] == info["requestedSlots"]
+    http.delete(f"/session/{sid}")
+    assert lite_session(http, sid)["status"] == "TERMINATED"
+
+
+def test_check_presets_shape(http: httpx.Client) -> None:
+    answer = http.post("/resource/check-presets", json={"scaling_group": "default"})
+    assert answer.status_code == 200
+    body = answer.json()
+    for key in (
+        "keypair_limits",
+        "keypair_using",
+        "keypair_remaining",
+        "scaling_group_remaining",
+        "scaling_groups",
+        "presets",
+    ):
+        assert key in body
+    assert body["keypair_limits"]["cpu"] == "Infinity"
+    assert set(body["scaling_groups"]["default"]) == {"using", "remaining"}
+    assert all({"name", "resource_slots", "allocatable"} <= set(p) for p in body["presets"])
+    assert (
+        body["scaling_group_remaining"]["mem"] == str(16 * 2**30)
+        or int(body["scaling_group_remaining"]["mem"]) < 16 * 2**30
+    )
