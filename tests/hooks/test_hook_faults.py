@@ -14,7 +14,7 @@ from tests.helpers import connection_env
 
 @pytest.fixture
 def faulty_hook(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    faults = {"error_rate": 0.3, "error_phase": "both", "retry_after_seconds": 0.05, "seed": None}
+    faults = {"error_rate": 0.3, "error_phase": "both", "retry_after_seconds": 0.05, "seed": 7}
     with LiteServer(data_dir=tmp_path / "lite", faults=faults) as lite:
         monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_FAULTY", connection_env(lite))
         hook = BackendAIHook("backendai_faulty", retry_limit=12, retry_delay=0.02, max_retry_delay=0.2)
