@@ -6,8 +6,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-DEFAULT_CHUNK_CHARS = 1500
-_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n\s*\n")
+DEFAULT_CHUNK_CHARS = 1200
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
 
 
 @dataclass(frozen=True)
@@ -20,24 +21,35 @@ class Chunk:
     text: str
 
 
+def _words(text: str, max_chars: int) -> list[str]:
+    """Runs of whole words of at most ``max_chars`` characters (a longer single word stays whole)."""
+    runs: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}" if current else word
+        if current and len(candidate) > max_chars:
+            runs.append(current)
+            current = word
+        else:
+            current = candidate
+    return [*runs, current] if current else runs
+
+
 def _pieces(text: str, max_chars: int) -> list[str]:
-    """Sentences (or, for a sentence longer than ``max_chars``, runs of words) of the text."""
+    """Paragraphs; a paragraph longer than ``max_chars`` is cut into sentences, a long sentence into words."""
     pieces: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
-        words = sentence.split()
-        current: list[str] = []
-        for word in words:
-            if current and len(" ".join([*current, word])) > max_chars:
-                pieces.append(" ".join(current))
-                current = []
-            current.append(word)
-        if current:
-            pieces.append(" ".join(current))
+    for paragraph in _PARAGRAPH_BREAK.split(text):
+        paragraph = " ".join(paragraph.split())
+        if len(paragraph) <= max_chars:
+            pieces.extend([paragraph] if paragraph else [])
+            continue
+        for sentence in _SENTENCE_END.split(paragraph):
+            pieces.extend(_words(sentence, max_chars))
     return pieces
 
 
 def chunk_text(text: str, max_chars: int = DEFAULT_CHUNK_CHARS) -> list[str]:
-    """Greedy packing of sentences into chunks of at most ``max_chars`` characters (a longer word stays whole)."""
+    """Greedy packing of paragraphs (or sentences, or words) into chunks of at most ``max_chars`` characters (a longer word stays whole)."""
     if max_chars < 1:
         raise ValueError("max_chars must be positive")
     chunks: list[str] = []

@@ -4,18 +4,21 @@ Exact: two pairs whose questions are equal after :func:`normalize_key` (NFKC, ca
 spacing removed). Same answer -> ``exact_duplicate``; a different answer -> ``conflicting_answer`` (one prompt
 cannot be taught two answers; the first one read is kept).
 
-Near: cosine similarity of TF-IDF vectors of character 3-5-grams (scikit-learn, ``char_wb``) of the normalised
-``question + answer`` text, at or above a threshold (0.95 by default) with a pair kept earlier ->
-``near_duplicate``.
+Near: a pair whose question AND answer both reach a cosine similarity at or above a threshold (0.9 by default)
+with the question and answer of a pair kept earlier -> ``near_duplicate``. Similarity is the cosine of TF-IDF
+vectors of character 3-5-grams (scikit-learn, ``char_wb``) of the normalised texts, questions and answers
+vectorised separately. Requiring both keeps apart the two pairs of one glossary term (same words, swapped
+roles) and exam questions that share a stem but differ in what they ask.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from training.records import QAPair, SkipLog, normalize_key
 
-DEFAULT_NEAR_THRESHOLD = 0.95
+DEFAULT_NEAR_THRESHOLD = 0.9
 _BLOCK_ROWS = 1024
 
 
@@ -39,35 +42,42 @@ def remove_exact_duplicates(pairs: Sequence[QAPair], skips: SkipLog) -> list[QAP
     return list(kept.values())
 
 
+def _vectors(texts: list[str]) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), dtype=float)
+    return vectorizer.fit_transform([normalize_key(text) for text in texts]).tocsr()
+
+
 def remove_near_duplicates(
     pairs: Sequence[QAPair], skips: SkipLog, threshold: float = DEFAULT_NEAR_THRESHOLD
 ) -> list[QAPair]:
-    """Pairs not near-identical (cosine >= threshold) to an earlier kept pair."""
+    """Pairs whose question and answer are not both near-identical to those of an earlier kept pair."""
     if len(pairs) < 2:
         return list(pairs)
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    texts = [normalize_key(f"{p.question} {p.answer}") for p in pairs]
-    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), dtype=float).fit_transform(texts)
+    questions = _vectors([p.question for p in pairs])
+    answers = _vectors([p.answer for p in pairs])
     dropped: set[int] = set()
     for start in range(0, len(pairs), _BLOCK_ROWS):
-        block = (matrix[start : start + _BLOCK_ROWS] @ matrix[: start + _BLOCK_ROWS].T).tocsr()
+        block = (questions[start : start + _BLOCK_ROWS] @ questions[: start + _BLOCK_ROWS].T).tocsr()
         for offset in range(block.shape[0]):
             index = start + offset
             row = block.getrow(offset)
-            earlier = [
-                (j, s) for j, s in zip(row.indices, row.data, strict=True) if j < index and j not in dropped
-            ]
-            best = max(earlier, key=lambda item: item[1], default=None)
-            if best is not None and best[1] >= threshold:
-                dropped.add(index)
-                first = pairs[int(best[0])]
-                skips.add(
-                    pairs[index].source,
-                    *_where(pairs[index]),
-                    "near_duplicate",
-                    f"cosine {best[1]:.3f} with {first.origin}",
-                )
+            for j, q_sim in sorted(zip(row.indices, row.data, strict=True), key=lambda item: -item[1]):
+                if q_sim < threshold:
+                    break
+                if j >= index or j in dropped:
+                    continue
+                a_sim = float(answers.getrow(index).multiply(answers.getrow(j)).sum())
+                if a_sim >= threshold:
+                    dropped.add(index)
+                    skips.add(
+                        pairs[index].source,
+                        *_where(pairs[index]),
+                        "near_duplicate",
+                        f"question cosine {q_sim:.3f}, answer cosine {a_sim:.3f} with {pairs[int(j)].origin}",
+                    )
+                    break
     return [pair for index, pair in enumerate(pairs) if index not in dropped]
 
 
