@@ -43,9 +43,10 @@ def remove_exact_duplicates(pairs: Sequence[QAPair], skips: SkipLog) -> list[QAP
 
 
 def _vectors(texts: list[str]) -> Any:
+    import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), dtype=float)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), use_idf=False, dtype=np.float64)
     return vectorizer.fit_transform([normalize_key(text) for text in texts]).tocsr()
 
 

@@ -126,7 +126,13 @@ def save_outputs(splits: dict[str, list[dict[str, Any]]], output: Path) -> None:
         }
     )
     output.mkdir(parents=True, exist_ok=True)
-    dataset = DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in splits.items()})
+    columns = list(features)
+    dataset = DatasetDict(
+        {
+            name: Dataset.from_dict({key: [row[key] for row in rows] for key in columns}, features=features)
+            for name, rows in splits.items()
+        }
+    )
     dataset.save_to_disk(str(output / "dataset"))
     for name, rows in splits.items():
         with (output / f"{name}.jsonl").open("w", encoding="utf-8") as handle:
