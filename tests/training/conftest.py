@@ -119,7 +119,7 @@ def openai_stub() -> Iterator[StubServer]:
     """A running stub server; ``base_url`` ends in ``/v1`` like a real OpenAI-compatible endpoint."""
     state = StubState()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield StubServer(f"http://127.0.0.1:{server.server_address[1]}/v1", state)

@@ -124,7 +124,7 @@ def test_prepare_english_sample(tmp_path: Path, capsys: pytest.CaptureFixture[st
     for source, count in expected.items():
         block = stats["sources"][source]
         assert block["pairs_read"] == count
-        assert block["rows"] == count - block["duplicates_removed"] - block["input_records_skipped"]
+        assert block["rows"] == count - block["duplicates_removed"]
         assert sum(block["splits"].values()) == block["rows"]
         assert block["splits"]["test"] >= 4
     assert stats["skipped_total"] == len(stats["skipped"]) == sum(stats["skipped_by_reason"].values())
@@ -233,3 +233,33 @@ def test_prepare_usage_errors_name_the_problem(tmp_path: Path, capsys: pytest.Ca
     assert "video" in capsys.readouterr().err
     assert prepare.main([*argv, "--extract"]) == 2  # no model configured
     assert "--model" in capsys.readouterr().err
+
+
+def test_hub_dataset_rows_through_a_local_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The --hub-dataset path (datasets.load_dataset) fed with a local folder, as the hub is unreachable here."""
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    rows = [
+        {"question": "What is FOB?", "answer": "Free On Board.", "source": "term"},
+        {"question": "What is CIF?", "answer": ["Cost, Insurance and Freight."], "source": "other"},
+        {"question": " ", "answer": "x", "source": "exam"},
+        {"question": "What is EXW?", "answer": "Ex Works.", "source": "exam"},
+    ]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    argv = [
+        "--hub-dataset",
+        str(folder),
+        "--hub-source",
+        "transcript",
+        "--output",
+        str(out),
+        "--language",
+        "en",
+    ]
+    assert prepare.main(argv) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert {s: b["rows"] for s, b in stats["sources"].items()} == {"exam": 1, "term": 1, "transcript": 1}
+    assert [(s["location"], s["reason"]) for s in stats["skipped"]] == [("train[2]", "missing_field")]
+    assert prepare.main(["--hub-dataset", "owner/not-here", "--output", str(out)]) == 2
+    assert "cannot load Hugging Face dataset 'owner/not-here'" in capsys.readouterr().err
