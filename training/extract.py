@@ -260,7 +260,7 @@ def add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
         "--api-key-env", default="OPENAI_API_KEY", help="name of the env var holding the key (never logged)"
     )
     group.add_argument(
-        "--extraction-language", choices=LANGUAGES, default="ko", help="default prompt language"
+        "--extraction-language", choices=LANGUAGES, help="prompt language (default: --language, else ko)"
     )
     group.add_argument("--extraction-prompt-file", type=Path, help="prompt file with a {summary} placeholder")
     group.add_argument("--max-attempts", type=int, default=3)
@@ -276,7 +276,7 @@ def settings_from_args(args: argparse.Namespace) -> ExtractionSettings:
     """Build settings, with clear errors for a missing model or a bad prompt file."""
     if not args.model:
         raise ValueError("no model: pass --model or set OPENAI_MODEL")
-    prompt = EXTRACTION_PROMPTS[args.extraction_language]
+    prompt = EXTRACTION_PROMPTS[args.extraction_language or getattr(args, "language", None) or "ko"]
     if args.extraction_prompt_file is not None:
         try:
             prompt = args.extraction_prompt_file.read_text(encoding="utf-8")

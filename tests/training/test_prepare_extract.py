@@ -184,3 +184,17 @@ def test_command_line_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFix
     argv = ["--input", str(tmp_path), "--work-dir", str(tmp_path), "--model", "m"]
     assert extract.main([*argv, "--extraction-prompt-file", str(prompt)]) == 2
     assert "{summary}" in capsys.readouterr().err
+
+
+def test_shipped_sample_extraction_is_complete(tmp_path: Path, openai_stub: Any) -> None:
+    """The English sample's success/ records match the chunker: a rerun asks the endpoint nothing."""
+    import shutil
+
+    sample = Path(extract.__file__).resolve().parent / "samples" / "en"
+    work = tmp_path / "work"
+    shutil.copytree(sample / "transcript_data", work)
+    settings = _settings(openai_stub, chunk_chars=ExtractionSettings.chunk_chars)
+    report = run_extraction(sample / "transcript_raw", work, settings)
+    assert report.chunks >= 10
+    assert (report.already_done, report.succeeded, report.failed) == (report.chunks, 0, 0)
+    assert sum(openai_stub.state.calls.values()) == 0
