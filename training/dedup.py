@@ -19,7 +19,7 @@ from typing import Any
 from training.records import QAPair, SkipLog, normalize_key
 
 DEFAULT_NEAR_THRESHOLD = 0.9
-_BLOCK_ROWS = 1024
+_BLOCK_ROWS = 256
 
 
 def _where(pair: QAPair) -> tuple[str, str]:
@@ -61,12 +61,15 @@ def remove_near_duplicates(
     dropped: set[int] = set()
     for start in range(0, len(pairs), _BLOCK_ROWS):
         block = (questions[start : start + _BLOCK_ROWS] @ questions[: start + _BLOCK_ROWS].T).tocsr()
+        block.data[block.data < threshold] = 0.0  # keep only candidate pairs, so rows stay short
+        block.eliminate_zeros()
         for offset in range(block.shape[0]):
             index = start + offset
-            row = block.getrow(offset)
-            for j, q_sim in sorted(zip(row.indices, row.data, strict=True), key=lambda item: -item[1]):
-                if q_sim < threshold:
-                    break
+            lo, hi = block.indptr[offset], block.indptr[offset + 1]
+            candidates = sorted(
+                zip(block.indices[lo:hi], block.data[lo:hi], strict=True), key=lambda c: -c[1]
+            )
+            for j, q_sim in candidates:
                 if j >= index or j in dropped:
                     continue
                 a_sim = float(answers.getrow(index).multiply(answers.getrow(j)).sum())
