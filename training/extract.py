@@ -173,6 +173,8 @@ async def _extract_one(
                 output = await _ask(client, chunk, settings)
     except Exception as exc:  # every failure is recorded, none stops the other chunks
         error = f"{type(exc).__name__}: {exc}"
+        if settings.api_key:  # some servers echo the key they refused
+            error = error.replace(settings.api_key, "***")
         record = {"chunk_id": chunk.chunk_id, "source_file": chunk.source_file, "index": chunk.index}
         record |= {"context": chunk.text, "error": error[:500], "attempts": attempts}
         _append(work_dir / FAILED_DIR / f"{chunk.source_file}.jsonl", record)

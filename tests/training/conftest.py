@@ -2,7 +2,8 @@
 
 The reply depends on a marker in the prompt: ``[valid]`` a valid ``qa_pairs`` object, ``[fenced]`` the same in
 a Markdown code fence, ``[malformed-once]`` broken JSON on the first request then valid, ``[always-500]`` an
-HTTP 500 error, ``[always-invalid]`` JSON that does not match the schema.
+HTTP 500 error, ``[always-invalid]`` JSON that does not match the schema, ``[auth-echo]`` an HTTP 401 error
+that repeats the key it was sent.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-_MARKER = re.compile(r"\[(valid|fenced|malformed-once|always-500|always-invalid)\]\s*(\w+)")
+_MARKER = re.compile(r"\[(valid|fenced|malformed-once|always-500|always-invalid|auth-echo)\]\s*(\w+)")
 
 
 @dataclass
@@ -91,7 +92,12 @@ def _make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
             try:
                 time.sleep(0.02)  # lets concurrent requests overlap
-                if kind == "always-500":
+                if kind == "auth-echo":
+                    key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    self._send(
+                        401, {"error": {"message": f"Incorrect API key provided: {key}", "type": "auth"}}
+                    )
+                elif kind == "always-500":
                     self._send(500, {"error": {"message": "stub server error", "type": "server_error"}})
                 elif kind == "always-invalid":
                     self._send(200, _completion(json.dumps({"qa_pairs": []})))

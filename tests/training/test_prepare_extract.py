@@ -198,3 +198,14 @@ def test_shipped_sample_extraction_is_complete(tmp_path: Path, openai_stub: Any)
     assert report.chunks >= 10
     assert (report.already_done, report.succeeded, report.failed) == (report.chunks, 0, 0)
     assert sum(openai_stub.state.calls.values()) == 0
+
+
+def test_refused_key_fails_at_once_and_is_redacted(tmp_path: Path, openai_stub: Any) -> None:
+    raw = _raw(tmp_path, ["[auth-echo] omicron about customs brokers."])
+    work = tmp_path / "work"
+    report = run_extraction(raw, work, _settings(openai_stub, max_attempts=3))
+    assert (report.succeeded, report.failed) == (0, 1)
+    assert openai_stub.state.calls["omicron"] == 1  # a 401 is not retried
+    failed = (work / "failed" / "lecture.jsonl").read_text()
+    assert "AuthenticationError" in failed and "***" in failed
+    assert SECRET not in failed + json.dumps(report.as_dict())
