@@ -18,3 +18,45 @@ def connection_env(lite: Any, **overrides: Any) -> str:
     }
     conn.update(overrides)
     return json.dumps(conn)
+
+
+def session_processes(session_id: str) -> list[int]:
+    """PIDs on this host whose environment says they belong to the Backend.AI session ``session_id``."""
+    import os
+
+    marker = f"BACKENDAI_SESSION_ID={session_id}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if marker in environ.read().split(b"\0"):
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+
+
+def lite_sessions(lite: Any, **match: Any) -> list[dict[str, Any]]:
+    """backendai-lite's own record of every session (``GET /lite/sessions``), filtered by equal fields."""
+    with lite.client() as http:
+        items = http.get("/lite/sessions").json()["sessions"]
+    return [item for item in items if all(item.get(k) == v for k, v in match.items())]
+
+
+def lite_sessions_named(lite: Any, prefix: str) -> list[dict[str, Any]]:
+    return [item for item in lite_sessions(lite) if str(item["name"]).startswith(prefix)]

@@ -1,0 +1,127 @@
+"""Kill, timeout and crash recovery: no orphaned session, no duplicate session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+from airflow_provider_fasttrack.triggers.session import BackendAISessionTrigger
+from tests.conftest import ROOT, load_test_dag
+from tests.helpers import lite_sessions_named, session_processes, wait_for
+
+pytestmark = pytest.mark.usefixtures("airflow_db", "backendai_conn")
+
+LOGICAL_DATE = "2026-03-01T00:00:00+00:00"
+
+
+def start_dag_test(dag_id: str) -> subprocess.Popen[bytes]:
+    """``dag.test()`` in its own process (a worker we can kill), for a fixed logical date."""
+    code = textwrap.dedent(
+        f"""
+        import pendulum
+        from tests.conftest import load_test_dag
+        when = pendulum.parse({LOGICAL_DATE!r})
+        load_test_dag({dag_id!r}).test(logical_date=when, run_after=when)
+        """
+    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ))
+
+
+def running_session(lite, task_prefix: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    def find():  # type: ignore[no-untyped-def]
+        items = [s for s in lite_sessions_named(lite, task_prefix) if s["status"] == "RUNNING"]
+        return items[-1] if items else None
+
+    return wait_for(find, timeout=60)  # type: ignore[no-any-return]
+
+
+def assert_session_gone(hook: BackendAIHook, session_id: str) -> None:
+    state = wait_for(lambda: (s := hook.get_session_state(session_id)).is_terminal and s, timeout=30)
+    assert not state.is_successful
+    wait_for(lambda: not session_processes(session_id), timeout=15)
+
+
+def test_crashed_worker_retry_reattaches_to_the_one_session(lite, hook) -> None:  # type: ignore[no-untyped-def]
+    worker = start_dag_test("op_crash")
+    try:
+        first = running_session(lite, "ft-long-")
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    # the session outlives the worker; the retry (same DAG run) must reattach to it
+    assert hook.get_session_state(first["id"]).status == "RUNNING"
+    dag = load_test_dag("op_crash")
+    import pendulum
+
+    when = pendulum.parse(LOGICAL_DATE)
+    dag_run = dag.test(logical_date=when, run_after=when)
+    assert dag_run.get_task_instance("long").state == "success"
+    sessions = lite_sessions_named(lite, "ft-long-")
+    assert [s["id"] for s in sessions] == [first["id"]]
+    assert sessions[0]["result"] == "SUCCESS"
+
+
+def test_trigger_on_kill_destroys_the_session(lite, hook) -> None:  # type: ignore[no-untyped-def]
+    request = hook.build_session_request(name="trigger-kill", image="python:3.11", command="sleep 120")
+    session_id = hook.create_session(request)["sessionId"]
+    wait_for(lambda: session_processes(session_id))
+    trigger = BackendAISessionTrigger(session_id, "trigger-kill", "backendai_default")
+    asyncio.run(trigger.on_kill())
+    assert_session_gone(hook, session_id)
+
+
+def test_operator_on_kill_after_user_marks_failed(lite, hook) -> None:  # type: ignore[no-untyped-def]
+    worker = start_dag_test("op_kill_sync")
+    try:
+        session = running_session(lite, "ft-victim-")
+        mark_task_failed("op_kill_sync", "victim")  # what "Mark failed" in the UI does
+        worker.send_signal(signal.SIGTERM)  # ... after which Airflow terminates the task process
+        worker.wait(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert_session_gone(hook, session["id"])
+
+
+def test_worker_sigterm_keeps_a_durable_session(lite, hook) -> None:  # type: ignore[no-untyped-def]
+    # (a deferred task holds no worker: a worker shutdown matters for tasks that wait in the worker)
+    worker = start_dag_test("op_kill_sync")
+    try:
+        session = running_session(lite, "ft-victim-")
+        worker.send_signal(signal.SIGTERM)  # a worker shutting down: the task is still "running"
+        worker.wait(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert hook.get_session_state(session["id"]).status == "RUNNING"
+    hook.destroy_session(session["id"])
+
+
+def test_execution_timeout_while_deferred_destroys_the_session(lite, hook, capfd) -> None:  # type: ignore[no-untyped-def]
+    dag_run = load_test_dag("op_timeout").test()
+    assert dag_run.get_task_instance("too_slow").state == "failed"
+    assert "execution_timeout" in "".join(capfd.readouterr())
+    session = lite_sessions_named(lite, "ft-too-slow-")[-1]
+    assert_session_gone(hook, session["id"])
+
+
+def mark_task_failed(dag_id: str, task_id: str) -> None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = (
+            session.query(TaskInstance)
+            .filter(TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id)
+            .order_by(TaskInstance.start_date.desc())
+            .first()
+        )
+        assert ti is not None
+        ti.state = "failed"
