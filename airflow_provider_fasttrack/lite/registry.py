@@ -275,7 +275,14 @@ class SessionRegistry:
                 log.exception("scheduling round failed")
 
     def _schedule_once(self) -> None:
-        sessions = self.store.sessions()
+        sessions = self.store.sessions(LIVE_STATUSES)
+        known = {row["id"] for row in sessions}
+        for dep_id in {
+            dep for row in sessions if row["status"] == "PENDING" for dep in row["dependencies"]
+        } - known:
+            dep_row = self.store.session(dep_id)
+            if dep_row is not None:
+                sessions.append(dep_row)
         decision = decide(self.config, sessions)
         for session_id, failed in decision.waiting.items():
             row = next(r for r in sessions if r["id"] == session_id)
@@ -603,6 +610,14 @@ class SessionRegistry:
         sessions = self.store.sessions(OCCUPYING_STATUSES)
         return usage(sessions, "scaling_group"), usage(sessions, "access_key")
 
+
+#: every status but the dead ones
+LIVE_STATUSES = frozenset(
+    {
+        "PENDING", "DEPRIORITIZING", "RESERVED", "SCHEDULED", "PREPARING", "PULLING", "PREPARED", "CREATING",
+        "RUNNING", "RESTARTING", "RUNNING_DEGRADED", "PREEMPTED", "RESCHEDULING", "TERMINATING", "ERROR",
+    }
+)  # fmt: skip
 
 _STARTING = frozenset({"SCHEDULED", "PREPARING", "PULLING", "PREPARED", "CREATING"})
 

@@ -19,6 +19,8 @@ def test_fault_injection_fraction_and_phases() -> None:
         "error_statuses": [500, 503, 429],
         "error_phase": "both",
         "retry_after_seconds": 2,
+        "latency_rate": 0.2,
+        "latency_seconds": 0.01,
     }
     with LiteServer(faults=faults, sandbox="none") as server, server.client() as http:
         statuses: Counter[int] = Counter()
@@ -60,6 +62,10 @@ def test_fault_injection_fraction_and_phases() -> None:
         lite_view = http.get("/lite/sessions")  # exempt from faults
         assert lite_view.status_code == 200
         assert [s["name"] for s in lite_view.json()["sessions"]] == ["idem"]
+        counts = http.get("/lite/faults").json()
+        injected = counts["error_before"] + counts["error_after"]
+        assert counts["requests"] >= 340 and injected >= errors
+        assert 0.1 <= counts["delayed"] / counts["requests"] <= 0.3
 
 
 def test_dropped_event_streams() -> None:
