@@ -321,6 +321,9 @@ class SessionRegistry:
         row = self._set_status(row, "PREPARING", status_info=None)
         self.hub.session_event("session_preparing", row, "")
         kernels = self.store.kernels(session_id)
+        for kernel in kernels:
+            self.store.update_kernel(kernel["id"], status="PREPARING")
+            self.hub.session_event("kernel_preparing", row, "", kernel=kernel)
         await self._notify()
         launches = [self._launch_for(row, kernel, kernels) for kernel in kernels]
         procs: dict[str, asyncio.subprocess.Process] = {}
@@ -463,6 +466,8 @@ class SessionRegistry:
         if current["status"] != "TERMINATING":
             current = self._set_status(current, "TERMINATING", status_info=reason)
             self.hub.session_event("session_terminating", current, reason)
+        for kernel in kernels:
+            self.hub.session_event("kernel_terminating", current, reason, kernel=kernel)
         for kernel in kernels:
             proc = procs.get(kernel["id"])
             kcode = (

@@ -235,7 +235,7 @@ def test_check_presets_shape(http: httpx.Client) -> None:
     ):
         assert key in body
     assert body["keypair_limits"]["cpu"] == "Infinity"
-    assert set(body["scaling_groups"]["default"]) == {"using", "remaining"}
+    assert set(body["scaling_groups"]["default"]) == {"occupied", "available", "using", "remaining"}
     assert all({"name", "resource_slots", "allocatable"} <= set(p) for p in body["presets"])
     assert (
         body["scaling_group_remaining"]["mem"] == str(16 * 2**30)
