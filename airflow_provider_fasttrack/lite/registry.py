@@ -355,14 +355,18 @@ class SessionRegistry:
             self.hub.session_event("session_started", row, "")
             await self._notify()
         main = procs.get(kernels[0]["id"])
+        every_kernel = row["type"] == "batch" and self.config.multi_node_command == "all"
+        awaited = list(procs.values()) if every_kernel else [main] if main is not None else []
         timed_out = False
-        if main is not None:
+        if awaited:
             try:
-                await asyncio.wait_for(main.wait(), row["batch_timeout"] if row["type"] == "batch" else None)
+                await asyncio.wait_for(
+                    asyncio.gather(*(proc.wait() for proc in awaited)),
+                    row["batch_timeout"] if row["type"] == "batch" else None,
+                )
             except TimeoutError:
                 timed_out = True
                 self._kill_processes(session_id, signal.SIGKILL)
-                await main.wait()
         self._kill_processes(session_id, signal.SIGKILL)
         for proc in procs.values():
             with contextlib.suppress(ProcessLookupError):
@@ -408,7 +412,7 @@ class SessionRegistry:
         return KernelLaunch(
             session_id=row["id"],
             kernel_id=kernel["id"],
-            command=self._command_for(row),
+            command=self._command_for(row, kernel),
             environ=env,
             workdir=kdir,
             scratch=kdir / "home",
@@ -423,15 +427,15 @@ class SessionRegistry:
         patterns = self.config.inherit_environment
         return {k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
 
-    @staticmethod
-    def _command_for(row: dict[str, Any]) -> str:
+    def _command_for(self, row: dict[str, Any], kernel: dict[str, Any]) -> str:
         parts = []
         if row["bootstrap_script"]:
             parts.append(f"/bin/bash -c {shlex.quote(row['bootstrap_script'])} || exit $?")
-        if row["type"] == "batch":
+        idle_sub = kernel["cluster_role"] != "main" and self.config.multi_node_command == "main"
+        if row["type"] == "batch" and not idle_sub:
             parts.append(row["startup_command"])
         else:
-            if row["startup_command"]:
+            if row["startup_command"] and not idle_sub:
                 parts.append(f"( {row['startup_command']} )")
             parts.append("exec sleep infinity")
         return "\n".join(parts)
@@ -449,6 +453,10 @@ class SessionRegistry:
         exit_code: int | None = None
         if main_proc is not None and main_proc.returncode is not None:
             exit_code = _exit_status(main_proc.returncode)
+        if exit_code == 0 and self.config.multi_node_command == "all":
+            # every kernel ran the command: the first failing kernel's code fails the session
+            codes = [_exit_status(p.returncode) for p in procs.values() if p.returncode is not None]
+            exit_code = next((code for code in codes if code != 0), 0)
         result = "UNDEFINED"
         reason = "user-requested" if destroyed else "self-terminated"
         if timed_out:

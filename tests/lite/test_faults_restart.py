@@ -79,7 +79,11 @@ def test_dropped_event_streams() -> None:
 
 @pytest.fixture(scope="module")
 def fallback_server() -> Iterator[LiteServer]:
-    server = LiteServer(slots={"cpu": 4, "mem": "4g", "cuda.shares": 10}, sandbox="none")
+    server = LiteServer(
+        slots={"cpu": 4, "mem": "4g", "cuda.shares": 10},
+        sandbox="none",
+        extra_config={"multi_node_command": "all"},
+    )
     server.start()
     yield server
     server.stop()
@@ -98,6 +102,18 @@ def test_fallback_without_namespaces(fallback_server: LiteServer) -> None:
     assert "/pipeline/outputs is not mounted" in logs
     assert str(fallback_server.vfolder_path("outs") / "run1") in logs
     assert (fallback_server.vfolder_path("outs") / "direct.txt").read_text() == "hi\n"
+
+
+def test_multi_node_command_on_every_kernel(fallback_server: LiteServer) -> None:
+    with fallback_server.client() as http:
+        command = 'echo "host=$BACKENDAI_CLUSTER_HOST idx=$BACKENDAI_CLUSTER_IDX"'
+        sid = create_session(http, command, clusterMode="multi-node", clusterSize=2)["sessionId"]
+        wait_for(http, sid, terminated)
+        info = compute_session(http, sid)
+        sub = info["containers"][1]["id"]
+        assert "host=main1 idx=1" in http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+        sub_logs = http.get(f"/session/{sid}/logs", params={"kernel_id": sub}).json()["result"]["logs"]
+        assert "host=sub1 idx=1" in sub_logs
 
 
 def test_restart_recovery(fallback_server: LiteServer) -> None:

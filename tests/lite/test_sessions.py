@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import httpx
-import pytest
 
 from airflow_provider_fasttrack.lite.runner import processes_of_session
 from tests.lite.conftest import IMAGE, compute_session, create_session, lite_session, terminated, wait_for
@@ -172,21 +171,37 @@ def test_never_fits_and_bad_requests_are_refused(http: httpx.Client) -> None:
     assert http.patch("/session/whatever").status_code == 501
 
 
-@pytest.mark.parametrize("size", [3])
-def test_multi_node_cluster_variables(http: httpx.Client, size: int) -> None:
-    command = 'echo "role=$BACKENDAI_CLUSTER_ROLE idx=$BACKENDAI_CLUSTER_IDX rank=$BACKENDAI_CLUSTER_LOCAL_RANK host=$BACKENDAI_CLUSTER_HOST hosts=$BACKENDAI_CLUSTER_HOSTS replicas=$BACKENDAI_CLUSTER_REPLICAS size=$BACKENDAI_CLUSTER_SIZE"; sleep 0.5'
-    sid = create_session(http, command, clusterMode="multi-node", clusterSize=size)["sessionId"]
+def _environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as file:
+        raw = file.read().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_multi_node_cluster_variables(http: httpx.Client) -> None:
+    command = 'echo "role=$BACKENDAI_CLUSTER_ROLE idx=$BACKENDAI_CLUSTER_IDX rank=$BACKENDAI_CLUSTER_LOCAL_RANK host=$BACKENDAI_CLUSTER_HOST hosts=$BACKENDAI_CLUSTER_HOSTS replicas=$BACKENDAI_CLUSTER_REPLICAS size=$BACKENDAI_CLUSTER_SIZE"; sleep 2'
+    sid = create_session(http, command, clusterMode="multi-node", clusterSize=3)["sessionId"]
+    wait_for(http, sid, lambda r: r["status"] == "RUNNING")
+    deadline = time.monotonic() + 10
+    roles: set[tuple[str, str]] = set()
+    while len(roles) < 3 and time.monotonic() < deadline:
+        for pid in processes_of_session(sid):
+            try:
+                env = _environ(pid)
+            except OSError:
+                continue
+            roles.add((env["BACKENDAI_CLUSTER_HOST"], env["BACKENDAI_CLUSTER_LOCAL_RANK"]))
+        time.sleep(0.1)
+    assert roles == {("main1", "0"), ("sub1", "1"), ("sub2", "2")}  # one process per kernel
     wait_for(http, sid, terminated)
     info = compute_session(http, sid)
     assert info["result"] == "SUCCESS"
-    roles = [c["cluster_role"] for c in info["containers"]]
-    assert roles == ["main", "sub", "sub"]
+    assert [c["cluster_role"] for c in info["containers"]] == ["main", "sub", "sub"]
     main_logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
     assert "role=main idx=1 rank=0 host=main1 hosts=main1,sub1,sub2 replicas=main:1,sub:2 size=3" in main_logs
     sub = info["containers"][2]["id"]
-    sub_logs = http.get(f"/session/{sid}/logs", params={"kernel_id": sub}).json()["result"]["logs"]
-    assert "role=sub idx=2 rank=2 host=sub2" in sub_logs
+    assert "role=" not in http.get(f"/session/{sid}/logs", params={"kernel_id": sub}).json()["result"]["logs"]
     assert lite_session(http, sid)["requested_slots"]["cpu"] == "3"
+    assert processes_of_session(sid) == []
 
 
 def test_gql_unknown_field_is_an_error(http: httpx.Client) -> None:
