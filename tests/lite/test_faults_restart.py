@@ -173,9 +173,11 @@ def test_keypair_resource_policy() -> None:
             },
         )
         assert over.status_code == 400 and over.json()["type"].endswith("/quota-exceeded")
-        first = create_session(http, "sleep 1")["sessionId"]
+        first = create_session(http, "sleep 300")["sessionId"]
         second = create_session(http, "true")["sessionId"]
         wait_for(http, first, lambda r: r["status"] == "RUNNING")
+        time.sleep(0.6)  # a scheduling round or more
         assert lite_session(http, second)["status"] == "PENDING"
         assert http.post("/resource/check-presets", json={}).json()["keypair_limits"]["cpu"] == "2"
+        http.delete(f"/session/{first}", params={"forced": "true"})
         assert wait_for(http, second, terminated)["result"] == "SUCCESS"
