@@ -79,14 +79,12 @@ def test_dropped_event_streams() -> None:
 
 @pytest.fixture(scope="module")
 def fallback_server() -> Iterator[LiteServer]:
-    server = LiteServer(
+    with LiteServer(
         slots={"cpu": 4, "mem": "4g", "cuda.shares": 10},
         sandbox="none",
         extra_config={"multi_node_command": "all"},
-    )
-    server.start()
-    yield server
-    server.stop()
+    ) as server:
+        yield server
 
 
 def test_fallback_without_namespaces(fallback_server: LiteServer) -> None:
