@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
 import os
-import shlex
 import shutil
 import signal
 import uuid
@@ -19,6 +17,7 @@ from airflow_provider_fasttrack.lite import slots as slotlib
 from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.events import EventHub
+from airflow_provider_fasttrack.lite.kernels import cluster_layout, kernel_launch
 from airflow_provider_fasttrack.lite.runner import KernelLaunch, kill_group, start_kernel, sweep_session
 from airflow_provider_fasttrack.lite.sandbox import MountSpec, SandboxError
 from airflow_provider_fasttrack.lite.scheduler import OCCUPYING_STATUSES, decide, never_fits, usage
@@ -200,7 +199,7 @@ class SessionRegistry:
             "created_at": now_iso(),
         }
         self.store.insert_session(row)
-        for rank, (role, idx) in enumerate(_cluster_layout(spec.cluster_size)):
+        for rank, (role, idx) in enumerate(cluster_layout(spec.cluster_size)):
             kernel_id = str(uuid.uuid4())
             kdir = self._kernel_dir(session_id, kernel_id)
             kdir.mkdir(parents=True, exist_ok=True)
@@ -377,68 +376,8 @@ class SessionRegistry:
     def _launch_for(
         self, row: dict[str, Any], kernel: dict[str, Any], kernels: list[dict[str, Any]]
     ) -> KernelLaunch:
-        lite = row["config"]["_lite"]
-        mounts = [MountSpec(Path(src), dst, ro, label) for src, dst, ro, label in lite["mounts"]]
-        keypair = self.config.keypair(row["access_key"])
-        env = self._inherited_environment()
-        env.update(lite["environ"])
-        hosts = [k["hostname"] for k in kernels]
-        roles: dict[str, int] = {}
-        for k in kernels:
-            roles[k["cluster_role"]] = roles.get(k["cluster_role"], 0) + 1
-        env.update(
-            {
-                "BACKENDAI_SESSION_ID": row["id"],
-                "BACKENDAI_SESSION_NAME": row["name"],
-                "BACKENDAI_ACCESS_KEY": row["access_key"],
-                "BACKENDAI_USER_UUID": keypair.user_uuid if keypair else "",
-                "BACKENDAI_USER_EMAIL": keypair.user_email if keypair else "",
-                "BACKENDAI_CLUSTER_SIZE": str(len(kernels)),
-                "BACKENDAI_CLUSTER_REPLICAS": ",".join(f"{role}:{n}" for role, n in roles.items()),
-                "BACKENDAI_CLUSTER_HOSTS": ",".join(hosts),
-                "BACKENDAI_PREOPEN_PORTS": ",".join(str(p) for p in lite["preopen_ports"]),
-                "BACKENDAI_KERNEL_ID": kernel["id"],
-                "BACKENDAI_KERNEL_IMAGE": row["image"],
-                "BACKENDAI_CLUSTER_ROLE": kernel["cluster_role"],
-                "BACKENDAI_CLUSTER_IDX": str(kernel["cluster_idx"]),
-                "BACKENDAI_CLUSTER_LOCAL_RANK": str(kernel["local_rank"]),
-                "BACKENDAI_CLUSTER_HOST": kernel["hostname"],
-                "LANG": env.get("LANG", "C.UTF-8"),
-                "USER": "work",
-                "LOGNAME": "work",
-            }
-        )
         kdir = self._kernel_dir(row["id"], kernel["id"])
-        return KernelLaunch(
-            session_id=row["id"],
-            kernel_id=kernel["id"],
-            command=self._command_for(row, kernel),
-            environ=env,
-            workdir=kdir,
-            scratch=kdir / "home",
-            log_path=Path(kernel["log_path"]),
-            bin_dir=lite["bin_dir"],
-            mounts=mounts,
-            hostnames=hosts,
-            use_namespace=self.use_namespace,
-        )
-
-    def _inherited_environment(self) -> dict[str, str]:
-        patterns = self.config.inherit_environment
-        return {k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
-
-    def _command_for(self, row: dict[str, Any], kernel: dict[str, Any]) -> str:
-        parts = []
-        if row["bootstrap_script"]:
-            parts.append(f"/bin/bash -c {shlex.quote(row['bootstrap_script'])} || exit $?")
-        idle_sub = kernel["cluster_role"] != "main" and self.config.multi_node_command == "main"
-        if row["type"] == "batch" and not idle_sub:
-            parts.append(row["startup_command"])
-        else:
-            if row["startup_command"] and not idle_sub:
-                parts.append(f"( {row['startup_command']} )")
-            parts.append("exec sleep infinity")
-        return "\n".join(parts)
+        return kernel_launch(self.config, row, kernel, kernels, kdir, self.use_namespace)
 
     def _finish(
         self,
@@ -633,8 +572,3 @@ LIVE_STATUSES = frozenset(
 )  # fmt: skip
 
 _STARTING = frozenset({"SCHEDULED", "PREPARING", "PULLING", "PREPARED", "CREATING"})
-
-
-def _cluster_layout(size: int) -> list[tuple[str, int]]:
-    """``(role, idx)`` per kernel: ``main1``, then ``sub1`` .. ``sub{size-1}``."""
-    return [("main", 1)] + [("sub", i) for i in range(1, size)]
