@@ -109,9 +109,20 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    server = uvicorn.Server(
+    app = create_app(config, data_dir)
+
+    class LiteUvicornServer(uvicorn.Server):
+        """Ends the event streams first on shutdown, so open streams do not hold it up."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            lite = getattr(app.state, "lite", None)
+            if lite is not None:
+                lite.hub.close()
+            await super().shutdown(sockets)
+
+    server = LiteUvicornServer(
         uvicorn.Config(
-            create_app(config, data_dir),
+            app,
             log_level=args.log_level,
             timeout_graceful_shutdown=3,
             lifespan="on",

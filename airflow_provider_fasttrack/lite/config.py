@@ -133,6 +133,9 @@ class LiteConfig(_Model):
     sandbox: Literal["auto", "namespace", "none"] = "auto"
     #: seconds between SIGTERM and SIGKILL when a session is destroyed without ``forced``
     kill_grace_seconds: float = Field(default=2.0, ge=0.0)
+    #: multi-node batch sessions: the startup command runs on the main kernel only (as on a real cluster, where
+    #: sub kernels wait to be driven from main), or on every kernel (each with its own cluster variables)
+    multi_node_command: Literal["main", "all"] = "main"
     #: server environment variables (globs) passed on to sessions, so the default runtime finds its packages
     inherit_environment: list[str] = Field(
         default_factory=lambda: ["PYTHONPATH", "HF_*", "TRANSFORMERS_*", "TOKENIZERS_PARALLELISM", "TZ"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,6 +42,8 @@ class FaultInjector:
     def __init__(self, config: FaultConfig) -> None:
         self.config = config
         self._random = random.Random(config.seed)
+        #: what was injected so far: ``error_before``, ``error_after``, ``delayed``, ``dropped_stream``, ``requests``
+        self.counts: Counter[str] = Counter()
 
     def applies_to(self, path: str) -> bool:
         """Whether faults may be injected on this path."""
@@ -49,6 +52,7 @@ class FaultInjector:
     def error(self, *, can_be_after: bool = True) -> InjectedFault | None:
         """An error to inject on this request, or ``None``."""
         cfg = self.config
+        self.counts["requests"] += 1
         if cfg.error_rate <= 0 or self._random.random() >= cfg.error_rate:
             return None
         status = self._random.choice(cfg.error_statuses)
@@ -59,12 +63,14 @@ class FaultInjector:
             phase = cfg.error_phase
         if phase == "after" and not can_be_after:
             phase = "before"
+        self.counts[f"error_{phase}"] += 1
         return InjectedFault(status, phase, cfg.retry_after_seconds)
 
     def latency(self) -> float:
         """Seconds to delay this request (0 for most)."""
         cfg = self.config
         if cfg.latency_rate > 0 and self._random.random() < cfg.latency_rate:
+            self.counts["delayed"] += 1
             return cfg.latency_seconds
         return 0.0
 
@@ -72,5 +78,6 @@ class FaultInjector:
         """For a new event stream: after how many events the server closes it (``None``: never)."""
         cfg = self.config
         if cfg.drop_event_stream_rate > 0 and self._random.random() < cfg.drop_event_stream_rate:
+            self.counts["dropped_stream"] += 1
             return cfg.drop_event_stream_after
         return None

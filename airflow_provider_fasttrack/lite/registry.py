@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
 import os
-import shlex
 import shutil
 import signal
 import uuid
@@ -19,6 +17,7 @@ from airflow_provider_fasttrack.lite import slots as slotlib
 from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.events import EventHub
+from airflow_provider_fasttrack.lite.kernels import cluster_layout, kernel_launch
 from airflow_provider_fasttrack.lite.runner import KernelLaunch, kill_group, start_kernel, sweep_session
 from airflow_provider_fasttrack.lite.sandbox import MountSpec, SandboxError
 from airflow_provider_fasttrack.lite.scheduler import OCCUPYING_STATUSES, decide, never_fits, usage
@@ -200,7 +199,7 @@ class SessionRegistry:
             "created_at": now_iso(),
         }
         self.store.insert_session(row)
-        for rank, (role, idx) in enumerate(_cluster_layout(spec.cluster_size)):
+        for rank, (role, idx) in enumerate(cluster_layout(spec.cluster_size)):
             kernel_id = str(uuid.uuid4())
             kdir = self._kernel_dir(session_id, kernel_id)
             kdir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +274,14 @@ class SessionRegistry:
                 log.exception("scheduling round failed")
 
     def _schedule_once(self) -> None:
-        sessions = self.store.sessions()
+        sessions = self.store.sessions(LIVE_STATUSES)
+        known = {row["id"] for row in sessions}
+        for dep_id in {
+            dep for row in sessions if row["status"] == "PENDING" for dep in row["dependencies"]
+        } - known:
+            dep_row = self.store.session(dep_id)
+            if dep_row is not None:
+                sessions.append(dep_row)
         decision = decide(self.config, sessions)
         for session_id, failed in decision.waiting.items():
             row = next(r for r in sessions if r["id"] == session_id)
@@ -314,6 +320,9 @@ class SessionRegistry:
         row = self._set_status(row, "PREPARING", status_info=None)
         self.hub.session_event("session_preparing", row, "")
         kernels = self.store.kernels(session_id)
+        for kernel in kernels:
+            self.store.update_kernel(kernel["id"], status="PREPARING")
+            self.hub.session_event("kernel_preparing", row, "", kernel=kernel)
         await self._notify()
         launches = [self._launch_for(row, kernel, kernels) for kernel in kernels]
         procs: dict[str, asyncio.subprocess.Process] = {}
@@ -345,14 +354,18 @@ class SessionRegistry:
             self.hub.session_event("session_started", row, "")
             await self._notify()
         main = procs.get(kernels[0]["id"])
+        every_kernel = row["type"] == "batch" and self.config.multi_node_command == "all"
+        awaited = list(procs.values()) if every_kernel else [main] if main is not None else []
         timed_out = False
-        if main is not None:
+        if awaited:
             try:
-                await asyncio.wait_for(main.wait(), row["batch_timeout"] if row["type"] == "batch" else None)
+                await asyncio.wait_for(
+                    asyncio.gather(*(proc.wait() for proc in awaited)),
+                    row["batch_timeout"] if row["type"] == "batch" else None,
+                )
             except TimeoutError:
                 timed_out = True
                 self._kill_processes(session_id, signal.SIGKILL)
-                await main.wait()
         self._kill_processes(session_id, signal.SIGKILL)
         for proc in procs.values():
             with contextlib.suppress(ProcessLookupError):
@@ -363,68 +376,8 @@ class SessionRegistry:
     def _launch_for(
         self, row: dict[str, Any], kernel: dict[str, Any], kernels: list[dict[str, Any]]
     ) -> KernelLaunch:
-        lite = row["config"]["_lite"]
-        mounts = [MountSpec(Path(src), dst, ro, label) for src, dst, ro, label in lite["mounts"]]
-        keypair = self.config.keypair(row["access_key"])
-        env = self._inherited_environment()
-        env.update(lite["environ"])
-        hosts = [k["hostname"] for k in kernels]
-        roles: dict[str, int] = {}
-        for k in kernels:
-            roles[k["cluster_role"]] = roles.get(k["cluster_role"], 0) + 1
-        env.update(
-            {
-                "BACKENDAI_SESSION_ID": row["id"],
-                "BACKENDAI_SESSION_NAME": row["name"],
-                "BACKENDAI_ACCESS_KEY": row["access_key"],
-                "BACKENDAI_USER_UUID": keypair.user_uuid if keypair else "",
-                "BACKENDAI_USER_EMAIL": keypair.user_email if keypair else "",
-                "BACKENDAI_CLUSTER_SIZE": str(len(kernels)),
-                "BACKENDAI_CLUSTER_REPLICAS": ",".join(f"{role}:{n}" for role, n in roles.items()),
-                "BACKENDAI_CLUSTER_HOSTS": ",".join(hosts),
-                "BACKENDAI_PREOPEN_PORTS": ",".join(str(p) for p in lite["preopen_ports"]),
-                "BACKENDAI_KERNEL_ID": kernel["id"],
-                "BACKENDAI_KERNEL_IMAGE": row["image"],
-                "BACKENDAI_CLUSTER_ROLE": kernel["cluster_role"],
-                "BACKENDAI_CLUSTER_IDX": str(kernel["cluster_idx"]),
-                "BACKENDAI_CLUSTER_LOCAL_RANK": str(kernel["local_rank"]),
-                "BACKENDAI_CLUSTER_HOST": kernel["hostname"],
-                "LANG": env.get("LANG", "C.UTF-8"),
-                "USER": "work",
-                "LOGNAME": "work",
-            }
-        )
         kdir = self._kernel_dir(row["id"], kernel["id"])
-        return KernelLaunch(
-            session_id=row["id"],
-            kernel_id=kernel["id"],
-            command=self._command_for(row),
-            environ=env,
-            workdir=kdir,
-            scratch=kdir / "home",
-            log_path=Path(kernel["log_path"]),
-            bin_dir=lite["bin_dir"],
-            mounts=mounts,
-            hostnames=hosts,
-            use_namespace=self.use_namespace,
-        )
-
-    def _inherited_environment(self) -> dict[str, str]:
-        patterns = self.config.inherit_environment
-        return {k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
-
-    @staticmethod
-    def _command_for(row: dict[str, Any]) -> str:
-        parts = []
-        if row["bootstrap_script"]:
-            parts.append(f"/bin/bash -c {shlex.quote(row['bootstrap_script'])} || exit $?")
-        if row["type"] == "batch":
-            parts.append(row["startup_command"])
-        else:
-            if row["startup_command"]:
-                parts.append(f"( {row['startup_command']} )")
-            parts.append("exec sleep infinity")
-        return "\n".join(parts)
+        return kernel_launch(self.config, row, kernel, kernels, kdir, self.use_namespace)
 
     def _finish(
         self,
@@ -439,6 +392,10 @@ class SessionRegistry:
         exit_code: int | None = None
         if main_proc is not None and main_proc.returncode is not None:
             exit_code = _exit_status(main_proc.returncode)
+        if exit_code == 0 and self.config.multi_node_command == "all":
+            # every kernel ran the command: the first failing kernel's code fails the session
+            codes = [_exit_status(p.returncode) for p in procs.values() if p.returncode is not None]
+            exit_code = next((code for code in codes if code != 0), 0)
         result = "UNDEFINED"
         reason = "user-requested" if destroyed else "self-terminated"
         if timed_out:
@@ -456,6 +413,8 @@ class SessionRegistry:
         if current["status"] != "TERMINATING":
             current = self._set_status(current, "TERMINATING", status_info=reason)
             self.hub.session_event("session_terminating", current, reason)
+        for kernel in kernels:
+            self.hub.session_event("kernel_terminating", current, reason, kernel=kernel)
         for kernel in kernels:
             proc = procs.get(kernel["id"])
             kcode = (
@@ -604,9 +563,12 @@ class SessionRegistry:
         return usage(sessions, "scaling_group"), usage(sessions, "access_key")
 
 
+#: every status but the dead ones
+LIVE_STATUSES = frozenset(
+    {
+        "PENDING", "DEPRIORITIZING", "RESERVED", "SCHEDULED", "PREPARING", "PULLING", "PREPARED", "CREATING",
+        "RUNNING", "RESTARTING", "RUNNING_DEGRADED", "PREEMPTED", "RESCHEDULING", "TERMINATING", "ERROR",
+    }
+)  # fmt: skip
+
 _STARTING = frozenset({"SCHEDULED", "PREPARING", "PULLING", "PREPARED", "CREATING"})
-
-
-def _cluster_layout(size: int) -> list[tuple[str, int]]:
-    """``(role, idx)`` per kernel: ``main1``, then ``sub1`` .. ``sub{size-1}``."""
-    return [("main", 1)] + [("sub", i) for i in range(1, size)]

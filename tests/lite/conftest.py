@@ -95,3 +95,30 @@ def compute_session(http: httpx.Client, session_id: str) -> dict[str, Any]:
     item: dict[str, Any] = response.json()["data"]["compute_session"]
     item["status_data"] = json.loads(item["status_data"])
     return item
+
+
+class Gate:
+    """A file the test creates to let waiting sessions finish: ordering without timing assumptions."""
+
+    def __init__(self, server: LiteServer, http: httpx.Client) -> None:
+        http.post("/folders", json={"name": "gates"})  # 400 when it exists already
+        self.path = server.vfolder_path("gates") / f"gate-{time.monotonic_ns()}"
+
+    @property
+    def wait(self) -> str:
+        """Shell that blocks until the gate opens (the vfolder is mounted at /home/work/gates)."""
+        return f"until [ -e gates/{self.path.name} ]; do sleep 0.05; done"
+
+    def config(self, **extra: Any) -> dict[str, Any]:
+        """A session config that mounts the gates vfolder."""
+        config: dict[str, Any] = {"resources": {"cpu": 1, "mem": "256m"}, "mounts": ["gates"]}
+        for key, value in extra.items():
+            if key == "resources":
+                config["resources"].update(value)
+            else:
+                config[key] = value
+        return config
+
+    def open(self) -> None:
+        """Let the waiting sessions go on."""
+        self.path.touch()

@@ -19,6 +19,8 @@ def test_fault_injection_fraction_and_phases() -> None:
         "error_statuses": [500, 503, 429],
         "error_phase": "both",
         "retry_after_seconds": 2,
+        "latency_rate": 0.2,
+        "latency_seconds": 0.01,
     }
     with LiteServer(faults=faults, sandbox="none") as server, server.client() as http:
         statuses: Counter[int] = Counter()
@@ -60,6 +62,10 @@ def test_fault_injection_fraction_and_phases() -> None:
         lite_view = http.get("/lite/sessions")  # exempt from faults
         assert lite_view.status_code == 200
         assert [s["name"] for s in lite_view.json()["sessions"]] == ["idem"]
+        counts = http.get("/lite/faults").json()
+        injected = counts["error_before"] + counts["error_after"]
+        assert counts["requests"] >= 340 and injected >= errors
+        assert 0.1 <= counts["delayed"] / counts["requests"] <= 0.3
 
 
 def test_dropped_event_streams() -> None:
@@ -73,10 +79,12 @@ def test_dropped_event_streams() -> None:
 
 @pytest.fixture(scope="module")
 def fallback_server() -> Iterator[LiteServer]:
-    server = LiteServer(slots={"cpu": 4, "mem": "4g", "cuda.shares": 10}, sandbox="none")
-    server.start()
-    yield server
-    server.stop()
+    with LiteServer(
+        slots={"cpu": 4, "mem": "4g", "cuda.shares": 10},
+        sandbox="none",
+        extra_config={"multi_node_command": "all"},
+    ) as server:
+        yield server
 
 
 def test_fallback_without_namespaces(fallback_server: LiteServer) -> None:
@@ -92,6 +100,18 @@ def test_fallback_without_namespaces(fallback_server: LiteServer) -> None:
     assert "/pipeline/outputs is not mounted" in logs
     assert str(fallback_server.vfolder_path("outs") / "run1") in logs
     assert (fallback_server.vfolder_path("outs") / "direct.txt").read_text() == "hi\n"
+
+
+def test_multi_node_command_on_every_kernel(fallback_server: LiteServer) -> None:
+    with fallback_server.client() as http:
+        command = 'echo "host=$BACKENDAI_CLUSTER_HOST idx=$BACKENDAI_CLUSTER_IDX"'
+        sid = create_session(http, command, clusterMode="multi-node", clusterSize=2)["sessionId"]
+        wait_for(http, sid, terminated)
+        info = compute_session(http, sid)
+        sub = info["containers"][1]["id"]
+        assert "host=main1 idx=1" in http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+        sub_logs = http.get(f"/session/{sid}/logs", params={"kernel_id": sub}).json()["result"]["logs"]
+        assert "host=sub1 idx=1" in sub_logs
 
 
 def test_restart_recovery(fallback_server: LiteServer) -> None:
@@ -151,9 +171,11 @@ def test_keypair_resource_policy() -> None:
             },
         )
         assert over.status_code == 400 and over.json()["type"].endswith("/quota-exceeded")
-        first = create_session(http, "sleep 1")["sessionId"]
+        first = create_session(http, "sleep 300")["sessionId"]
         second = create_session(http, "true")["sessionId"]
         wait_for(http, first, lambda r: r["status"] == "RUNNING")
+        time.sleep(0.6)  # a scheduling round or more
         assert lite_session(http, second)["status"] == "PENDING"
         assert http.post("/resource/check-presets", json={}).json()["keypair_limits"]["cpu"] == "2"
+        http.delete(f"/session/{first}", params={"forced": "true"})
         assert wait_for(http, second, terminated)["result"] == "SUCCESS"

@@ -5,10 +5,18 @@ from __future__ import annotations
 import time
 
 import httpx
-import pytest
 
 from airflow_provider_fasttrack.lite.runner import processes_of_session
-from tests.lite.conftest import IMAGE, compute_session, create_session, lite_session, terminated, wait_for
+from airflow_provider_fasttrack.lite.testing import LiteServer
+from tests.lite.conftest import (
+    IMAGE,
+    Gate,
+    compute_session,
+    create_session,
+    lite_session,
+    terminated,
+    wait_for,
+)
 
 
 def test_exit_3_is_failure_with_exit_code_and_logs(http: httpx.Client) -> None:
@@ -79,14 +87,17 @@ def test_batch_timeout_is_task_timeout(http: httpx.Client) -> None:
     assert processes_of_session(sid) == []
 
 
-def test_dependency_holds_pending_until_success(http: httpx.Client) -> None:
-    first = create_session(http, "sleep 1; exit 0")["sessionId"]
+def test_dependency_holds_pending_until_success(http: httpx.Client, lite_server: LiteServer) -> None:
+    gate = Gate(lite_server, http)
+    first = create_session(http, gate.wait, config=gate.config())["sessionId"]
     second = create_session(http, "echo second", dependencies=[first])["sessionId"]
     wait_for(http, first, lambda r: r["status"] == "RUNNING")
+    time.sleep(0.6)  # a scheduling round or more
     assert lite_session(http, second)["status"] == "PENDING"
+    gate.open()
     done_first = wait_for(http, first, terminated)
     done_second = wait_for(http, second, terminated)
-    assert done_second["result"] == "SUCCESS"
+    assert done_first["result"] == "SUCCESS" and done_second["result"] == "SUCCESS"
     assert done_second["started_at"] >= done_first["terminated_at"]
 
 
@@ -130,14 +141,18 @@ def test_same_name_returns_same_live_session(http: httpx.Client) -> None:
     assert third["created"] is True and third["sessionId"] != first["sessionId"]
 
 
-def test_fgpu_shares_two_run_third_waits(http: httpx.Client) -> None:
-    gpu = {"resources": {"cpu": 1, "mem": "256m", "cuda.shares": "5"}}
-    ids = [create_session(http, "sleep 2", config=gpu)["sessionId"] for _ in range(3)]
-    wait_for(http, ids[1], lambda r: r["status"] == "RUNNING")
+def test_fgpu_shares_two_run_third_waits(http: httpx.Client, lite_server: LiteServer) -> None:
+    gate = Gate(lite_server, http)
+    gpu = gate.config(resources={"cuda.shares": "5"})
+    ids = [create_session(http, gate.wait, config=gpu)["sessionId"] for _ in range(3)]
     wait_for(http, ids[0], lambda r: r["status"] == "RUNNING")
+    wait_for(http, ids[1], lambda r: r["status"] == "RUNNING")
+    time.sleep(0.6)  # a scheduling round or more
     assert lite_session(http, ids[2])["status"] == "PENDING"
     presets = http.post("/resource/check-presets", json={}).json()
-    assert presets["scaling_groups"]["default"]["remaining"]["cuda.shares"] == "0"
+    assert presets["scaling_groups"]["default"]["available"]["cuda.shares"] == "0"
+    assert presets["scaling_groups"]["default"]["occupied"]["cuda.shares"] == "10"
+    gate.open()
     records = [wait_for(http, sid, terminated) for sid in ids]
     assert all(r["result"] == "SUCCESS" for r in records)
     assert records[2]["started_at"] >= min(r["terminated_at"] for r in records[:2])
@@ -172,21 +187,41 @@ def test_never_fits_and_bad_requests_are_refused(http: httpx.Client) -> None:
     assert http.patch("/session/whatever").status_code == 501
 
 
-@pytest.mark.parametrize("size", [3])
-def test_multi_node_cluster_variables(http: httpx.Client, size: int) -> None:
-    command = 'echo "role=$BACKENDAI_CLUSTER_ROLE idx=$BACKENDAI_CLUSTER_IDX rank=$BACKENDAI_CLUSTER_LOCAL_RANK host=$BACKENDAI_CLUSTER_HOST hosts=$BACKENDAI_CLUSTER_HOSTS replicas=$BACKENDAI_CLUSTER_REPLICAS size=$BACKENDAI_CLUSTER_SIZE"; sleep 0.5'
-    sid = create_session(http, command, clusterMode="multi-node", clusterSize=size)["sessionId"]
+def _environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as file:
+        raw = file.read().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_multi_node_cluster_variables(http: httpx.Client, lite_server: LiteServer) -> None:
+    gate = Gate(lite_server, http)
+    command = 'echo "role=$BACKENDAI_CLUSTER_ROLE idx=$BACKENDAI_CLUSTER_IDX rank=$BACKENDAI_CLUSTER_LOCAL_RANK host=$BACKENDAI_CLUSTER_HOST hosts=$BACKENDAI_CLUSTER_HOSTS replicas=$BACKENDAI_CLUSTER_REPLICAS size=$BACKENDAI_CLUSTER_SIZE"; '
+    sid = create_session(
+        http, command + gate.wait, config=gate.config(), clusterMode="multi-node", clusterSize=3
+    )["sessionId"]
+    wait_for(http, sid, lambda r: r["status"] == "RUNNING")
+    deadline = time.monotonic() + 30
+    roles: set[tuple[str, str]] = set()
+    while len(roles) < 3 and time.monotonic() < deadline:
+        for pid in processes_of_session(sid):
+            try:
+                env = _environ(pid)
+            except OSError:
+                continue
+            roles.add((env["BACKENDAI_CLUSTER_HOST"], env["BACKENDAI_CLUSTER_LOCAL_RANK"]))
+        time.sleep(0.1)
+    assert roles == {("main1", "0"), ("sub1", "1"), ("sub2", "2")}  # one process per kernel
+    gate.open()
     wait_for(http, sid, terminated)
     info = compute_session(http, sid)
     assert info["result"] == "SUCCESS"
-    roles = [c["cluster_role"] for c in info["containers"]]
-    assert roles == ["main", "sub", "sub"]
+    assert [c["cluster_role"] for c in info["containers"]] == ["main", "sub", "sub"]
     main_logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
     assert "role=main idx=1 rank=0 host=main1 hosts=main1,sub1,sub2 replicas=main:1,sub:2 size=3" in main_logs
     sub = info["containers"][2]["id"]
-    sub_logs = http.get(f"/session/{sid}/logs", params={"kernel_id": sub}).json()["result"]["logs"]
-    assert "role=sub idx=2 rank=2 host=sub2" in sub_logs
+    assert "role=" not in http.get(f"/session/{sid}/logs", params={"kernel_id": sub}).json()["result"]["logs"]
     assert lite_session(http, sid)["requested_slots"]["cpu"] == "3"
+    assert processes_of_session(sid) == []
 
 
 def test_gql_unknown_field_is_an_error(http: httpx.Client) -> None:
@@ -235,7 +270,7 @@ def test_check_presets_shape(http: httpx.Client) -> None:
     ):
         assert key in body
     assert body["keypair_limits"]["cpu"] == "Infinity"
-    assert set(body["scaling_groups"]["default"]) == {"using", "remaining"}
+    assert set(body["scaling_groups"]["default"]) == {"occupied", "available", "using", "remaining"}
     assert all({"name", "resource_slots", "allocatable"} <= set(p) for p in body["presets"])
     assert (
         body["scaling_group_remaining"]["mem"] == str(16 * 2**30)

@@ -53,6 +53,36 @@ async def list_files(request: Request, name: str, path: str = "") -> dict[str, A
     return {"items": items, "files": json.dumps(items)}
 
 
+@router.post("/folders/{name}/mkdir")
+async def make_directory(request: Request, name: str) -> JSONResponse:
+    """Create directories (``path``: one or a list; ``parents``, ``exist_ok``)."""
+    ctx = context(request)
+    body = await json_body(request)
+    row = ctx.vfolders.get(caller(request).access_key, name)
+    paths = body.get("path") if isinstance(body, dict) else None
+    if isinstance(paths, str):
+        paths = [paths]
+    if (
+        not isinstance(paths, list)
+        or not paths
+        or not all(isinstance(p, str) and p.strip("/") for p in paths)
+    ):
+        raise LiteError("invalid-api-params", "path must be a directory path or a list of them")
+    parents = bool(body.get("parents", True))
+    exist_ok = bool(body.get("exist_ok", False))
+    results = []
+    for path in paths:
+        target = ctx.vfolders.resolve(row, path)
+        try:
+            target.mkdir(parents=parents, exist_ok=exist_ok)
+        except FileExistsError:
+            raise LiteError("invalid-api-params", f"{path!r} already exists") from None
+        except FileNotFoundError:
+            raise LiteError("invalid-api-params", f"the parent of {path!r} does not exist") from None
+        results.append({"item": path, "msg": None})
+    return JSONResponse({"results": results}, status_code=201)
+
+
 def _storage_url(request: Request, endpoint: str) -> str:
     return str(request.base_url).rstrip("/") + endpoint
 

@@ -44,3 +44,11 @@ async def all_sessions(request: Request) -> dict[str, Any]:
             }
         )
     return {"sessions": items, "sandbox": ctx.sandbox_note}
+
+
+@router.get("/lite/faults")
+async def injected_faults(request: Request) -> dict[str, int]:
+    """How many requests were seen by fault injection and what was injected."""
+    counts = context(request).faults.counts
+    keys = ("requests", "error_before", "error_after", "delayed", "dropped_stream")
+    return {key: counts[key] for key in keys}

@@ -49,7 +49,13 @@ async def check_presets(request: Request) -> dict[str, Any]:
         used = {slot: Decimal(0) for slot in slot_names}
         used.update(group_used.get(name, {}))
         remaining = slotlib.subtract(capacity, used)
-        groups[name] = {"using": slotlib.to_json(used), "remaining": slotlib.to_json(remaining)}
+        # current managers name these "occupied"/"available"; older ones "using"/"remaining"
+        groups[name] = {
+            "occupied": slotlib.to_json(used),
+            "available": slotlib.to_json(remaining),
+            "using": slotlib.to_json(used),
+            "remaining": slotlib.to_json(remaining),
+        }
         sg_remaining = slotlib.add(sg_remaining, remaining)
     allocatable = {k: min(v, key_remaining.get(k, INFINITY)) for k, v in sg_remaining.items()}
     presets = []

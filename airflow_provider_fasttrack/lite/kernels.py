@@ -1,0 +1,97 @@
+"""What each kernel of a session runs: its cluster place, command, environment and launch spec."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_fasttrack.lite.config import LiteConfig
+from airflow_provider_fasttrack.lite.runner import KernelLaunch
+from airflow_provider_fasttrack.lite.sandbox import MountSpec
+
+__all__ = ["cluster_layout", "kernel_command", "kernel_environment", "kernel_launch"]
+
+
+def cluster_layout(size: int) -> list[tuple[str, int]]:
+    """``(role, idx)`` per kernel: ``main1``, then ``sub1`` .. ``sub{size-1}``."""
+    return [("main", 1)] + [("sub", i) for i in range(1, size)]
+
+
+def kernel_command(config: LiteConfig, row: dict[str, Any], kernel: dict[str, Any]) -> str:
+    """The bash script of a kernel: bootstrap, then the startup command (batch) or an idle wait."""
+    parts = []
+    if row["bootstrap_script"]:
+        parts.append(f"/bin/bash -c {shlex.quote(row['bootstrap_script'])} || exit $?")
+    idle_sub = kernel["cluster_role"] != "main" and config.multi_node_command == "main"
+    if row["type"] == "batch" and not idle_sub:
+        parts.append(row["startup_command"])
+    else:
+        if row["startup_command"] and not idle_sub:
+            parts.append(f"( {row['startup_command']} )")
+        parts.append("exec sleep infinity")
+    return "\n".join(parts)
+
+
+def kernel_environment(
+    config: LiteConfig, row: dict[str, Any], kernel: dict[str, Any], kernels: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Inherited server variables, ``config.environ``, then the ``BACKENDAI_*`` variables of a session."""
+    patterns = config.inherit_environment
+    env = {k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+    lite = row["config"]["_lite"]
+    env.update(lite["environ"])
+    keypair = config.keypair(row["access_key"])
+    roles: dict[str, int] = {}
+    for k in kernels:
+        roles[k["cluster_role"]] = roles.get(k["cluster_role"], 0) + 1
+    env.update(
+        {
+            "BACKENDAI_SESSION_ID": row["id"],
+            "BACKENDAI_SESSION_NAME": row["name"],
+            "BACKENDAI_ACCESS_KEY": row["access_key"],
+            "BACKENDAI_USER_UUID": keypair.user_uuid if keypair else "",
+            "BACKENDAI_USER_EMAIL": keypair.user_email if keypair else "",
+            "BACKENDAI_CLUSTER_SIZE": str(len(kernels)),
+            "BACKENDAI_CLUSTER_REPLICAS": ",".join(f"{role}:{n}" for role, n in roles.items()),
+            "BACKENDAI_CLUSTER_HOSTS": ",".join(k["hostname"] for k in kernels),
+            "BACKENDAI_PREOPEN_PORTS": ",".join(str(p) for p in lite["preopen_ports"]),
+            "BACKENDAI_KERNEL_ID": kernel["id"],
+            "BACKENDAI_KERNEL_IMAGE": row["image"],
+            "BACKENDAI_CLUSTER_ROLE": kernel["cluster_role"],
+            "BACKENDAI_CLUSTER_IDX": str(kernel["cluster_idx"]),
+            "BACKENDAI_CLUSTER_LOCAL_RANK": str(kernel["local_rank"]),
+            "BACKENDAI_CLUSTER_HOST": kernel["hostname"],
+            "LANG": env.get("LANG", "C.UTF-8"),
+            "USER": "work",
+            "LOGNAME": "work",
+        }
+    )
+    return env
+
+
+def kernel_launch(
+    config: LiteConfig,
+    row: dict[str, Any],
+    kernel: dict[str, Any],
+    kernels: list[dict[str, Any]],
+    workdir: Path,
+    use_namespace: bool,
+) -> KernelLaunch:
+    """Everything the runner needs to start one kernel."""
+    lite = row["config"]["_lite"]
+    return KernelLaunch(
+        session_id=row["id"],
+        kernel_id=kernel["id"],
+        command=kernel_command(config, row, kernel),
+        environ=kernel_environment(config, row, kernel, kernels),
+        workdir=workdir,
+        scratch=workdir / "home",
+        log_path=Path(kernel["log_path"]),
+        bin_dir=lite["bin_dir"],
+        mounts=[MountSpec(Path(src), dst, ro, label) for src, dst, ro, label in lite["mounts"]],
+        hostnames=[k["hostname"] for k in kernels],
+        use_namespace=use_namespace,
+    )
