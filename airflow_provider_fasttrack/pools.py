@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from airflow_provider_fasttrack.slots import parse_slots
+from airflow_provider_fasttrack.slots import parse_slots, scaling_group_capacities
 
 __all__ = ["SLOTS_PER_GPU", "cluster_gpu_capacity", "gpu_pool", "gpu_slots", "pool_name", "sync_pools"]
 
@@ -37,16 +37,11 @@ def gpu_pool(scaling_group: str | None, resources: Mapping[str, Any]) -> tuple[s
 
 
 def cluster_gpu_capacity(presets: Mapping[str, Any]) -> dict[str, Decimal]:
-    """GPUs (fGPU units) per scaling group from a ``/resource/check-presets`` answer: using + remaining."""
-    capacity: dict[str, Decimal] = {}
-    for group, slots in (presets.get("scaling_groups") or {}).items():
-        using, remaining = slots.get("using") or {}, slots.get("remaining") or {}
-        total = Decimal(0)
-        for slot in GPU_SLOTS:
-            amounts = parse_slots({slot: using.get(slot, 0)}), parse_slots({slot: remaining.get(slot, 0)})
-            total += amounts[0][slot] + amounts[1][slot]
-        capacity[str(group)] = total
-    return capacity
+    """GPUs (fGPU units) per scaling group from a ``/resource/check-presets`` answer."""
+    return {
+        group: sum((amount for slot, amount in slots.items() if slot in GPU_SLOTS), Decimal(0))
+        for group, slots in scaling_group_capacities(presets).items()
+    }
 
 
 def sync_pools(capacities: Mapping[str, Decimal | float | int]) -> list[tuple[str, int]]:

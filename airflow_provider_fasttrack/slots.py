@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["format_slots", "parse_memory", "parse_slot", "parse_slots", "slots_exceeding"]
+__all__ = [
+    "format_slots",
+    "parse_memory",
+    "parse_slot",
+    "parse_slots",
+    "scaling_group_capacities",
+    "slots_exceeding",
+]
 
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(?:i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
@@ -73,3 +80,19 @@ def slots_exceeding(
 def format_slots(slots: Mapping[str, Any]) -> str:
     """``cpu=4, mem=16g, cuda.shares=1.5`` for messages."""
     return ", ".join(f"{name}={value}" for name, value in slots.items())
+
+
+def scaling_group_capacities(presets: Mapping[str, Any]) -> dict[str, dict[str, Decimal]]:
+    """Total slots per scaling group from a ``/resource/check-presets`` answer.
+
+    Total = occupied + available (current managers), or using + remaining (older ones).
+    """
+    capacities: dict[str, dict[str, Decimal]] = {}
+    for group, slots in (presets.get("scaling_groups") or {}).items():
+        used = slots.get("occupied", slots.get("using")) or {}
+        free = slots.get("available", slots.get("remaining")) or {}
+        names = set(used) | set(free)
+        capacities[str(group)] = {
+            name: parse_slot(name, used.get(name, 0)) + parse_slot(name, free.get(name, 0)) for name in names
+        }
+    return capacities

@@ -30,7 +30,7 @@ from airflow_provider_fasttrack.links import SESSION_URL_XCOM_KEY, BackendAISess
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
 from airflow_provider_fasttrack.pools import gpu_pool
-from airflow_provider_fasttrack.slots import format_slots, parse_slot, slots_exceeding
+from airflow_provider_fasttrack.slots import format_slots, scaling_group_capacities, slots_exceeding
 from airflow_provider_fasttrack.triggers.session import BackendAISessionTrigger
 
 __all__ = ["BackendAISessionOperator"]
@@ -221,13 +221,10 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         }
         if keypair:
             limits.append(("the keypair's resource policy", keypair))
-        groups = presets.get("scaling_groups") or {}
+        groups = scaling_group_capacities(presets)
         group_name = self.scaling_group or self.hook.settings.scaling_group or next(iter(groups), None)
-        group = groups.get(group_name) if group_name else None
-        if group:
-            using, remaining = group.get("using") or {}, group.get("remaining") or {}
-            total = {k: _add(using.get(k, 0), remaining.get(k, 0)) for k in set(using) | set(remaining)}
-            limits.append((f"scaling group {group_name!r}", total))
+        if group_name in groups:
+            limits.append((f"scaling group {group_name!r}", groups[group_name]))
         for where, limit in limits:
             relevant = {
                 k: v for k, v in self.session_resources.items() if k in limit or where.startswith("scaling")
@@ -443,10 +440,6 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
 
 def _gpu_pool(scaling_group: str | None, resources: Mapping[str, Any] | None) -> tuple[str, int] | None:
     return gpu_pool(scaling_group, resources or {})
-
-
-def _add(a: Any, b: Any) -> str:
-    return str(parse_slot("x", a) + parse_slot("x", b))
 
 
 def _human(slot: str, amount: Any) -> str:

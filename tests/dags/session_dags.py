@@ -78,7 +78,11 @@ with session_dag("op_chain", retries=0):
         previous = task
 
 with session_dag("op_crash", retries=0):
-    BackendAISessionOperator(task_id="long", command="sleep 25; echo survived", image=IMAGE, poll_interval=0.5)
+    BackendAISessionOperator(
+        task_id="long", command="sleep 25; echo survived", image=IMAGE, poll_interval=0.5
+    )
 
 with session_dag("op_kill_sync", retries=0):
-    BackendAISessionOperator(task_id="victim", command="sleep 120", image=IMAGE, deferrable=False, poll_interval=0.5)
+    BackendAISessionOperator(
+        task_id="victim", command="sleep 120", image=IMAGE, deferrable=False, poll_interval=0.5
+    )

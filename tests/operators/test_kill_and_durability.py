@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("airflow_db", "backendai_conn")
 LOGICAL_DATE = "2026-03-01T00:00:00+00:00"
 
 
-def start_dag_test(dag_id: str) -> subprocess.Popen[bytes]:
+def start_dag_test(dag_id: str, output: Path | None = None) -> subprocess.Popen[bytes]:
     """``dag.test()`` in its own process (a worker we can kill), for a fixed logical date."""
     code = textwrap.dedent(
         f"""
@@ -31,7 +32,10 @@ def start_dag_test(dag_id: str) -> subprocess.Popen[bytes]:
         load_test_dag({dag_id!r}).test(logical_date=when, run_after=when)
         """
     )
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ))
+    sink = output.open("wb") if output else None
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), stdout=sink, stderr=subprocess.STDOUT
+    )
 
 
 def running_session(lite, task_prefix: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
@@ -90,16 +94,17 @@ def test_operator_on_kill_after_user_marks_failed(lite, hook) -> None:  # type: 
     assert_session_gone(hook, session["id"])
 
 
-def test_worker_sigterm_keeps_a_durable_session(lite, hook) -> None:  # type: ignore[no-untyped-def]
+def test_worker_sigterm_keeps_a_durable_session(lite, hook, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # (a deferred task holds no worker: a worker shutdown matters for tasks that wait in the worker)
-    worker = start_dag_test("op_kill_sync")
+    log = tmp_path / "worker.log"
+    worker = start_dag_test("op_kill_sync", output=log)
     try:
         session = running_session(lite, "ft-victim-")
         worker.send_signal(signal.SIGTERM)  # a worker shutting down: the task is still "running"
-        worker.wait(timeout=60)
+        wait_for(lambda: "keeping Backend.AI session" in log.read_text(errors="replace"), timeout=30)
     finally:
-        if worker.poll() is None:
-            worker.kill()
+        worker.kill()  # the supervisor's escalation after SIGTERM
+        worker.wait()
     assert hook.get_session_state(session["id"]).status == "RUNNING"
     hook.destroy_session(session["id"])
 
