@@ -31,5 +31,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_fasttrack.hooks.backendai"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "Backend.AI",
+                "python-modules": ["airflow_provider_fasttrack.operators.session"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Backend.AI",
+                "python-modules": ["airflow_provider_fasttrack.triggers.session"],
+            }
+        ],
         "connection-types": [CONNECTION_TYPE_INFO],
+        "extra-links": ["airflow_provider_fasttrack.links.BackendAISessionLink"],
     }

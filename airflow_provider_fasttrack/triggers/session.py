@@ -1,0 +1,152 @@
+"""``BackendAISessionTrigger``: waits in the triggerer until a Backend.AI session ends.
+
+It listens to the session event stream and polls the session's real state as a fallback; an event only wakes it
+up, and nothing is declared before the state is read back from the manager. A dropped stream is reopened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_fasttrack.exceptions import BackendAIError
+from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+
+__all__ = ["BackendAISessionTrigger"]
+
+WAKE_EVENTS = frozenset(
+    {
+        "session_started",
+        "session_terminating",
+        "session_terminated",
+        "session_cancelled",
+        "session_success",
+        "session_failure",
+    }
+)
+
+
+class BackendAISessionTrigger(BaseTrigger):
+    """Fire one event when the session is terminal, or when ``deadline`` (epoch seconds) has passed.
+
+    Event payloads: ``{"status": "terminal", "state": SessionState JSON, "log_offset": int}``,
+    ``{"status": "timeout", ...}`` or ``{"status": "error", "message": str, ...}``.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        session_name: str,
+        backendai_conn_id: str,
+        poll_interval: float = 10.0,
+        deadline: float | None = None,
+        log_interval: float | None = None,
+        log_offset: int = 0,
+    ) -> None:
+        super().__init__()
+        self.session_id = session_id
+        self.session_name = session_name
+        self.backendai_conn_id = backendai_conn_id
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+        self.log_interval = log_interval
+        self.log_offset = log_offset
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "session_id": self.session_id,
+                "session_name": self.session_name,
+                "backendai_conn_id": self.backendai_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "log_interval": self.log_interval,
+                "log_offset": self.log_offset,
+            },
+        )
+
+    def _hook(self) -> BackendAIHook:
+        return BackendAIHook(self.backendai_conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._hook()
+        wake = asyncio.Event()
+        listener = asyncio.create_task(self._listen(hook, wake))
+        next_log = time.monotonic() + self.log_interval if self.log_interval else None
+        base = {"session_id": self.session_id, "session_name": self.session_name}
+        try:
+            while True:
+                try:
+                    state = await hook.aget_session_state(self.session_id)
+                except BackendAIError as exc:
+                    yield TriggerEvent(
+                        {**base, "status": "error", "message": str(exc), "log_offset": self.log_offset}
+                    )
+                    return
+                if state.is_terminal:
+                    yield TriggerEvent(
+                        {
+                            **base,
+                            "status": "terminal",
+                            "state": state.to_json(),
+                            "log_offset": self.log_offset,
+                        }
+                    )
+                    return
+                now = time.time()
+                if self.deadline is not None and now >= self.deadline:
+                    yield TriggerEvent({**base, "status": "timeout", "log_offset": self.log_offset})
+                    return
+                if next_log is not None and time.monotonic() >= next_log:
+                    await self._forward_logs(hook)
+                    next_log = time.monotonic() + (self.log_interval or 0)
+                wait = self.poll_interval
+                if self.deadline is not None:
+                    wait = min(wait, max(self.deadline - now, 0.0))
+                if next_log is not None:
+                    wait = min(wait, max(next_log - time.monotonic(), 0.0))
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=wait)
+        finally:
+            listener.cancel()
+
+    async def _listen(self, hook: BackendAIHook, wake: asyncio.Event) -> None:
+        """Wake the main loop on each event of this session; reopen the stream when it drops."""
+        backoff = 0.5
+        while True:
+            try:
+                async for event in hook.astream_session_events(self.session_name, self.session_id):
+                    backoff = 0.5
+                    if event.name in WAKE_EVENTS:
+                        wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a dropped stream never ends the wait: polling goes on
+                self.log.debug("Session event stream ended (%s); reopening", exc)
+            wake.set()  # the stream closed: re-check the real state now
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.poll_interval)
+
+    async def _forward_logs(self, hook: BackendAIHook) -> None:
+        try:
+            text = await hook.aget_logs(self.session_id)
+        except BackendAIError as exc:
+            self.log.warning("Could not fetch session logs: %s", exc)
+            return
+        new = text[self.log_offset :]
+        if new:
+            for line in new.rstrip("\n").splitlines():
+                self.log.info("[%s] %s", self.session_name, line)
+            self.log_offset = len(text)
+
+    async def on_kill(self) -> None:
+        """The user marked the task failed/success or cleared it: destroy the session."""
+        destroyed = await self._hook().adestroy_session(self.session_id, forced=True)
+        self.log.info("Destroyed Backend.AI session %s: %s", self.session_id, destroyed)
