@@ -61,13 +61,6 @@ def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG, **callback
     from airflow_provider_fasttrack.artifacts import PipelineArtifacts
     from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
 
-    pool_kwargs: dict[str, Any] = {}
-    if graph.pool_policy == "gpu":
-        from airflow_provider_fasttrack.pools import gpu_pool
-
-        pool = gpu_pool(task.scaling_group, task.resources)
-        if pool is not None:
-            pool_kwargs = {"pool": pool[0], "pool_slots": pool[1]}
     return BackendAISessionOperator(
         task_id=task.task_id,
         dag=dag,
@@ -86,9 +79,9 @@ def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG, **callback
         artifacts=PipelineArtifacts(vfolder=graph.vfolder, upstream=task.upstream),
         skip=task.skip,
         fail_fast=graph.fail_fast,
+        gpu_pool=graph.pool_policy == "gpu",
         trigger_rule=TRIGGER_RULE,
         doc_md=task.description or None,
-        **pool_kwargs,
         **{key: value for key, value in callbacks.items() if value is not None},
     )
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_provider_fasttrack.pipeline.slots import normalize_memory, normalize_slot
+from airflow_provider_fasttrack.slots import parse_memory
 from airflow_provider_fasttrack.pipeline.source import Issue, Loc, YamlDocument, parse_yaml
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
 
@@ -203,21 +204,14 @@ def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> It
 
 
 def _check_shmem(mem: Any, shmem: Any, loc: Loc, doc: YamlDocument) -> Iterator[Issue]:
-    if not isinstance(mem, str) or not isinstance(shmem, str):
+    if mem is None or shmem is None:
         return
     try:
-        mem_bytes, shmem_bytes = _bytes(mem), _bytes(shmem)
+        mem_bytes, shmem_bytes = parse_memory(mem), parse_memory(shmem)
     except ValueError:
         return
     if shmem_bytes >= mem_bytes > 0:
         yield doc.issue((*loc, "resource_opts", "shmem"), f"shmem {shmem} must be smaller than mem {mem}")
-
-
-def _bytes(size: str) -> float:
-    units = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50, "e": 2**60}
-    if size[-1:].isalpha():
-        return float(size[:-1]) * units[size[-1].lower()]
-    return float(size)
 
 
 def _mount_problem(mount: str) -> str | None:
