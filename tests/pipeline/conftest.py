@@ -37,3 +37,11 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """The metadata database of the test Airflow home (SQLite), created once."""
+    from airflow.utils import db
+
+    db.initdb()
