@@ -29,7 +29,8 @@ class Issue:
     def __str__(self) -> str:
         where = f" {format_loc(self.loc)}:" if self.loc else ""
         prefix = "warning: " if self.severity == "warning" else ""
-        return f"{self.file}:{self.line}:{self.column}{where} {prefix}{self.message}"
+        message = " ".join(self.message.split())
+        return f"{self.file}:{self.line}:{self.column}{where} {prefix}{message}"
 
 
 def format_loc(loc: Loc) -> str:

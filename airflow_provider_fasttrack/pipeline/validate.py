@@ -78,8 +78,13 @@ def load_pipeline_text(text: str, name: str) -> LoadedPipeline:
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(part for part in (exc.context, exc.problem) if part)
         raise PipelineSpecError([Issue(name, line, column, (), f"YAML syntax error: {problem}")]) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        problem = f"character {exc.character!r} is not allowed in YAML ({exc.reason})"
+        raise PipelineSpecError([Issue(name, line, column, (), problem)]) from None
     except yaml.YAMLError as exc:
-        raise PipelineSpecError([Issue(name, 1, 1, (), f"YAML error: {exc}")]) from None
+        raise PipelineSpecError([Issue(name, 1, 1, (), f"YAML error: {' '.join(str(exc).split())}")]) from None
 
     issues = [doc.issue(loc, f"duplicate key {loc[-1]!r}", key=True) for loc in doc.duplicate_keys]
     if not isinstance(doc.data, dict):
