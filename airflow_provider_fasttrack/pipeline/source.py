@@ -6,12 +6,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import re
+
 import yaml
 
 __all__ = ["Issue", "Loc", "YamlDocument", "format_loc", "parse_yaml"]
 
 Loc = tuple[str | int, ...]
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -39,7 +42,7 @@ def format_loc(loc: Loc) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif "." in part or " " in part:
+        elif not _PLAIN_KEY.match(part):
             text += f"[{part!r}]"
         else:
             text += f".{part}" if text else part
