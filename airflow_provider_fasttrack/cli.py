@@ -7,6 +7,7 @@ subcommand is one more entry in :data:`SUBCOMMANDS`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -29,7 +30,7 @@ def _pipelines_dir() -> Path:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from airflow_provider_fasttrack.pipeline.factory import build_pipeline
+    from airflow_provider_fasttrack.pipeline.factory import build_pipeline, check_serialisable
     from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline
 
     failed = 0
@@ -37,7 +38,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         path = Path(name)
         try:
             loaded = load_pipeline(path, display_name=name)
-            build_pipeline(loaded, fileloc=str(path))
+            check_serialisable(build_pipeline(loaded, fileloc=str(path)), loaded)
         except PipelineSpecError as exc:
             failed += 1
             for issue in exc.issues:
@@ -148,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError
 
     args = build_parser().parse_args(argv)
+    with contextlib.redirect_stdout(sys.stderr):  # Airflow's start-up logging must not mix into exports
+        import airflow.sdk  # noqa: F401
     try:
         return int(args.handler(args))
     except PipelineSpecError as exc:

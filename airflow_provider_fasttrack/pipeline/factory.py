@@ -21,7 +21,7 @@ from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, Pipelin
 if TYPE_CHECKING:
     from airflow.sdk import DAG, BaseOperator
 
-__all__ = ["build_dag", "build_operator", "build_pipeline", "dag_from_file", "dag_kwargs"]
+__all__ = ["build_dag", "build_operator", "build_pipeline", "check_serialisable", "dag_from_file", "dag_kwargs"]
 
 
 def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
@@ -125,6 +125,17 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
 def build_pipeline(loaded: LoadedPipeline, *, fileloc: str | None = None) -> DAG:
     """The DAG of a loaded pipeline, with errors pointing into its file."""
     return build_dag(loaded.spec, document=loaded.document, fileloc=fileloc)
+
+
+def check_serialisable(dag: DAG, loaded: LoadedPipeline) -> None:
+    """Serialise ``dag`` as Airflow's DAG processor does; a failure becomes a :class:`PipelineSpecError`."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    try:
+        DagSerialization.to_dict(dag)
+    except Exception as exc:
+        issue = loaded.document.issue((), f"Airflow cannot serialise the DAG: {_reason(exc)}")
+        raise PipelineSpecError([issue]) from exc
 
 
 def dag_from_file(path: str | Path) -> DAG:

@@ -25,7 +25,7 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
         upstream = dag.get_task(task_id).upstream_task_ids
         depth[task_id] = 1 + max((depth[u] for u in upstream), default=-1)
     width = max((len(t) for t in order), default=0)
-    lines = [f"DAG {dag.dag_id}: {len(order)} tasks, schedule {dag.timetable.summary}"]
+    lines = [f"DAG {dag.dag_id}: {len(order)} tasks, schedule {graph.schedule or 'none (manual)'}"]
     for task_id in sorted(order, key=lambda t: (depth[t], order.index(t))):
         task = dag.get_task(task_id)
         upstream = sorted(task.upstream_task_ids, key=order.index)

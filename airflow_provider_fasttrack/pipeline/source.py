@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import re
@@ -49,15 +49,35 @@ def format_loc(loc: Loc) -> str:
     return text
 
 
-@dataclass
 class YamlDocument:
-    """The parsed data of one YAML file plus the position of every key and value in it."""
+    """The parsed data of one YAML file; positions of keys and values are computed when first asked for."""
 
-    name: str
-    data: Any
-    value_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
-    key_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
-    duplicate_keys: list[Loc] = field(default_factory=list)
+    def __init__(self, name: str, data: Any, node: yaml.Node | None = None) -> None:
+        self.name = name
+        self.data = data
+        self.duplicate_keys: list[Loc] = []
+        self._node = node
+        self._marks: tuple[dict[Loc, tuple[int, int]], dict[Loc, tuple[int, int]]] | None = None
+
+    @property
+    def value_marks(self) -> dict[Loc, tuple[int, int]]:
+        return self._positions()[0]
+
+    @property
+    def key_marks(self) -> dict[Loc, tuple[int, int]]:
+        return self._positions()[1]
+
+    def _positions(self) -> tuple[dict[Loc, tuple[int, int]], dict[Loc, tuple[int, int]]]:
+        if self._marks is None:
+            values: dict[Loc, tuple[int, int]] = {}
+            keys: dict[Loc, tuple[int, int]] = {}
+            if self._node is not None:
+                for loc, key_node, value_node in _walk(self._node, ()):
+                    values[loc] = _mark(value_node)  # the last duplicate wins, as in the data
+                    if key_node is not None:
+                        keys[loc] = _mark(key_node)
+            self._marks = (values, keys)
+        return self._marks
 
     def position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of ``loc``, or of its nearest ancestor that exists in the file."""
@@ -74,26 +94,43 @@ class YamlDocument:
         return Issue(self.name, line, column, loc, message, severity)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def parse_yaml(text: str, name: str) -> YamlDocument:
-    """Parse one YAML document; raises ``yaml.YAMLError`` on a syntax error."""
+    """Parse one YAML document (YAML 1.1 like ``yaml.safe_load``); raises ``yaml.YAMLError``."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        doc = YamlDocument(name=name, data=None, node=node)
+        if node is not None:
+            doc.data = _construct(loader, node, (), doc.duplicate_keys)
     finally:
         loader.dispose()
-    doc = YamlDocument(name=name, data=data)
-    if node is not None:
-        for loc, key_node, value_node in _walk(node, ()):
-            doc.value_marks.setdefault(loc, _mark(value_node))
-            if key_node is not None:
-                if loc in doc.key_marks:
-                    doc.duplicate_keys.append(loc)
-                    doc.key_marks[loc] = _mark(key_node)
-                    doc.value_marks[loc] = _mark(value_node)
-                else:
-                    doc.key_marks[loc] = _mark(key_node)
     return doc
+
+
+def _construct(loader: Any, node: yaml.Node, loc: Loc, duplicates: list[Loc]) -> Any:
+    """Plain data from a node, noting duplicate keys; non-text scalars and odd tags go to PyYAML."""
+    if isinstance(node, yaml.ScalarNode):
+        return node.value if node.tag == _STR_TAG else loader.construct_object(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(loader, item, (*loc, i), duplicates) for i, item in enumerate(node.value)]
+    if isinstance(node, yaml.MappingNode) and node.tag == "tag:yaml.org,2002:map" and not any(
+        k.tag == "tag:yaml.org,2002:merge" for k, _ in node.value
+    ):
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _construct(loader, key_node, loc, duplicates)
+            if isinstance(key, list | dict):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, "found an unhashable key", key_node.start_mark
+                )
+            if key in mapping:
+                duplicates.append((*loc, key))
+            mapping[key] = _construct(loader, value_node, (*loc, key), duplicates)
+        return mapping
+    return loader.construct_object(node, deep=True)
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:

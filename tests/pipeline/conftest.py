@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import airflow.sdk  # noqa: F401  - Airflow's start-up log lines come now, not inside captured CLI output
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = Path(os.environ.get("FASTTRACK_EXAMPLES_DIR", "/work/shared/fasttrack-examples"))
 EXAMPLE = EXAMPLES_DIR / "torchtune-llama-3.1-8b.pipeline.yaml"

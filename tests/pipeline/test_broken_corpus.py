@@ -121,10 +121,10 @@ def test_validate_cli_reports_every_file_without_traceback(run_cli) -> None:
 def test_console_script_exit_status(example_path: Path) -> None:
     """The installed entry point's module, run as a process: non-zero on error, zero on success."""
     command = [sys.executable, "-m", "airflow_provider_fasttrack.cli", "validate"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AIRFLOW__CORE__UNIT_TEST_MODE": "False"}
     bad = subprocess.run([*command, str(BROKEN[0])], capture_output=True, text=True, env=env, cwd=ROOT)
     assert bad.returncode == 1
     assert bad.stderr.startswith(f"{BROKEN[0]}:") and "Traceback" not in bad.stderr
     good = subprocess.run([*command, str(example_path)], capture_output=True, text=True, env=env, cwd=ROOT)
     assert good.returncode == 0, good.stderr
-    assert good.stdout.strip() == f"{example_path}: ok (4 tasks, DAG torchtune-example)"
+    assert good.stdout == f"{example_path}: ok (4 tasks, DAG torchtune-example)\n"

@@ -23,7 +23,7 @@ def test_graph_shows_layers_and_fan_in(run_cli, example_path: Path) -> None:
     code, out, _ = run_cli("graph", str(example_path))
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "DAG torchtune-example: 4 tasks, schedule None"
+    assert lines[0] == "DAG torchtune-example: 4 tasks, schedule none (manual)"
     assert lines[1].startswith("[0] download-model")
     assert "(start)" in lines[1] and "cpu=4 mem=16g" in lines[1]
     assert any(line.strip().startswith("[1] fine-tune-multi") for line in lines)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -88,3 +89,19 @@ def test_structural_mutations_never_escape(data: st.DataObject, base: str, actio
 def test_text_mutations_never_escape(base: str, position: float, cut: int, insert: str) -> None:
     at = int(position * len(base))
     _check(base[:at] + insert + base[at + cut :])
+
+
+@settings(max_examples=150, deadline=None)
+@given(base=st.sampled_from(VALID), position=st.floats(0, 1), cut=st.integers(0, 40), insert=st.text(max_size=8))
+def test_position_keeping_parser_reads_what_safe_load_reads(base: str, position: float, cut: int, insert: str) -> None:
+    from airflow_provider_fasttrack.pipeline.source import parse_yaml
+
+    at = int(position * len(base))
+    text = base[:at] + insert + base[at + cut :]
+    try:
+        expected = yaml.safe_load(text)
+    except yaml.YAMLError:
+        with pytest.raises(yaml.YAMLError):
+            parse_yaml(text, "mutant.yaml")
+        return
+    assert repr(parse_yaml(text, "mutant.yaml").data) == repr(expected)
