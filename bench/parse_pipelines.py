@@ -234,12 +234,20 @@ def main() -> None:
             for name, dags in folders.items():
                 results[name].append(measure(dags, env))
 
-    print(f"{args.pipelines} pipelines x {args.tasks} tasks, DagBag parse, median of {args.repeats} fresh processes")
+    print(
+        f"{args.pipelines} pipelines x {args.tasks} tasks, DagBag parse, median of {args.repeats} fresh processes"
+    )
     fingerprints = set()
     for name, runs in results.items():
         first = runs[0]
-        if first["errors"] or first["dags"] != args.pipelines or first["tasks"] != args.pipelines * args.tasks:
-            raise SystemExit(f"{name}: {first['dags']} DAGs, {first['tasks']} tasks, errors {first['errors']}")
+        if (
+            first["errors"]
+            or first["dags"] != args.pipelines
+            or first["tasks"] != args.pipelines * args.tasks
+        ):
+            raise SystemExit(
+                f"{name}: {first['dags']} DAGs, {first['tasks']} tasks, errors {first['errors']}"
+            )
         fingerprints.add(first["fingerprint"])
     if len(fingerprints) != 1:
         raise SystemExit("the three approaches built different DAGs")
@@ -250,8 +258,12 @@ def main() -> None:
     for name in results:
         print(f"{name:<24} {cold[name]:>8.3f} {warm[name]:>8.3f}")
     print("identical DAGs: yes (ids, tasks, dependencies, resources, envs, pools, trigger rules)")
-    print(f"dag-factory / ours:   cold {cold[factory] / cold[ours]:.2f}x   warm {warm[factory] / warm[ours]:.2f}x")
-    print(f"ours / hand-written:  cold {cold[ours] / cold[python]:.2f}x   warm {warm[ours] / warm[python]:.2f}x")
+    print(
+        f"dag-factory / ours:   cold {cold[factory] / cold[ours]:.2f}x   warm {warm[factory] / warm[ours]:.2f}x"
+    )
+    print(
+        f"ours / hand-written:  cold {cold[ours] / cold[python]:.2f}x   warm {warm[ours] / warm[python]:.2f}x"
+    )
 
 
 if __name__ == "__main__":

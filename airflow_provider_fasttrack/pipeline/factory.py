@@ -21,7 +21,14 @@ from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, Pipelin
 if TYPE_CHECKING:
     from airflow.sdk import DAG, BaseOperator
 
-__all__ = ["build_dag", "build_operator", "build_pipeline", "check_serialisable", "dag_from_file", "dag_kwargs"]
+__all__ = [
+    "build_dag",
+    "build_operator",
+    "build_pipeline",
+    "check_serialisable",
+    "dag_from_file",
+    "dag_kwargs",
+]
 
 
 def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:

@@ -19,16 +19,18 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
     Structure, pools and skips come from the built ``dag``; resources from the pipeline ``graph``.
     """
     slots = {task.task_id: task.resources for task in graph.tasks}
-    order = list(graphlib.TopologicalSorter({t.task_id: t.upstream_task_ids for t in dag.tasks}).static_order())
+    order = list(
+        graphlib.TopologicalSorter({t.task_id: t.upstream_task_ids for t in dag.tasks}).static_order()
+    )
     depth: dict[str, int] = {}
     for task_id in order:
-        upstream = dag.get_task(task_id).upstream_task_ids
-        depth[task_id] = 1 + max((depth[u] for u in upstream), default=-1)
+        depth[task_id] = 1 + max((depth[u] for u in dag.get_task(task_id).upstream_task_ids), default=-1)
+    file_order = {task.task_id: index for index, task in enumerate(graph.tasks)}
     width = max((len(t) for t in order), default=0)
     lines = [f"DAG {dag.dag_id}: {len(order)} tasks, schedule {graph.schedule or 'none (manual)'}"]
-    for task_id in sorted(order, key=lambda t: (depth[t], order.index(t))):
+    for task_id in sorted(order, key=lambda t: (depth[t], file_order.get(t, 0))):
         task = dag.get_task(task_id)
-        upstream = sorted(task.upstream_task_ids, key=order.index)
+        upstream = sorted(task.upstream_task_ids, key=lambda t: file_order.get(t, 0))
         resources = " ".join(f"{k}={v}" for k, v in slots.get(task_id, {}).items())
         flags = []
         if getattr(task, "skip", False):
@@ -37,5 +39,7 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
             flags.append(f"pool={task.pool}x{task.pool_slots}")
         arrow = f"<- {', '.join(upstream)}" if upstream else "(start)"
         extra = f"  [{' '.join(flags)}]" if flags else ""
-        lines.append(f"{'  ' * depth[task_id]}[{depth[task_id]}] {task_id:<{width}}  {arrow}  {resources}{extra}".rstrip())
+        lines.append(
+            f"{'  ' * depth[task_id]}[{depth[task_id]}] {task_id:<{width}}  {arrow}  {resources}{extra}".rstrip()
+        )
     return "\n".join(lines)

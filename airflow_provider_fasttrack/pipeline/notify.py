@@ -35,6 +35,10 @@ def slack_notifiers(slack: SlackNotification | None) -> tuple[Any | None, Any | 
         return None, None
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    on_success = SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id, text=success_text) if success_text else None
-    on_failure = SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id, text=failure_text) if failure_text else None
+    on_success = (
+        SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id, text=success_text) if success_text else None
+    )
+    on_failure = (
+        SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id, text=failure_text) if failure_text else None
+    )
     return on_success, on_failure

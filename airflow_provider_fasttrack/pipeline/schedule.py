@@ -42,7 +42,9 @@ def last_run_date(schedule: str, start_date: dt.datetime, timezone: str, max_run
     from airflow.timetables.base import DagRunInfo, TimeRestriction
     from airflow.timetables.trigger import CronTriggerTimetable
 
-    timetable = CronTriggerTimetable(CRON_PRESETS.get(schedule, schedule), timezone=pendulum.timezone(timezone))
+    timetable = CronTriggerTimetable(
+        CRON_PRESETS.get(schedule, schedule), timezone=pendulum.timezone(timezone)
+    )
     restriction = TimeRestriction(earliest=aware(start_date, timezone), latest=None, catchup=True)
     info: DagRunInfo | None = None
     for _ in range(max_runs):

@@ -62,7 +62,9 @@ def normalize_slot(name: str, value: Any) -> int | str:
         if number < 0:
             raise ValueError(f"{value!r}: fractional GPU shares cannot be negative")
         return _decimal_text(number)
-    raise ValueError(f"unknown resource slot {name!r} (use cpu, mem, <accelerator>.device or <accelerator>.shares)")
+    raise ValueError(
+        f"unknown resource slot {name!r} (use cpu, mem, <accelerator>.device or <accelerator>.shares)"
+    )
 
 
 def slot_number(value: int | str) -> float:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import re
 
 import yaml
 
@@ -116,15 +115,20 @@ def _construct(loader: Any, node: yaml.Node, loc: Loc, duplicates: list[Loc]) ->
         return node.value if node.tag == _STR_TAG else loader.construct_object(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item, (*loc, i), duplicates) for i, item in enumerate(node.value)]
-    if isinstance(node, yaml.MappingNode) and node.tag == "tag:yaml.org,2002:map" and not any(
-        k.tag == "tag:yaml.org,2002:merge" for k, _ in node.value
+    if (
+        isinstance(node, yaml.MappingNode)
+        and node.tag == "tag:yaml.org,2002:map"
+        and not any(k.tag == "tag:yaml.org,2002:merge" for k, _ in node.value)
     ):
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _construct(loader, key_node, loc, duplicates)
             if isinstance(key, list | dict):
                 raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark, "found an unhashable key", key_node.start_mark
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found an unhashable key",
+                    key_node.start_mark,
                 )
             if key in mapping:
                 duplicates.append((*loc, key))

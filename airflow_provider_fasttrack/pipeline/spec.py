@@ -126,7 +126,9 @@ class TaskSpec(_FastTrackModel):
     )
     resource_opts: SlotMap = Field(
         default_factory=dict,
-        json_schema_extra={"properties": {"shmem": {"type": ["string", "integer"], "description": "e.g. 2g"}}},
+        json_schema_extra={
+            "properties": {"shmem": {"type": ["string", "integer"], "description": "e.g. 2g"}}
+        },
     )
     dependencies: NameList = Field(default_factory=list)
     mounts: NameList = Field(default_factory=list, description="'vfolder' or 'vfolder:alias'")
@@ -157,7 +159,9 @@ class AirflowOptions(_OwnModel):
     timezone: Text = "UTC"
     catchup: bool = False
     max_runs: int | None = Field(
-        default=None, ge=1, description="stop scheduling after this many scheduled runs (FastTrack's repetition count)"
+        default=None,
+        ge=1,
+        description="stop scheduling after this many scheduled runs (FastTrack's repetition count)",
     )
     retries: int = Field(default=0, ge=0)
     retry_delay_seconds: int = Field(default=300, ge=0)

@@ -14,9 +14,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_provider_fasttrack.pipeline.slots import normalize_memory, normalize_slot
-from airflow_provider_fasttrack.slots import parse_memory
 from airflow_provider_fasttrack.pipeline.source import Issue, Loc, YamlDocument, parse_yaml
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
+from airflow_provider_fasttrack.slots import parse_memory
 
 __all__ = ["LoadedPipeline", "PipelineSpecError", "load_pipeline", "load_pipeline_text"]
 
@@ -84,7 +84,9 @@ def load_pipeline_text(text: str, name: str) -> LoadedPipeline:
         problem = f"character {exc.character!r} is not allowed in YAML ({exc.reason})"
         raise PipelineSpecError([Issue(name, line, column, (), problem)]) from None
     except yaml.YAMLError as exc:
-        raise PipelineSpecError([Issue(name, 1, 1, (), f"YAML error: {' '.join(str(exc).split())}")]) from None
+        raise PipelineSpecError(
+            [Issue(name, 1, 1, (), f"YAML error: {' '.join(str(exc).split())}")]
+        ) from None
 
     issues = [doc.issue(loc, f"duplicate key {loc[-1]!r}", key=True) for loc in doc.duplicate_keys]
     if not isinstance(doc.data, dict):
@@ -129,9 +131,9 @@ def _clean_loc(loc: Loc, doc: YamlDocument) -> Loc:
     """Drop pydantic's internal parts (union members, ``[key]``) so the path matches the YAML."""
     cleaned: list[str | int] = []
     for part in loc:
-        if isinstance(part, str) and (part == "[key]" or "[" in part or part in _UNION_TAGS):
-            if (*cleaned, part) not in doc.value_marks:
-                continue
+        internal = isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
+        if internal and (*cleaned, part) not in doc.value_marks:
+            continue
         cleaned.append(part)
     return tuple(cleaned)
 
@@ -152,9 +154,14 @@ def _check(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
     for index, task in enumerate(spec.tasks):
         loc: Loc = ("tasks", index)
         if not TASK_NAME.match(task.name):
-            yield doc.issue((*loc, "name"), f"{task.name!r} is not a task name (letters, digits, '_', '.', '-')")
+            yield doc.issue(
+                (*loc, "name"), f"{task.name!r} is not a task name (letters, digits, '_', '.', '-')"
+            )
         if task.name in first_index:
-            yield doc.issue((*loc, "name"), f"duplicate task name {task.name!r} (first at tasks[{first_index[task.name]}])")
+            yield doc.issue(
+                (*loc, "name"),
+                f"duplicate task name {task.name!r} (first at tasks[{first_index[task.name]}])",
+            )
         first_index.setdefault(task.name, index)
         yield from _check_task(task_index=index, spec=spec, doc=doc)
     yield from _check_graph(spec, doc, first_index)
@@ -173,7 +180,9 @@ def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> It
     if not task.command.strip():
         yield doc.issue((*loc, "command"), "command is empty")
     if not task.environment.image.strip() or any(c.isspace() for c in task.environment.image.strip()):
-        yield doc.issue((*loc, "environment", "image"), f"{task.environment.image!r} is not an image reference")
+        yield doc.issue(
+            (*loc, "environment", "image"), f"{task.environment.image!r} is not an image reference"
+        )
     if task.cluster_mode == "multi-node" and task.cluster_size < 2:
         yield doc.issue(
             (*loc, "cluster_size"), f"a multi-node cluster needs cluster_size >= 2 (got {task.cluster_size})"
@@ -226,7 +235,9 @@ def _mount_problem(mount: str) -> str | None:
     if sep and not alias:
         return f"{mount!r}: the alias after ':' is empty"
     if alias and (not MOUNT_ALIAS.match(alias) or ".." in alias.split("/")):
-        return f"{mount!r}: {alias!r} is not a mount alias (a relative or absolute path without '..' or spaces)"
+        return (
+            f"{mount!r}: {alias!r} is not a mount alias (a relative or absolute path without '..' or spaces)"
+        )
     return None
 
 
@@ -260,16 +271,16 @@ def _check_graph(spec: PipelineSpec, doc: YamlDocument, index_of: dict[str, int]
     except graphlib.CycleError as exc:
         cycle = list(reversed(exc.args[1]))
         start = cycle[0]
-        yield doc.issue(
-            ("tasks", index_of[start], "dependencies"), f"dependency cycle: {' -> '.join(cycle)}"
-        )
+        yield doc.issue(("tasks", index_of[start], "dependencies"), f"dependency cycle: {' -> '.join(cycle)}")
 
 
 def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
     options = spec.airflow
     loc: Loc = ("airflow",)
     if options.dag_id is not None and not DAG_ID.match(options.dag_id):
-        yield doc.issue((*loc, "dag_id"), f"{options.dag_id!r} is not a DAG id (letters, digits, '_', '.', '-')")
+        yield doc.issue(
+            (*loc, "dag_id"), f"{options.dag_id!r} is not a DAG id (letters, digits, '_', '.', '-')"
+        )
     elif not DAG_ID.match(spec.dag_id):
         yield doc.issue(("name",), f"{spec.name!r} gives no valid DAG id; set airflow.dag_id")
     if options.vfolder is not None and not VFOLDER.match(options.vfolder):
@@ -279,7 +290,9 @@ def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
 
         pendulum.timezone(options.timezone)
     except Exception:
-        yield doc.issue((*loc, "timezone"), f"{options.timezone!r} is not a time zone (e.g. UTC or Asia/Seoul)")
+        yield doc.issue(
+            (*loc, "timezone"), f"{options.timezone!r} is not a time zone (e.g. UTC or Asia/Seoul)"
+        )
     schedule = options.schedule
     if schedule is not None:
         problem = schedule_problem(schedule)
@@ -301,7 +314,9 @@ def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
             try:
                 _JINJA.parse(message)
             except jinja2.TemplateSyntaxError as exc:
-                yield doc.issue((*loc, "notifications", "slack", event), f"template syntax error: {exc.message}")
+                yield doc.issue(
+                    (*loc, "notifications", "slack", event), f"template syntax error: {exc.message}"
+                )
 
 
 def schedule_problem(schedule: str) -> str | None:
@@ -335,4 +350,3 @@ def _unknown_fields(model: BaseModel, loc: Loc, doc: YamlDocument) -> Iterator[I
 def describe(issues: list[Issue]) -> str:
     """All issues, one per line."""
     return "\n".join(str(issue) for issue in issues)
-

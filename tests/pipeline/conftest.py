@@ -7,9 +7,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 import airflow.sdk  # noqa: F401  - Airflow's start-up log lines come now, not inside captured CLI output
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = Path(os.environ.get("FASTTRACK_EXAMPLES_DIR", "/work/shared/fasttrack-examples"))

@@ -29,7 +29,10 @@ def test_graph_shows_layers_and_fan_in(run_cli, example_path: Path) -> None:
     assert any(line.strip().startswith("[1] fine-tune-multi") for line in lines)
     evaluate = next(line for line in lines if "evaluate" in line)
     assert evaluate.strip().startswith("[2] evaluate")
-    assert "<- fine-tune-single, fine-tune-multi" in evaluate or "<- fine-tune-multi, fine-tune-single" in evaluate
+    assert (
+        "<- fine-tune-single, fine-tune-multi" in evaluate
+        or "<- fine-tune-multi, fine-tune-single" in evaluate
+    )
     assert "pool=backendai-gpu-nvidia-H100x15" in evaluate
 
 
@@ -43,14 +46,18 @@ def test_export_round_trip_is_stable(run_cli, example_path: Path, tmp_path: Path
     assert code == 0 and second == first
 
 
-def test_export_by_dag_id(run_cli, example_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_by_dag_id(
+    run_cli, example_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copy(example_path, tmp_path / "pipeline.yaml")
     monkeypatch.setenv("FASTTRACK_PIPELINES_DIR", str(tmp_path))
     code, out, _ = run_cli("export", "torchtune-example", "-o", str(tmp_path / "out.yaml"))
     assert (code, out) == (0, "")
     assert yaml.safe_load((tmp_path / "out.yaml").read_text()) == yaml.safe_load(example_path.read_text())
     code, _, err = run_cli("export", "no-such-dag")
-    assert code == 1 and err.startswith("fasttrack: no-such-dag: no such file, and no pipeline with that DAG id")
+    assert code == 1 and err.startswith(
+        "fasttrack: no-such-dag: no such file, and no pipeline with that DAG id"
+    )
 
 
 def test_export_loads_into_a_dagbag_like_the_original(

@@ -35,7 +35,12 @@ def test_example_export_becomes_a_dag(example_bag) -> None:
     assert set(example_bag.dags) == {"torchtune-example"}
     assert dag.dag_display_name == "torchtune-example"
     assert dag.description == "A sample pipeline demonstrating how to fine-tune models using torchtune."
-    assert {t.task_id for t in dag.tasks} == {"download-model", "fine-tune-single", "fine-tune-multi", "evaluate"}
+    assert {t.task_id for t in dag.tasks} == {
+        "download-model",
+        "fine-tune-single",
+        "fine-tune-multi",
+        "evaluate",
+    }
     assert all(isinstance(t, BackendAISessionOperator) for t in dag.tasks)
     upstream = {t.task_id: t.upstream_task_ids for t in dag.tasks}
     assert upstream == {
@@ -56,7 +61,11 @@ def test_operator_arguments_follow_the_yaml(example_bag) -> None:
     assert evaluate.image == "cr.backend.ai/cloud/ngc-pytorch:24.09-pytorch2.5-py310-cuda12.6"
     assert list(evaluate.mounts) == ["baift-examples:examples"]
     assert evaluate.env == {"HF_TOKEN": "hf_XXXXXXXXX"}
-    assert (evaluate.project, evaluate.scaling_group, evaluate.domain) == ("default", "nvidia-H100", "default")
+    assert (evaluate.project, evaluate.scaling_group, evaluate.domain) == (
+        "default",
+        "nvidia-H100",
+        "default",
+    )
     assert evaluate.backendai_conn_id == "backendai_default"
     assert evaluate.artifacts.vfolder == "fasttrack-torchtune-example"
     assert evaluate.artifacts.upstream == ("fine-tune-single", "fine-tune-multi")  # dependency order
@@ -72,7 +81,12 @@ def test_skipping_and_fail_fast_wiring(example_bag) -> None:
         assert task.skip is False
     param = dag.params.get_param("skip_tasks")
     assert param.value == []
-    assert param.schema["items"]["enum"] == ["download-model", "fine-tune-single", "fine-tune-multi", "evaluate"]
+    assert param.schema["items"]["enum"] == [
+        "download-model",
+        "fine-tune-single",
+        "fine-tune-multi",
+        "evaluate",
+    ]
     assert dag.params.validate() == {"skip_tasks": []}
 
 
@@ -134,9 +148,16 @@ def test_airflow_block_maps_to_the_dag() -> None:
     assert (dag.default_args["owner"], dag.default_args["retries"]) == ("ml-team", 2)
     assert train.retries == 2 and train.retry_delay.total_seconds() == 60
     assert prepare.skip is True and train.skip is False
-    assert prepare.env == {"SHARED": "task", "TOKEN": "{{ conn.hf.password }}"}  # the task wins; templates stay
+    assert prepare.env == {
+        "SHARED": "task",
+        "TOKEN": "{{ conn.hf.password }}",
+    }  # the task wins; templates stay
     assert train.env == {"SHARED": "pipeline", "TOKEN": "{{ conn.hf.password }}"}
-    assert (train.project, train.scaling_group, train.backendai_conn_id) == ("research", "gpu-a", "backendai_lab")
+    assert (train.project, train.scaling_group, train.backendai_conn_id) == (
+        "research",
+        "gpu-a",
+        "backendai_lab",
+    )
     assert train.pool == "default_pool"  # pool_policy: none
     assert train.fail_fast is False
     assert train.artifacts.vfolder == "tuned-artifacts"
@@ -150,7 +171,9 @@ def test_airflow_block_maps_to_the_dag() -> None:
 
 
 def test_env_templates_render_at_run_time() -> None:
-    dag = build_pipeline(load_pipeline_text(AIRFLOW_BLOCK.replace("conn.hf.password", "run_id"), "tuned.yaml"))
+    dag = build_pipeline(
+        load_pipeline_text(AIRFLOW_BLOCK.replace("conn.hf.password", "run_id"), "tuned.yaml")
+    )
     task = dag.get_task("prepare")
     assert "env" in task.template_fields
     assert task.render_template(task.env, {"run_id": "manual__1"}) == {"SHARED": "task", "TOKEN": "manual__1"}

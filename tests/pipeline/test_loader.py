@@ -24,7 +24,9 @@ def mixed_folder(tmp_path: Path, example_path: Path) -> Path:
     return tmp_path
 
 
-def test_broken_file_is_an_import_error_and_the_rest_load(mixed_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_file_is_an_import_error_and_the_rest_load(
+    mixed_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv(loader.PIPELINES_DIR_ENV, str(mixed_folder))
@@ -53,7 +55,9 @@ def test_duplicate_dag_ids_keep_the_first(tmp_path: Path, example_path: Path) ->
     shutil.copy(example_path, tmp_path / "two.yaml")
     result = loader.load_folder(tmp_path)
     assert list(result.dags) == ["torchtune-example"]
-    assert result.errors == {"two.yaml": ["two.yaml:2:7 name: DAG id 'torchtune-example' is already used by one.yaml"]}
+    assert result.errors == {
+        "two.yaml": ["two.yaml:2:7 name: DAG id 'torchtune-example' is already used by one.yaml"]
+    }
 
 
 def test_only_the_requested_dag_is_built(mixed_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,6 +83,8 @@ def test_specs_are_cached_by_content(tmp_path: Path) -> None:
 
 
 def test_unknown_fields_become_airflow_warnings(tmp_path: Path) -> None:
-    (tmp_path / "demo.yaml").write_text(DEMO.read_text().replace("name: demo-wordcount", "name: demo-wordcount\nlabel: x"))
+    (tmp_path / "demo.yaml").write_text(
+        DEMO.read_text().replace("name: demo-wordcount", "name: demo-wordcount\nlabel: x")
+    )
     with pytest.warns(loader.PipelineWarning, match=r"demo.yaml:\d+:1 label: warning: unknown field 'label'"):
         loader.publish({}, tmp_path)

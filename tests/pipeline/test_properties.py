@@ -32,7 +32,9 @@ scalars = st.one_of(
     st.sampled_from(["", "16gb", "0.5", "-1", "@daily", "a:b:c", "{{ x", "multi-node", "serving", "x" * 300]),
 )
 values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
 )
 
 
@@ -77,7 +79,12 @@ def _check(text: str) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), base=st.sampled_from(VALID), action=st.sampled_from(["replace", "delete", "add"]), value=values)
+@given(
+    data=st.data(),
+    base=st.sampled_from(VALID),
+    action=st.sampled_from(["replace", "delete", "add"]),
+    value=values,
+)
 def test_structural_mutations_never_escape(data: st.DataObject, base: str, action: str, value: Any) -> None:
     tree = yaml.safe_load(base)
     path = data.draw(st.sampled_from(_paths(tree)))
@@ -85,15 +92,21 @@ def test_structural_mutations_never_escape(data: st.DataObject, base: str, actio
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(base=st.sampled_from(VALID), position=st.floats(0, 1), cut=st.integers(0, 40), insert=st.text(max_size=8))
+@given(
+    base=st.sampled_from(VALID), position=st.floats(0, 1), cut=st.integers(0, 40), insert=st.text(max_size=8)
+)
 def test_text_mutations_never_escape(base: str, position: float, cut: int, insert: str) -> None:
     at = int(position * len(base))
     _check(base[:at] + insert + base[at + cut :])
 
 
 @settings(max_examples=150, deadline=None)
-@given(base=st.sampled_from(VALID), position=st.floats(0, 1), cut=st.integers(0, 40), insert=st.text(max_size=8))
-def test_position_keeping_parser_reads_what_safe_load_reads(base: str, position: float, cut: int, insert: str) -> None:
+@given(
+    base=st.sampled_from(VALID), position=st.floats(0, 1), cut=st.integers(0, 40), insert=st.text(max_size=8)
+)
+def test_position_keeping_parser_reads_what_safe_load_reads(
+    base: str, position: float, cut: int, insert: str
+) -> None:
     from airflow_provider_fasttrack.pipeline.source import parse_yaml
 
     at = int(position * len(base))

@@ -45,14 +45,24 @@ def _scheduled_runs(sdag, limit: int = 1000) -> list[pendulum.DateTime]:
 @pytest.mark.parametrize(
     ("block", "count", "first", "step"),
     [
-        ("  schedule: '@daily'\n  start_date: 2099-01-01\n  max_runs: 3", 3, "2099-01-01T00:00:00+00:00", dt.timedelta(days=1)),
+        (
+            "  schedule: '@daily'\n  start_date: 2099-01-01\n  max_runs: 3",
+            3,
+            "2099-01-01T00:00:00+00:00",
+            dt.timedelta(days=1),
+        ),
         (
             "  schedule: '30 6 * * *'\n  timezone: Asia/Seoul\n  start_date: 2099-03-01 07:00:00\n  max_runs: 5",
             5,
             "2099-03-02T06:30:00+09:00",
             dt.timedelta(days=1),
         ),
-        ("  schedule: '@hourly'\n  start_date: 2020-01-01\n  catchup: true\n  max_runs: 24", 24, "2020-01-01T00:00:00+00:00", dt.timedelta(hours=1)),
+        (
+            "  schedule: '@hourly'\n  start_date: 2020-01-01\n  catchup: true\n  max_runs: 24",
+            24,
+            "2020-01-01T00:00:00+00:00",
+            dt.timedelta(hours=1),
+        ),
     ],
     ids=["daily-3", "cron-tz-5", "hourly-catchup-24"],
 )

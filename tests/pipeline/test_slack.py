@@ -109,8 +109,13 @@ def notify_dags(tmp_path, monkeypatch: pytest.MonkeyPatch, airflow_db: None):
     from airflow.dag_processing.dagbag import DagBag
 
     (tmp_path / "notify_dags.py").write_text(DAG_FILE)
-    bundles = [{"name": "notify-check", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                "kwargs": {"path": str(tmp_path), "refresh_interval": 0}}]
+    bundles = [
+        {
+            "name": "notify-check",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(tmp_path), "refresh_interval": 0},
+        }
+    ]
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
     bag = DagBag(dag_folder=str(tmp_path))
     assert bag.import_errors == {}

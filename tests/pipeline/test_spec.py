@@ -33,7 +33,12 @@ def test_example_export_loads_unmodified(example_path: Path) -> None:
     loaded = load_pipeline(example_path)
     spec = loaded.spec
     assert loaded.warnings == []
-    assert [t.name for t in spec.tasks] == ["download-model", "fine-tune-single", "fine-tune-multi", "evaluate"]
+    assert [t.name for t in spec.tasks] == [
+        "download-model",
+        "fine-tune-single",
+        "fine-tune-multi",
+        "evaluate",
+    ]
     evaluate = spec.task("evaluate")
     assert evaluate.dependencies == ["fine-tune-single", "fine-tune-multi"]
     assert evaluate.resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
@@ -60,7 +65,10 @@ def test_unknown_fields_warn_with_position() -> None:
     loaded = load_pipeline_text(text, "mini.yaml")
     warnings = [str(w) for w in loaded.warnings]
     assert f"mini.yaml:{where(text, 'color')} color: warning: unknown field 'color' is ignored" in warnings
-    assert f"mini.yaml:{where(text, 'priority')} tasks[1].priority: warning: unknown field 'priority' is ignored" in warnings
+    assert (
+        f"mini.yaml:{where(text, 'priority')} tasks[1].priority: warning: unknown field 'priority' is ignored"
+        in warnings
+    )
     assert loaded.spec.model_extra == {"color": "blue"}
 
 
@@ -78,8 +86,14 @@ def test_several_errors_one_line_each() -> None:
         load_pipeline_text(text, "two.yaml")
     lines = str(info.value).splitlines()
     assert len(lines) == 2 == len(info.value.issues)
-    assert lines[0] == f"two.yaml:{where(text, '1gb')} tasks[0].resources.mem: '1gb' is not a memory size (use 16g or 512m)"
-    assert lines[1] == f"two.yaml:{where(text, 'z]')} tasks[0].dependencies[1]: unknown dependency 'z' (tasks: a, b)"
+    assert (
+        lines[0]
+        == f"two.yaml:{where(text, '1gb')} tasks[0].resources.mem: '1gb' is not a memory size (use 16g or 512m)"
+    )
+    assert (
+        lines[1]
+        == f"two.yaml:{where(text, 'z]')} tasks[0].dependencies[1]: unknown dependency 'z' (tasks: a, b)"
+    )
 
 
 def test_unreadable_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
