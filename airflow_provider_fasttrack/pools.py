@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_provider_fasttrack.slots import parse_slots
 
-__all__ = ["SLOTS_PER_GPU", "gpu_pool", "gpu_slots", "pool_name"]
+__all__ = ["SLOTS_PER_GPU", "cluster_gpu_capacity", "gpu_pool", "gpu_slots", "pool_name", "sync_pools"]
 
 SLOTS_PER_GPU = 10
 GPU_SLOTS = ("cuda.shares", "cuda.device")
@@ -34,3 +34,34 @@ def gpu_pool(scaling_group: str | None, resources: Mapping[str, Any]) -> tuple[s
     """``(pool, pool_slots)`` for a task that requests GPUs, ``None`` for a CPU-only task."""
     slots = gpu_slots(resources)
     return (pool_name(scaling_group), slots) if slots else None
+
+
+def cluster_gpu_capacity(presets: Mapping[str, Any]) -> dict[str, Decimal]:
+    """GPUs (fGPU units) per scaling group from a ``/resource/check-presets`` answer: using + remaining."""
+    capacity: dict[str, Decimal] = {}
+    for group, slots in (presets.get("scaling_groups") or {}).items():
+        using, remaining = slots.get("using") or {}, slots.get("remaining") or {}
+        total = Decimal(0)
+        for slot in GPU_SLOTS:
+            amounts = parse_slots({slot: using.get(slot, 0)}), parse_slots({slot: remaining.get(slot, 0)})
+            total += amounts[0][slot] + amounts[1][slot]
+        capacity[str(group)] = total
+    return capacity
+
+
+def sync_pools(capacities: Mapping[str, Decimal | float | int]) -> list[tuple[str, int]]:
+    """Create or resize ``backendai-gpu-<group>`` pools (``include_deferred``) for GPU capacities in fGPU."""
+    from airflow.models.pool import Pool
+
+    done = []
+    for group, gpus in sorted(capacities.items()):
+        slots = math.floor(Decimal(str(gpus)) * SLOTS_PER_GPU)
+        name = pool_name(group)
+        Pool.create_or_update_pool(
+            name,
+            slots=slots,
+            description=f"Backend.AI scaling group {group}: {gpus} fGPU, one slot = 0.1 fGPU",
+            include_deferred=True,
+        )
+        done.append((name, slots))
+    return done

@@ -15,7 +15,56 @@ _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="fasttrack-airflow-home-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "tests" / "dags"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+# -- backendai-lite and the backendai connection --------------------------------------------------
+
+import pytest  # noqa: E402
+
+from tests.helpers import connection_env  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def lite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One backendai-lite for the test session (10 fGPU shares, as in the docs' examples)."""
+    from airflow_provider_fasttrack.lite.testing import LiteServer
+
+    with LiteServer(data_dir=tmp_path_factory.mktemp("lite")) as server:
+        yield server
+
+
+@pytest.fixture
+def backendai_conn(lite, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[no-untyped-def]
+    """``backendai_default`` pointing at the session's backendai-lite."""
+    monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_DEFAULT", connection_env(lite))
+    return "backendai_default"
+
+
+@pytest.fixture
+def hook(backendai_conn: str):  # type: ignore[no-untyped-def]
+    from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+
+    hook = BackendAIHook(backendai_conn, retry_delay=0.05)
+    yield hook
+    hook.close()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh Airflow metadata database (SQLite in the test AIRFLOW_HOME)."""
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+def load_test_dag(dag_id: str):  # type: ignore[no-untyped-def]
+    """A DAG from ``tests/dags`` (the test dags folder, so that dag.test() finds it in its bundle)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]

@@ -1,6 +1,6 @@
 """``python -m training <command> ...``: the steps a pipeline session runs.
 
-Commands: ``prepare`` (build the Q/A dataset), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report).
+Commands: ``prepare`` (build the Q/A dataset), ``extract`` (LLM Q/A extraction from transcripts), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import sys
 
 COMMANDS = {
     "prepare": "training.prepare",
+    "extract": "training.extract",
     "finetune": "training.finetune",
     "evaluate": "training.evaluate",
 }

@@ -219,6 +219,8 @@ class BackendAIHook(BaseHook):
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self._api_version: str | None = None
+        #: requests retried so far (connection errors, 5xx, 429)
+        self.retries = 0
 
     def __repr__(self) -> str:
         return f"BackendAIHook(backendai_conn_id={self.backendai_conn_id!r})"
@@ -316,6 +318,7 @@ class BackendAIHook(BaseHook):
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        self.retries += 1
         self.log.warning("Backend.AI request failed (attempt %d), retrying: %s", state.attempt_number, exc)
 
     def _retry_kwargs(self) -> dict[str, Any]:
@@ -327,15 +330,21 @@ class BackendAIHook(BaseHook):
             "reraise": True,
         }
 
+    @staticmethod
+    def _request_once(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, errors as typed exceptions."""
+        try:
+            response = client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise BackendAIConnectionError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        if response.is_error:
+            raise _error_from_response(response)
+        return response
+
     def _send(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in Retrying(**self._retry_kwargs()):
             with attempt:
-                try:
-                    response = client.request(method, path, **kwargs)
-                except httpx.TransportError as exc:
-                    raise BackendAIConnectionError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-                if response.is_error:
-                    raise _error_from_response(response)
+                response = self._request_once(client, method, path, **kwargs)
         return response
 
     async def _asend(
@@ -568,18 +577,30 @@ class BackendAIHook(BaseHook):
         return list(items or [])
 
     def upload_file(self, vfolder: str, path: str, content: bytes) -> None:
-        """Write ``content`` to ``path`` in the vfolder (request-upload, then a tus PATCH to the storage proxy)."""
+        """Write ``content`` to ``path`` in the vfolder: request-upload, then tus to the storage proxy.
+
+        A failed PATCH is resumed from the offset the storage proxy reports (``HEAD``), so a retry never
+        writes twice or trips over an upload that had in fact completed.
+        """
         ticket = self._call(
             REQUEST_UPLOAD, path_args={"name": vfolder}, json={"path": path, "size": len(content)}
         )
-        headers = {
-            "Tus-Resumable": "1.0.0",
-            "Upload-Offset": "0",
-            "Upload-Length": str(len(content)),
-            "Content-Type": "application/offset+octet-stream",
-        }
+        url = self._storage_url(ticket)
+        tus = {"Tus-Resumable": "1.0.0"}
         with httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls) as storage:
-            self._send(storage, "PATCH", self._storage_url(ticket), content=content, headers=headers)
+            for attempt in Retrying(**self._retry_kwargs()):
+                with attempt:
+                    offset = int(
+                        self._send(storage, "HEAD", url, headers=tus).headers.get("Upload-Offset", 0)
+                    )
+                    if offset >= len(content) and content:
+                        return
+                    headers = {
+                        **tus,
+                        "Upload-Offset": str(offset),
+                        "Content-Type": "application/offset+octet-stream",
+                    }
+                    self._request_once(storage, "PATCH", url, content=content[offset:], headers=headers)
 
     def download_file(self, vfolder: str, path: str) -> bytes:
         """Read one file of a vfolder (request-download, then GET from the storage proxy)."""

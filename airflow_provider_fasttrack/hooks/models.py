@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -67,12 +68,11 @@ class SessionState:
     @classmethod
     def from_compute_session(cls, session_id: str, node: dict[str, Any]) -> SessionState:
         """Build from a GraphQL ``compute_session`` node (``status_data.kernel.exit_code`` holds the code)."""
-        status_data = node.get("status_data") or {}
-        exit_code = (status_data.get("kernel") or {}).get("exit_code")
+        exit_code = _kernel_exit_code(node.get("status_data"))
         if exit_code is None:
             for container in node.get("containers") or []:
                 if container.get("cluster_role") in (None, "main"):
-                    exit_code = ((container.get("status_data") or {}).get("kernel") or {}).get("exit_code")
+                    exit_code = _kernel_exit_code(container.get("status_data"))
                     break
         return cls(
             session_id=session_id,
@@ -81,6 +81,18 @@ class SessionState:
             exit_code=int(exit_code) if exit_code is not None else None,
             status_info=node.get("status_info"),
         )
+
+
+def _kernel_exit_code(status_data: Any) -> Any:
+    """``status_data.kernel.exit_code``; GraphQL sends ``status_data`` as a JSON string."""
+    if isinstance(status_data, str):
+        try:
+            status_data = json.loads(status_data) if status_data else {}
+        except ValueError:
+            return None
+    if not isinstance(status_data, dict):
+        return None
+    return (status_data.get("kernel") or {}).get("exit_code")
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
 
     :param image: container image of the session.
     :param command: the batch ``startupCommand`` (run with bash).
-    :param resources: slots, e.g. ``{"cpu": 4, "mem": "16g", "cuda.shares": "1.5"}``.
+    :param resources: slots, e.g. ``{"cpu": 4, "mem": "16g", "cuda.shares": "1.5"}`` (kept as
+        ``session_resources``: ``resources`` is Airflow's own operator field).
     :param resource_opts: e.g. ``{"shmem": "2g"}``.
     :param mounts: vfolders, FastTrack syntax ``"vf"`` or ``"vf:alias"``.
     :param env: environment variables of the session (templated).
@@ -67,8 +68,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     :param log_interval: seconds between log fetches while deferred (None: only at the end).
     """
 
-    template_fields: Sequence[str] = ("command", "env", "image", "mounts", "resources")
-    template_fields_renderers = {"command": "bash", "env": "json", "resources": "json"}
+    template_fields: Sequence[str] = ("command", "env", "image", "mounts", "session_resources")
+    template_fields_renderers = {"command": "bash", "env": "json", "session_resources": "json"}
     ui_color = "#b6e3ff"
     operator_extra_links = (BackendAISessionLink(),)
     external_id_key = "backendai_session_id"
@@ -109,7 +110,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             raise ValueError(f"cluster_mode must be 'single-node' or 'multi-node', not {cluster_mode!r}")
         self.image = image
         self.command = command
-        self.resources = dict(resources or {})
+        # BaseOperator.resources is Airflow's own executor-resources field: keep the session's slots apart
+        self.session_resources = dict(resources or {})
         self.resource_opts = dict(resource_opts or {})
         self.cluster_mode = cluster_mode
         self.cluster_size = cluster_size
@@ -178,7 +180,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             name=name,
             image=self.image,
             command=self.command,
-            resources=self.resources,
+            resources=self.session_resources,
             resource_opts=self.resource_opts,
             mounts=mounts,
             environ=environ,
@@ -210,7 +212,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
 
     def _check_capacity(self) -> None:
         """Fail at once when the request can never fit the scaling group or the keypair's limits."""
-        if not self.resources:
+        if not self.session_resources:
             return
         presets = self.hook.check_presets(project=self.project, scaling_group=self.scaling_group)
         limits: list[tuple[str, Mapping[str, Any]]] = []
@@ -227,13 +229,15 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             total = {k: _add(using.get(k, 0), remaining.get(k, 0)) for k in set(using) | set(remaining)}
             limits.append((f"scaling group {group_name!r}", total))
         for where, limit in limits:
-            relevant = {k: v for k, v in self.resources.items() if k in limit or where.startswith("scaling")}
+            relevant = {
+                k: v for k, v in self.session_resources.items() if k in limit or where.startswith("scaling")
+            }
             over = slots_exceeding(relevant, limit)
             if over:
                 slot, (wanted, have) = next(iter(sorted(over.items())))
                 raise ResourceRequestError(
-                    f"Task {self.task_id} requests {slot}={self.resources[slot]} but {where} can never provide "
-                    f"more than {_human(slot, have)} (request: {format_slots(self.resources)})"
+                    f"Task {self.task_id} requests {slot}={self.session_resources[slot]} but {where} can never provide "
+                    f"more than {_human(slot, have)} (request: {format_slots(self.session_resources)})"
                 )
 
     def _artifact_mounts(self, context: Context) -> list[Mount]:

@@ -1,0 +1,1 @@
+"""HTTP routes of backendai-lite, one module per manager API area."""

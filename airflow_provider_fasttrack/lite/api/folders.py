@@ -1,0 +1,179 @@
+"""``/folders`` (list, create, info, files, upload/download tokens) and the storage side (tus upload, download)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+
+from airflow_provider_fasttrack.lite.api.session import json_body
+from airflow_provider_fasttrack.lite.context import caller, context
+from airflow_provider_fasttrack.lite.errors import LiteError
+
+router = APIRouter()
+
+TUS_VERSION = "1.0.0"
+
+
+@router.get("/folders")
+async def list_folders(request: Request) -> list[dict[str, Any]]:
+    """The caller's vfolders."""
+    ctx = context(request)
+    return [ctx.vfolders.describe(row) for row in ctx.store.vfolders(caller(request).access_key)]
+
+
+@router.post("/folders")
+async def create_folder(request: Request) -> JSONResponse:
+    """Create a vfolder."""
+    ctx = context(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise LiteError("invalid-api-params", "The request body must be a JSON object.")
+    row = ctx.vfolders.create(caller(request).access_key, body)
+    return JSONResponse(ctx.vfolders.describe(row), status_code=201)
+
+
+@router.get("/folders/{name}")
+async def folder_info(request: Request, name: str) -> dict[str, Any]:
+    """One vfolder with its file count and usage."""
+    ctx = context(request)
+    return ctx.vfolders.info(ctx.vfolders.get(caller(request).access_key, name))
+
+
+@router.get("/folders/{name}/files")
+async def list_files(request: Request, name: str, path: str = "") -> dict[str, Any]:
+    """Entries of a directory inside a vfolder."""
+    ctx = context(request)
+    items = ctx.vfolders.list_files(ctx.vfolders.get(caller(request).access_key, name), path)
+    return {"items": items, "files": json.dumps(items)}
+
+
+def _storage_url(request: Request, endpoint: str) -> str:
+    return str(request.base_url).rstrip("/") + endpoint
+
+
+@router.post("/folders/{name}/request-upload")
+async def request_upload(request: Request, name: str) -> dict[str, str]:
+    """A token and URL for a tus upload of one file."""
+    ctx = context(request)
+    body = await json_body(request)
+    row = ctx.vfolders.get(caller(request).access_key, name)
+    path = body.get("path") if isinstance(body, dict) else None
+    size = body.get("size") if isinstance(body, dict) else None
+    if not isinstance(path, str) or not path.strip("/"):
+        raise LiteError("invalid-api-params", "path (the file's path inside the vfolder) is required")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise LiteError("invalid-api-params", "size (the file's size in bytes) is required")
+    target = ctx.vfolders.resolve(row, path)
+    if target.is_dir():
+        raise LiteError("invalid-api-params", f"{path!r} is a directory")
+    token = ctx.vfolders.new_transfer(row, "upload", path, size)
+    return {"token": token, "url": _storage_url(request, "/upload")}
+
+
+@router.post("/folders/{name}/request-download")
+async def request_download(request: Request, name: str) -> dict[str, str]:
+    """A token and URL to download one file (or a directory as a zip archive)."""
+    ctx = context(request)
+    body = await json_body(request)
+    row = ctx.vfolders.get(caller(request).access_key, name)
+    path = body.get("path") if isinstance(body, dict) else None
+    if not isinstance(path, str):
+        raise LiteError("invalid-api-params", "path is required")
+    archive = bool(body.get("archive")) if isinstance(body, dict) else False
+    target = ctx.vfolders.resolve(row, path, must_exist=True)
+    if target.is_dir() and not archive:
+        raise LiteError("invalid-api-params", f"{path!r} is a directory; ask with archive=true")
+    token = ctx.vfolders.new_transfer(row, "download", path, None, archive)
+    return {"token": token, "url": _storage_url(request, "/download")}
+
+
+def _tus_headers(**extra: str) -> dict[str, str]:
+    headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store"}
+    headers.update(extra)
+    return headers
+
+
+@router.options("/upload")
+async def tus_options() -> Response:
+    """tus capability discovery."""
+    return Response(
+        status_code=204, headers=_tus_headers(**{"Tus-Version": TUS_VERSION, "Tus-Extension": ""})
+    )
+
+
+@router.head("/upload")
+async def tus_head(request: Request, token: str | None = None) -> Response:
+    """tus: the current offset of an upload."""
+    ctx = context(request)
+    record, row = ctx.vfolders.transfer(token, "upload")
+    final = ctx.vfolders.resolve(row, record["path"])
+    partial = final.with_name(final.name + ".lite-upload-" + str(token)[:8])
+    if token in ctx.vfolders.completed_uploads:
+        offset = record["size"]
+    else:
+        offset = partial.stat().st_size if partial.exists() else 0
+    return Response(
+        status_code=200,
+        headers=_tus_headers(**{"Upload-Offset": str(offset), "Upload-Length": str(record["size"])}),
+    )
+
+
+@router.patch("/upload")
+async def tus_patch(request: Request, token: str | None = None) -> Response:
+    """tus: append a chunk at ``Upload-Offset``; the file appears when the last byte arrives."""
+    ctx = context(request)
+    record, row = ctx.vfolders.transfer(token, "upload")
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/offset+octet-stream":
+        return Response(status_code=415, headers=_tus_headers())
+    try:
+        offset = int(request.headers.get("upload-offset", ""))
+    except ValueError:
+        raise LiteError("invalid-api-params", "Upload-Offset header is required") from None
+    final = ctx.vfolders.resolve(row, record["path"])
+    partial = final.with_name(final.name + ".lite-upload-" + str(token)[:8])
+    if token in ctx.vfolders.completed_uploads:
+        current = record["size"]
+    else:
+        current = partial.stat().st_size if partial.exists() else 0
+    if offset != current:
+        return Response(status_code=409, headers=_tus_headers(**{"Upload-Offset": str(current)}))
+    chunk = await request.body()
+    if token in ctx.vfolders.completed_uploads and not chunk:
+        return Response(status_code=204, headers=_tus_headers(**{"Upload-Offset": str(current)}))
+    if current + len(chunk) > record["size"]:
+        raise LiteError("invalid-api-params", "The upload is larger than the announced size.")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with partial.open("ab") as out:
+        out.write(chunk)
+    new_offset = current + len(chunk)
+    if new_offset == record["size"]:
+        os.replace(partial, final)
+        ctx.vfolders.completed_uploads.add(str(token))
+    return Response(status_code=204, headers=_tus_headers(**{"Upload-Offset": str(new_offset)}))
+
+
+@router.get("/download")
+async def download(request: Request, token: str | None = None) -> Response:
+    """The file (or a zip of the directory) behind a download token."""
+    ctx = context(request)
+    record, row = ctx.vfolders.transfer(token, "download")
+    target = ctx.vfolders.resolve(row, record["path"], must_exist=True)
+    if target.is_dir():
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(target.rglob("*")):
+                if file.is_file():
+                    archive.write(file, file.relative_to(target).as_posix())
+        name = (target.name or row["name"]) + ".zip"
+        return Response(
+            buffer.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return FileResponse(target, filename=target.name, media_type="application/octet-stream")

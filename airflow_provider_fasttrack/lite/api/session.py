@@ -1,0 +1,114 @@
+"""``/session``: create, inspect, logs, destroy (and the 501 of restart)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from airflow_provider_fasttrack.lite.context import caller, context
+from airflow_provider_fasttrack.lite.errors import LiteError
+from airflow_provider_fasttrack.lite.session_spec import parse_session_spec
+
+router = APIRouter()
+
+
+async def json_body(request: Request) -> Any:
+    """The JSON body, or 400 ``invalid-api-params``."""
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise LiteError("invalid-api-params", "Malformed request body (not JSON).") from exc
+
+
+def _created(row: dict[str, Any], created: bool) -> dict[str, Any]:
+    return {
+        "sessionId": row["id"],
+        "sessionName": row["name"],
+        "status": row["status"],
+        "servicePorts": [],
+        "created": created,
+    }
+
+
+@router.post("/session")
+@router.post("/session/_/create")
+async def create_session(request: Request) -> JSONResponse:
+    """Create (or reuse) a session."""
+    ctx = context(request)
+    spec = parse_session_spec(ctx.config, await json_body(request))
+    row, created = await ctx.registry.create(caller(request), spec)
+    return JSONResponse(_created(row, created), status_code=201 if created else 200)
+
+
+@router.get("/session/{session_ref}")
+async def get_session(request: Request, session_ref: str) -> dict[str, Any]:
+    """Information on a live session (404 once terminated or cancelled)."""
+    ctx = context(request)
+    row = ctx.registry.live_session(session_ref, caller(request).access_key)
+    return {
+        "sessionId": row["id"],
+        "sessionName": row["name"],
+        "domainName": row["domain_name"],
+        "groupName": row["group_name"],
+        "userId": caller(request).user_uuid,
+        "image": row["image"],
+        "lang": row["image"],
+        "architecture": row["architecture"],
+        "type": row["type"],
+        "tag": row["tag"],
+        "priority": row["priority"],
+        "clusterMode": row["cluster_mode"],
+        "clusterSize": row["cluster_size"],
+        "scalingGroup": row["scaling_group"],
+        "occupiedSlots": row["occupied_slots"],
+        "requestedSlots": row["requested_slots"],
+        "environ": row["config"].get("_lite", {}).get("environ", {}),
+        "resourceOpts": row["config"].get("_lite", {}).get("resource_opts", {}),
+        "status": row["status"],
+        "statusInfo": row["status_info"],
+        "statusData": row["status_data"],
+        "creationTime": row["created_at"],
+        "terminationTime": row["terminated_at"],
+        "numQueriesExecuted": 0,
+        "lastStat": {},
+        "idleChecks": {},
+    }
+
+
+@router.get("/session/{session_ref}/logs")
+async def get_logs(request: Request, session_ref: str, kernel_id: str | None = None) -> dict[str, Any]:
+    """Container logs; by UUID they stay readable after termination."""
+    ctx = context(request)
+    row = ctx.registry.any_session(session_ref, caller(request).access_key)
+    return {"result": {"logs": ctx.registry.logs(row, kernel_id)}}
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+@router.delete("/session/{session_ref}")
+async def destroy_session(request: Request, session_ref: str) -> dict[str, Any]:
+    """Terminate (or cancel) a session; ``recursive`` also ends the sessions depending on it."""
+    ctx = context(request)
+    row = ctx.registry.live_session(session_ref, caller(request).access_key)
+    status = await ctx.registry.destroy(
+        row,
+        forced=_flag(request.query_params.get("forced")),
+        recursive=_flag(request.query_params.get("recursive")),
+    )
+    return {"stats": {"status": status}}
+
+
+@router.patch("/session/{session_ref}")
+async def restart_session(request: Request, session_ref: str) -> None:
+    """Restarting is not implemented by current managers either."""
+    raise LiteError(
+        "not-implemented", "Restarting a session is not supported; destroy it and create a new one."
+    )

@@ -1,0 +1,133 @@
+"""``backendai-lite serve``: run the local Backend.AI-compatible server."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from airflow_provider_fasttrack.lite.config import (
+    ConfigError,
+    KeypairConfig,
+    LiteConfig,
+    generate_keypair,
+    load_config,
+)
+
+__all__ = ["main"]
+
+DEFAULT_PORT = 8091
+DEFAULT_DATA_DIR = "~/.local/share/backendai-lite"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backendai-lite", description="A local Backend.AI-compatible server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any free)"
+    )
+    serve.add_argument("--config", type=Path, help="YAML configuration file")
+    serve.add_argument(
+        "--data-dir", type=Path, default=None, help=f"state directory (default: {DEFAULT_DATA_DIR})"
+    )
+    serve.add_argument(
+        "--allow-remote", action="store_true", help="allow binding a non-loopback address (no TLS!)"
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _development_keypair(data_dir: Path) -> KeypairConfig:
+    """The data dir's development keypair, created (mode 0600) on first use."""
+    path = data_dir / "dev-keypair.json"
+    if path.exists():
+        return KeypairConfig.model_validate(json.loads(path.read_text()))
+    keypair = generate_keypair()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"access_key": keypair.access_key, "secret_key": keypair.secret_key}, out)
+    return keypair
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run until SIGINT/SIGTERM."""
+    if not _is_loopback(args.host) and not args.allow_remote:
+        print(
+            f"backendai-lite: refusing to bind {args.host!r}, which is not a loopback address; "
+            "pass --allow-remote to expose it (requests are signed but not encrypted)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        config: LiteConfig = load_config(args.config)
+    except ConfigError as exc:
+        print(f"backendai-lite: {exc}", file=sys.stderr)
+        return 2
+    data_dir = (args.data_dir or Path(DEFAULT_DATA_DIR)).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not config.keypairs:
+        keypair = _development_keypair(data_dir)
+        config.keypairs.append(keypair)
+        print("backendai-lite: no keypairs configured; development keypair:", flush=True)
+        print(f"  access key: {keypair.access_key}", flush=True)
+        print(f"  secret key: {keypair.secret_key}", flush=True)
+
+    import uvicorn
+
+    from airflow_provider_fasttrack.lite.app import create_app
+
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"backendai-lite: cannot bind {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    url = f"http://{args.host if family == socket.AF_INET else '[' + args.host + ']'}:{port}"
+    (data_dir / "server.json").write_text(json.dumps({"url": url, "port": port, "pid": os.getpid()}))
+    print(f"backendai-lite: serving {url} (data dir {data_dir})", flush=True)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config, data_dir),
+            log_level=args.log_level,
+            timeout_graceful_shutdown=3,
+            lifespan="on",
+        )
+    )
+    server.run(sockets=[sock])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

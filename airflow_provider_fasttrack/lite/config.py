@@ -1,0 +1,243 @@
+"""backendai-lite configuration: keypairs, scaling groups, image mapping, sandbox and fault knobs (YAML)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from airflow_provider_fasttrack.lite import slots as slotlib
+
+__all__ = [
+    "ConfigError",
+    "FaultConfig",
+    "ImageMapping",
+    "KeypairConfig",
+    "LiteConfig",
+    "Preset",
+    "ScalingGroupConfig",
+    "generate_keypair",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """The configuration file is invalid; the message names the file, the field and the line."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KeypairConfig(_Model):
+    """One keypair and its resource policy."""
+
+    access_key: str = Field(min_length=4)
+    secret_key: str = Field(min_length=8, repr=False)
+    user_email: str = "user@lite.local"
+    user_uuid: str = "00000000-0000-4000-8000-000000000001"
+    is_admin: bool = True
+    #: keypair resource policy ``total_resource_slots`` (unset slot: unlimited)
+    total_resource_slots: dict[str, Any] = Field(default_factory=dict)
+    #: keypair resource policy ``max_concurrent_sessions`` (0: unlimited)
+    max_concurrent_sessions: int = Field(default=0, ge=0)
+
+    def limits(self) -> slotlib.Slots:
+        """The parsed total resource slots."""
+        return slotlib.parse_slots(self.total_resource_slots)
+
+    def __repr__(self) -> str:
+        return f"KeypairConfig(access_key={self.access_key!r}, secret_key='***')"
+
+
+class ScalingGroupConfig(_Model):
+    """One scaling group: the slot capacity of its (single, local) agent."""
+
+    slots: dict[str, Any]
+
+    def capacity(self) -> slotlib.Slots:
+        """The parsed slot capacity."""
+        return slotlib.parse_slots(self.slots)
+
+
+class ImageMapping(_Model):
+    """Maps image names matching ``pattern`` (a glob) to a local runtime."""
+
+    pattern: str
+    #: a directory whose ``bin/`` goes first on PATH (a venv or prefix); empty: the server's own Python
+    runtime: str | None = None
+
+    def bin_dir(self) -> str:
+        """The directory put first on PATH for sessions of this image."""
+        if self.runtime:
+            return str(Path(self.runtime) / "bin")
+        return str(Path(sys.executable).parent)
+
+
+class Preset(_Model):
+    """A resource preset, as answered by ``/resource/check-presets``."""
+
+    name: str
+    resource_slots: dict[str, Any]
+    shared_memory: str | None = None
+
+
+class FaultConfig(_Model):
+    """Fault injection, to exercise clients' retry paths against a real server."""
+
+    #: fraction of requests answered with an error status
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: statuses to answer; 429 comes with ``Retry-After``
+    error_statuses: list[int] = Field(default_factory=lambda: [500, 503, 429])
+    #: ``before``: the request never takes effect; ``after``: it takes effect but the client sees the error
+    error_phase: Literal["before", "after", "both"] = "both"
+    retry_after_seconds: float = Field(default=1.0, ge=0.0)
+    #: fraction of requests delayed by ``latency_seconds``
+    latency_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    latency_seconds: float = Field(default=0.2, ge=0.0)
+    #: fraction of event streams closed by the server after ``drop_event_stream_after`` events
+    drop_event_stream_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    drop_event_stream_after: int = Field(default=1, ge=0)
+    #: path prefixes never faulted
+    exempt_paths: list[str] = Field(default_factory=lambda: ["/lite/"])
+    seed: int | None = None
+
+    @field_validator("error_statuses")
+    @classmethod
+    def _statuses_are_errors(cls, value: list[int]) -> list[int]:
+        for status in value:
+            if status != 429 and not 500 <= status <= 599:
+                raise ValueError(f"{status} is neither 429 nor a 5xx status")
+        if not value:
+            raise ValueError("needs at least one status")
+        return value
+
+
+class LiteConfig(_Model):
+    """The whole configuration file."""
+
+    keypairs: list[KeypairConfig] = Field(default_factory=list)
+    scaling_groups: dict[str, ScalingGroupConfig] = Field(default_factory=dict)
+    default_scaling_group: str = "default"
+    images: list[ImageMapping] = Field(default_factory=lambda: [ImageMapping(pattern="*")])
+    presets: list[Preset] = Field(default_factory=list)
+    #: per-kernel resources of a session that asks for none
+    default_resources: dict[str, Any] = Field(default_factory=lambda: {"cpu": 1, "mem": "1g"})
+    #: ``auto``: private mount namespaces when the OS allows; ``namespace``: require them; ``none``: never
+    sandbox: Literal["auto", "namespace", "none"] = "auto"
+    #: seconds between SIGTERM and SIGKILL when a session is destroyed without ``forced``
+    kill_grace_seconds: float = Field(default=2.0, ge=0.0)
+    #: server environment variables (globs) passed on to sessions, so the default runtime finds its packages
+    inherit_environment: list[str] = Field(
+        default_factory=lambda: ["PYTHONPATH", "HF_*", "TRANSFORMERS_*", "TOKENIZERS_PARALLELISM", "TZ"]
+    )
+    faults: FaultConfig = Field(default_factory=FaultConfig)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if not self.scaling_groups:
+            self.scaling_groups = {"default": ScalingGroupConfig(slots=_host_slots())}
+        if self.default_scaling_group not in self.scaling_groups:
+            self.default_scaling_group = next(iter(self.scaling_groups))
+        seen: set[str] = set()
+        for keypair in self.keypairs:
+            if keypair.access_key in seen:
+                raise ValueError(f"access key {keypair.access_key!r} is configured twice")
+            seen.add(keypair.access_key)
+        for name, group in self.scaling_groups.items():
+            try:
+                group.capacity()
+            except ValueError as exc:
+                raise ValueError(f"scaling_groups.{name}.slots: {exc}") from exc
+        if not self.presets:
+            self.presets = [
+                Preset(name="cpu-small", resource_slots={"cpu": 1, "mem": "1g"}),
+                Preset(name="cpu-large", resource_slots={"cpu": 4, "mem": "8g"}),
+                Preset(name="gpu-half", resource_slots={"cpu": 2, "mem": "8g", "cuda.shares": "0.5"}),
+            ]
+
+    def known_slot_types(self) -> set[str]:
+        """Slot names the server knows (the base ones plus every configured one)."""
+        known = {"cpu", "mem", "cuda.shares", "cuda.device"}
+        for group in self.scaling_groups.values():
+            known.update(group.slots)
+        return known
+
+    def keypair(self, access_key: str) -> KeypairConfig | None:
+        """The keypair with this access key, if configured."""
+        return next((kp for kp in self.keypairs if kp.access_key == access_key), None)
+
+
+def _host_slots() -> dict[str, Any]:
+    cpus = os.cpu_count() or 1
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        mem = 8 * 2**30
+    return {"cpu": cpus, "mem": str(mem)}
+
+
+def generate_keypair() -> KeypairConfig:
+    """A random development keypair in the manager's format (``AKIA`` + 16, 40-character secret)."""
+    upper = string.ascii_uppercase + string.digits
+    access = "AKIA" + "".join(secrets.choice(upper) for _ in range(16))
+    alphabet = string.ascii_letters + string.digits + "/+"
+    secret = "".join(secrets.choice(alphabet) for _ in range(40))
+    return KeypairConfig(access_key=access, secret_key=secret)
+
+
+def _line_of(path: Path, text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a field path in a YAML document."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((pair for pair in node.value if pair[0].value == str(part)), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def load_config(path: str | os.PathLike[str] | None) -> LiteConfig:
+    """Load and validate the YAML configuration; ``None`` gives the defaults."""
+    if path is None:
+        return LiteConfig()
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the configuration: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: the configuration must be a mapping")
+    try:
+        return LiteConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            loc = tuple(error["loc"])
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            line = _line_of(file, text, loc)
+            where = f" line {line}" if line else ""
+            problems.append(f"{file}{where}: field {field}: {error['msg']}")
+        raise ConfigError("\n".join(problems)) from None

@@ -1,0 +1,62 @@
+"""ASGI middleware: fault injection, latency, API version and keypair signature checks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from airflow_provider_fasttrack.lite.auth import verify_request
+from airflow_provider_fasttrack.lite.errors import LiteError, problem_response
+
+__all__ = ["LiteMiddleware", "UNSIGNED_PATHS"]
+
+#: paths answered without a signature: version negotiation and the storage side (token-based)
+UNSIGNED_PATHS = frozenset({"/", "/upload", "/download"})
+#: streams cannot be replaced after they started
+STREAM_PATHS = ("/events/",)
+
+
+class LiteMiddleware:
+    """Wraps the app: faults first (as a flaky proxy would), then authentication."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctx = scope["app"].state.lite
+        path: str = scope["path"]
+        faults = ctx.faults
+        fault = None
+        if faults.applies_to(path):
+            delay = faults.latency()
+            if delay:
+                await asyncio.sleep(delay)
+            fault = faults.error(can_be_after=not path.startswith(STREAM_PATHS))
+        if fault is not None and fault.phase == "before":
+            await problem_response(fault.error(), fault.headers())(scope, receive, send)
+            return
+        if path not in UNSIGNED_PATHS:
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            raw_path = scope.get("raw_path") or path.encode()
+            target = raw_path.decode("latin-1")
+            if scope.get("query_string"):
+                target += "?" + scope["query_string"].decode("latin-1")
+            try:
+                keypair = verify_request(ctx.config, headers, scope["method"], target)
+            except LiteError as error:
+                await problem_response(error)(scope, receive, send)
+                return
+            scope.setdefault("state", {})["keypair"] = keypair
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def swallow(message: Message) -> None:
+            """The request takes effect; its real answer is dropped."""
+
+        await self.app(scope, receive, swallow)
+        await problem_response(fault.error(), fault.headers())(scope, receive, send)

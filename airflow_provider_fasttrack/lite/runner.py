@@ -1,0 +1,106 @@
+"""Kernel processes: start one per kernel in its own process group, wait, and kill whole groups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airflow_provider_fasttrack.lite.sandbox import MountSpec, namespace_command, prepare_fallback
+
+__all__ = ["KernelLaunch", "kill_group", "processes_of_session", "start_kernel", "sweep_session"]
+
+#: PATH tail after the runtime's bin dir
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class KernelLaunch:
+    """Everything needed to start one kernel's process."""
+
+    session_id: str
+    kernel_id: str
+    command: str
+    environ: dict[str, str]
+    workdir: Path
+    scratch: Path
+    log_path: Path
+    bin_dir: str
+    mounts: list[MountSpec] = field(default_factory=list)
+    hostnames: list[str] = field(default_factory=list)
+    use_namespace: bool = True
+
+
+async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
+    """Start the kernel's command with bash in a new process group; output goes to its log file."""
+    launch.workdir.mkdir(parents=True, exist_ok=True)
+    launch.scratch.mkdir(parents=True, exist_ok=True)
+    env = dict(launch.environ)
+    env["PATH"] = f"{launch.bin_dir}:{SYSTEM_PATH}"
+    notes: list[str] = []
+    if launch.use_namespace:
+        argv, extra = namespace_command(
+            launch.workdir, launch.scratch, launch.mounts, launch.hostnames, launch.bin_dir
+        )
+        env.update(extra)
+        env["HOME"] = "/home/work"
+        env["LITE_COMMAND"] = launch.command
+        cwd = launch.workdir
+    else:
+        extra, notes = prepare_fallback(launch.scratch, launch.mounts)
+        env.update(extra)
+        env["HOME"] = str(launch.scratch)
+        argv = ["/bin/bash", "-c", launch.command]
+        cwd = launch.scratch
+    with launch.log_path.open("ab") as log:
+        for line in notes:
+            log.write(line.encode() + b"\n")
+        log.flush()
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal the whole process group led by ``pid`` (no error when it is gone)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def processes_of_session(session_id: str) -> list[int]:
+    """Pids whose environment carries ``BACKENDAI_SESSION_ID=<session_id>`` (Linux ``/proc``)."""
+    marker = f"BACKENDAI_SESSION_ID={session_id}".encode()
+    found: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def sweep_session(session_id: str) -> int:
+    """SIGKILL every process left over from a session (also ones that left its group); returns the count."""
+    count = 0
+    for pid in processes_of_session(session_id):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            count += 1
+    return count

@@ -1,0 +1,184 @@
+"""The session filesystem: a private mount namespace with ``/home/work`` and vfolder mounts, or a fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+__all__ = ["MountSpec", "SandboxError", "namespace_command", "namespaces_available", "prepare_fallback"]
+
+#: top-level directories a session gets fresh (not the host's)
+PRIVATE_TOP_DIRS = frozenset({"home", "tmp"})
+
+
+class SandboxError(RuntimeError):
+    """The session filesystem cannot be set up as requested."""
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """One vfolder (or subfolder) mounted into a session."""
+
+    source: Path
+    destination: str
+    read_only: bool
+    label: str
+
+
+# Runs inside `unshare --mount --propagation private`: builds a root on a tmpfs from the host's top-level
+# directories (except /home and /tmp, which are private), binds the scratch home and the mounts, and runs the
+# command chrooted there. Inputs come through LITE_* variables, which are removed before the command starts.
+_NAMESPACE_SCRIPT = r"""
+set -eu
+root="$LITE_ROOT"
+mount -t tmpfs -o mode=755 backendai-lite "$root"
+for entry in /*; do
+  name="${entry#/}"
+  case "$name" in home|tmp) continue ;; esac
+  if [ -L "$entry" ]; then cp -P "$entry" "$root/$name"
+  elif [ -d "$entry" ]; then mkdir "$root/$name"; mount --rbind "$entry" "$root/$name"
+  elif [ -f "$entry" ]; then touch "$root/$name"; mount --bind "$entry" "$root/$name"
+  fi
+done
+mkdir -p "$root/home/work" "$root/tmp"
+chmod 1777 "$root/tmp"
+mount --bind "$LITE_SCRATCH" "$root/home/work"
+while IFS= read -r path; do
+  [ -n "$path" ] || continue
+  mkdir -p "$root$path"; mount --bind "$path" "$root$path"
+done < "$LITE_EXTRA_BINDS"
+while IFS="$(printf '\t')" read -r src dst perm; do
+  [ -n "$src" ] || continue
+  mkdir -p "$root$dst"
+  mount --bind "$src" "$root$dst"
+  if [ "$perm" = "ro" ]; then mount -o remount,bind,ro "$root$dst"; fi
+done < "$LITE_MOUNTS"
+if [ -f "$LITE_HOSTS" ] && [ -e "$root/etc/hosts" ]; then mount --bind "$LITE_HOSTS" "$root/etc/hosts"; fi
+unset LITE_ROOT LITE_SCRATCH LITE_EXTRA_BINDS LITE_MOUNTS LITE_HOSTS
+exec chroot "$root" /bin/bash -c 'cd /home/work && lite_command="$LITE_COMMAND" && unset LITE_COMMAND && exec /bin/bash -c "$lite_command"'
+"""
+
+
+def namespaces_available() -> tuple[bool, str]:
+    """Probe whether a private mount namespace with tmpfs and bind mounts can be made here."""
+    unshare = shutil.which("unshare")
+    if unshare is None or shutil.which("chroot") is None:
+        return False, "the unshare or chroot command is not installed"
+    with tempfile.TemporaryDirectory(prefix="backendai-lite-probe-") as probe:
+        cmd = [*_unshare_prefix(unshare), "mount", "-t", "tmpfs", "backendai-lite-probe", probe]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, f"unshare failed: {exc}"
+    if done.returncode != 0:
+        return False, f"unshare --mount failed: {done.stderr.strip() or done.returncode}"
+    return True, "private mount namespaces (unshare --mount)"
+
+
+def _unshare_prefix(unshare: str) -> list[str]:
+    prefix = [unshare, "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        prefix[1:1] = ["--user", "--map-root-user"]
+    return prefix
+
+
+def check_destination(destination: str) -> None:
+    """Refuse a mount destination that would need a new directory on the host's own filesystem."""
+    path = PurePosixPath(destination)
+    if not path.is_absolute() or ".." in path.parts:
+        raise SandboxError(f"mount destination {destination!r} must be an absolute path without '..'")
+    if len(path.parts) < 2:
+        raise SandboxError("cannot mount over '/'")
+    top = path.parts[1]
+    host = Path("/", top)
+    if top in PRIVATE_TOP_DIRS or not host.exists():
+        return
+    if not Path(destination).is_dir():
+        raise SandboxError(
+            f"mount destination {destination!r} lies in the host directory /{top}, where it does not exist; "
+            "use a destination under /home/work, /tmp or a new top-level directory such as /pipeline"
+        )
+
+
+def _extra_binds(bin_dir: str) -> list[str]:
+    """Host paths of the runtime that live under the private top-level directories."""
+    candidates = {
+        str(Path(bin_dir).parent),
+        sys.prefix,
+        sys.base_prefix,
+        str(Path(sys.executable).resolve().parent),
+    }
+    wanted = []
+    for path in sorted(candidates):
+        parts = PurePosixPath(path).parts
+        if len(parts) > 1 and parts[1] in PRIVATE_TOP_DIRS and Path(path).is_dir():
+            wanted.append(path)
+    return wanted
+
+
+def namespace_command(
+    workdir: Path, scratch: Path, mounts: list[MountSpec], hostnames: list[str], bin_dir: str
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and extra environment that run ``LITE_COMMAND`` inside a private mount namespace."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise SandboxError("the unshare command is not installed")
+    for mount in mounts:
+        check_destination(mount.destination)
+    root = workdir / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    mounts_file = workdir / "mounts.tsv"
+    ordered = sorted(mounts, key=lambda m: len(PurePosixPath(m.destination).parts))
+    mounts_file.write_text(
+        "".join(f"{m.source}\t{m.destination}\t{'ro' if m.read_only else 'rw'}\n" for m in ordered)
+    )
+    binds_file = workdir / "extra-binds.txt"
+    binds_file.write_text("".join(f"{path}\n" for path in _extra_binds(bin_dir)))
+    hosts_file = workdir / "hosts"
+    hosts_file.write_text(
+        "127.0.0.1\tlocalhost " + " ".join(hostnames) + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+    script = workdir / "enter-namespace.sh"
+    script.write_text(_NAMESPACE_SCRIPT)
+    env = {
+        "LITE_ROOT": str(root),
+        "LITE_SCRATCH": str(scratch),
+        "LITE_MOUNTS": str(mounts_file),
+        "LITE_EXTRA_BINDS": str(binds_file),
+        "LITE_HOSTS": str(hosts_file),
+    }
+    return [*_unshare_prefix(unshare), "/bin/bash", str(script)], env
+
+
+def prepare_fallback(scratch: Path, mounts: list[MountSpec]) -> tuple[dict[str, str], list[str]]:
+    """Without namespaces: link mounts under the scratch home where possible; say what differs.
+
+    Returns the environment that gives the real paths and the notice lines for the session log.
+    """
+    notes = ["[backendai-lite] mount namespaces are not available: running without a private filesystem."]
+    notes.append(
+        f"[backendai-lite] /home/work is {scratch}; vfolders are linked or listed in BACKENDAI_LITE_MOUNTS."
+    )
+    mapping: dict[str, str] = {}
+    for mount in mounts:
+        mapping[mount.destination] = str(mount.source)
+        dest = PurePosixPath(mount.destination)
+        if dest.is_relative_to("/home/work") and dest != PurePosixPath("/home/work"):
+            link = scratch / dest.relative_to("/home/work")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to(mount.source, target_is_directory=True)
+        else:
+            notes.append(
+                f"[backendai-lite] {mount.destination} is not mounted; its files are at {mount.source}"
+            )
+        if mount.read_only:
+            notes.append(f"[backendai-lite] {mount.destination} should be read-only; this is not enforced")
+    env = {"BACKENDAI_LITE_HOME": str(scratch), "BACKENDAI_LITE_MOUNTS": json.dumps(mapping, sort_keys=True)}
+    return env, notes

@@ -1,0 +1,81 @@
+"""DAGs that the operator tests run with dag.test() against backendai-lite (airflow dag file)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+IMAGE = "python:3.11"
+
+
+def session_dag(dag_id: str, **defaults: object) -> DAG:
+    return DAG(dag_id, schedule=None, start_date=START, catchup=False, default_args=defaults, tags=["test"])
+
+
+for deferrable in (True, False):
+    mode = "deferrable" if deferrable else "sync"
+    common = {"deferrable": deferrable, "poll_interval": 0.5, "image": IMAGE}
+
+    with session_dag(f"op_success_{mode}"):
+        BackendAISessionOperator(
+            task_id="hello",
+            command="echo hello from the session; echo $BACKENDAI_PIPELINE_TASK_ID; sleep 0.5",
+            env={"GREETING": "{{ dag.dag_id }}"},
+            resources={"cpu": 1, "mem": "256m"},
+            **common,
+        )
+
+    with session_dag(f"op_failure_{mode}"):
+        BackendAISessionOperator(
+            task_id="fails",
+            command="echo preparing; echo the last words; exit 3",
+            retries=0,
+            **common,
+        )
+
+    with session_dag(f"op_skip_{mode}"):
+        BackendAISessionOperator(task_id="skips", command="exit 99", skip_on_exit_code=99, **common)
+
+with session_dag("op_timeout"):
+    BackendAISessionOperator(
+        task_id="too_slow",
+        command="sleep 120",
+        image=IMAGE,
+        poll_interval=0.5,
+        execution_timeout=timedelta(seconds=3),
+        retries=0,
+    )
+
+with session_dag("op_never_fits"):
+    BackendAISessionOperator(
+        task_id="greedy", command="true", image=IMAGE, resources={"cuda.shares": "500"}, retries=0
+    )
+
+with session_dag("op_fgpu", retries=0):
+    for index in range(3):
+        BackendAISessionOperator(
+            task_id=f"gpu_{index}",
+            command="sleep 2",
+            image=IMAGE,
+            resources={"cpu": 1, "cuda.shares": "5"},
+            gpu_pool=True,
+            poll_interval=0.5,
+        )
+
+with session_dag("op_chain", retries=0):
+    previous = None
+    for index in range(5):
+        task = BackendAISessionOperator(
+            task_id=f"step_{index}", command=f"echo step {index}", image=IMAGE, poll_interval=0.5
+        )
+        if previous is not None:
+            previous >> task
+        previous = task
+
+with session_dag("op_crash", retries=0):
+    BackendAISessionOperator(task_id="long", command="sleep 6; echo survived", image=IMAGE, poll_interval=0.5)

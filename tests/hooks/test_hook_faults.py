@@ -1,0 +1,46 @@
+"""The hook's retries against a backendai-lite that fails 30% of requests (5xx and 429, before or after effect)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+from airflow_provider_fasttrack.lite.testing import LiteServer
+from tests.helpers import connection_env
+
+
+@pytest.fixture
+def faulty_hook(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    faults = {"error_rate": 0.3, "error_phase": "both", "retry_after_seconds": 0.05, "seed": 7}
+    with LiteServer(data_dir=tmp_path / "lite", faults=faults) as lite:
+        monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_FAULTY", connection_env(lite))
+        hook = BackendAIHook("backendai_faulty", retry_limit=12, retry_delay=0.02, max_retry_delay=0.2)
+        yield lite, hook
+        hook.close()
+
+
+def test_operations_succeed_without_duplicates(faulty_hook) -> None:  # type: ignore[no-untyped-def]
+    lite, hook = faulty_hook
+    ids = []
+    for index in range(5):
+        request = hook.build_session_request(
+            name=f"faulty-{index}", image="python:3.11", command=f"echo run {index}"
+        )
+        ids.append(hook.create_session(request)["sessionId"])
+    for index, session_id in enumerate(ids):
+        deadline = time.monotonic() + 30
+        while not (state := hook.get_session_state(session_id)).is_terminal:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert state.is_successful
+        assert f"run {index}" in hook.get_logs(session_id)
+    hook.ensure_vfolder("faulty-data")
+    hook.upload_file("faulty-data", "x.txt", b"payload")
+    assert hook.download_file("faulty-data", "x.txt") == b"payload"
+    assert asyncio.run(hook.aget_session_state(ids[0])).is_successful
+    # every request above went through, and retried creations never made a second session
+    assert sorted(lite.session_ids()) == sorted(ids)
+    assert hook.retries >= 5  # and faults were really injected along the way

@@ -1,0 +1,63 @@
+"""``/events/session``: server-sent events in lifecycle order with the manager's names and data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from tests.lite.conftest import create_session
+
+SUCCESS_ORDER = [
+    "session_enqueued",
+    "session_scheduled",
+    "session_preparing",
+    "session_started",
+    "session_success",
+    "session_terminating",
+    "session_terminated",
+]
+
+
+def read_events(
+    http: httpx.Client, name: str, command: str, **params: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Open the stream for ``name``, start the session, collect events until it is terminated."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    with http.stream("GET", "/events/session", params={"sessionName": name, **params}) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        create_session(http, command, name=name)
+        current = ""
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                current = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((current, json.loads(line.split(":", 1)[1])))
+                if current == "session_terminated":
+                    break
+    return events
+
+
+def test_success_events_in_order(http: httpx.Client) -> None:
+    create_session(http, "true", name="someone-else")  # other sessions' events are filtered out
+    events = read_events(http, "evt-success", "echo hi", scope="session")
+    assert [name for name, _ in events] == SUCCESS_ORDER
+    ids = {data["sessionId"] for _, data in events}
+    assert len(ids) == 1
+    for _, data in events:
+        assert data["sessionName"] == "evt-success"
+        assert data["ownerAccessKey"] == http.auth.access_key  # type: ignore[union-attr]
+        assert data["exitCode"] is None
+    assert events[4][1]["reason"] == "task-finished"
+
+
+def test_failure_and_kernel_scope(http: httpx.Client) -> None:
+    events = read_events(http, "evt-failure", "exit 5", scope="*")
+    names = [name for name, _ in events]
+    assert "session_failure" in names and "session_success" not in names
+    assert "kernel_started" in names and "kernel_terminated" in names
+    assert names.index("session_started") < names.index("session_failure") < names.index("session_terminated")
+    failure = dict(events)["session_failure"]
+    assert failure["reason"] == "task-failed" and failure["exitCode"] is None

@@ -1,0 +1,243 @@
+"""Session lifecycle against a real server: results, exit codes, logs, 404 after termination, destroy, timeout."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from airflow_provider_fasttrack.lite.runner import processes_of_session
+from tests.lite.conftest import IMAGE, compute_session, create_session, lite_session, terminated, wait_for
+
+
+def test_exit_3_is_failure_with_exit_code_and_logs(http: httpx.Client) -> None:
+    created = create_session(http, "echo hello-from-session; echo oops >&2; exit 3")
+    assert created["created"] is True and created["status"] == "PENDING"
+    sid = created["sessionId"]
+    wait_for(http, sid, terminated)
+    missing = http.get(f"/session/{sid}")
+    assert missing.status_code == 404
+    assert missing.json()["type"] == "https://api.backend.ai/probs/object-not-found"
+    info = compute_session(http, sid)
+    assert info["status"] == "TERMINATED"
+    assert info["result"] == "FAILURE"
+    assert info["status_info"] == "task-failed"
+    assert info["status_data"]["kernel"]["exit_code"] == 3
+    logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+    assert "hello-from-session" in logs and "oops" in logs
+
+
+def test_exit_0_is_success_and_session_environment(http: httpx.Client) -> None:
+    command = 'echo "cwd=$(pwd) id=$BACKENDAI_SESSION_ID role=$BACKENDAI_CLUSTER_ROLE hosts=$BACKENDAI_CLUSTER_HOSTS custom=$CUSTOM"'
+    config = {"resources": {"cpu": 1}, "environ": {"CUSTOM": "value-42"}}
+    created = create_session(http, command, config=config, name="env-check")
+    sid = created["sessionId"]
+    live = http.get(f"/session/{sid}")
+    assert live.status_code == 200 and live.json()["sessionName"] == "env-check"
+    wait_for(http, sid, terminated)
+    info = compute_session(http, sid)
+    assert (info["result"], info["status_info"]) == ("SUCCESS", "task-finished")
+    assert info["status_data"]["kernel"]["exit_code"] == 0
+    logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+    assert f"id={sid}" in logs
+    assert "role=main hosts=main1 custom=value-42" in logs
+
+
+def test_python_of_the_server_environment_is_the_runtime(http: httpx.Client) -> None:
+    sid = create_session(http, "python -c \"import httpx, sys; print('runtime', sys.version_info[0])\"")[
+        "sessionId"
+    ]
+    wait_for(http, sid, terminated)
+    assert compute_session(http, sid)["result"] == "SUCCESS"
+    assert "runtime 3" in http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+
+
+def test_destroy_leaves_no_process(http: httpx.Client) -> None:
+    sid = create_session(http, "sleep 300 & (sleep 301 &) ; sleep 302")["sessionId"]
+    wait_for(http, sid, lambda r: r["status"] == "RUNNING")
+    deadline = time.monotonic() + 10
+    while len(processes_of_session(sid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(processes_of_session(sid)) >= 3
+    answer = http.delete(f"/session/{sid}", params={"forced": "true"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"stats": {"status": "terminated"}}
+    assert processes_of_session(sid) == []
+    record = lite_session(http, sid)
+    assert record["status"] == "TERMINATED"
+    assert http.get(f"/session/{sid}").status_code == 404
+    assert http.delete(f"/session/{sid}").status_code == 404
+
+
+def test_batch_timeout_is_task_timeout(http: httpx.Client) -> None:
+    sid = create_session(http, "echo started; sleep 60", batchTimeout="1s")["sessionId"]
+    wait_for(http, sid, terminated)
+    info = compute_session(http, sid)
+    assert (info["result"], info["status_info"]) == ("FAILURE", "task-timeout")
+    assert info["status_data"]["kernel"]["exit_code"] == -2
+    assert processes_of_session(sid) == []
+
+
+def test_dependency_holds_pending_until_success(http: httpx.Client) -> None:
+    first = create_session(http, "sleep 1; exit 0")["sessionId"]
+    second = create_session(http, "echo second", dependencies=[first])["sessionId"]
+    wait_for(http, first, lambda r: r["status"] == "RUNNING")
+    assert lite_session(http, second)["status"] == "PENDING"
+    done_first = wait_for(http, first, terminated)
+    done_second = wait_for(http, second, terminated)
+    assert done_second["result"] == "SUCCESS"
+    assert done_second["started_at"] >= done_first["terminated_at"]
+
+
+def test_dependency_on_failure_stays_pending_and_recursive_destroy(http: httpx.Client) -> None:
+    failing = create_session(http, "exit 1")["sessionId"]
+    waiting = create_session(http, "echo never", dependencies=[failing])["sessionId"]
+    wait_for(http, failing, terminated)
+    time.sleep(1.0)  # a few scheduler rounds
+    assert lite_session(http, waiting)["status"] == "PENDING"
+    blocker = create_session(http, "sleep 300")["sessionId"]
+    dependent = create_session(http, "echo x", dependencies=[blocker])["sessionId"]
+    wait_for(http, blocker, lambda r: r["status"] == "RUNNING")
+    answer = http.delete(f"/session/{blocker}", params={"recursive": "true"})
+    assert answer.status_code == 200
+    assert lite_session(http, dependent)["status"] == "CANCELLED"
+    assert http.delete(f"/session/{waiting}").json() == {"stats": {"status": "cancelled"}}
+
+
+def test_same_name_returns_same_live_session(http: httpx.Client) -> None:
+    first = create_session(http, "sleep 300", name="reuse-me")
+    again = create_session(http, "sleep 300", name="reuse-me")
+    assert again["sessionId"] == first["sessionId"] and again["created"] is False
+    refused = http.post(
+        "/session",
+        json={
+            "name": "reuse-me",
+            "image": IMAGE,
+            "type": "batch",
+            "startupCommand": "true",
+            "enqueueOnly": True,
+            "reuseIfExists": False,
+        },
+    )
+    assert refused.status_code == 400
+    assert refused.json()["type"].endswith("/session-already-exists")
+    assert refused.json()["data"]["existingSessionId"] == first["sessionId"]
+    by_name = http.get("/session/reuse-me")
+    assert by_name.status_code == 200 and by_name.json()["sessionId"] == first["sessionId"]
+    http.delete("/session/reuse-me", params={"forced": "true"})
+    third = create_session(http, "true", name="reuse-me")
+    assert third["created"] is True and third["sessionId"] != first["sessionId"]
+
+
+def test_fgpu_shares_two_run_third_waits(http: httpx.Client) -> None:
+    gpu = {"resources": {"cpu": 1, "mem": "256m", "cuda.shares": "5"}}
+    ids = [create_session(http, "sleep 2", config=gpu)["sessionId"] for _ in range(3)]
+    wait_for(http, ids[1], lambda r: r["status"] == "RUNNING")
+    wait_for(http, ids[0], lambda r: r["status"] == "RUNNING")
+    assert lite_session(http, ids[2])["status"] == "PENDING"
+    presets = http.post("/resource/check-presets", json={}).json()
+    assert presets["scaling_groups"]["default"]["remaining"]["cuda.shares"] == "0"
+    records = [wait_for(http, sid, terminated) for sid in ids]
+    assert all(r["result"] == "SUCCESS" for r in records)
+    assert records[2]["started_at"] >= min(r["terminated_at"] for r in records[:2])
+    spans = [(r["started_at"], r["terminated_at"]) for r in records]
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]  # the first two overlapped
+
+
+def test_never_fits_and_bad_requests_are_refused(http: httpx.Client) -> None:
+    def post(**fields: object) -> httpx.Response:
+        body = {
+            "name": "refused",
+            "image": IMAGE,
+            "type": "batch",
+            "startupCommand": "true",
+            "enqueueOnly": True,
+        }
+        body.update(fields)
+        return http.post("/session", json=body)
+
+    too_big = post(config={"resources": {"cuda.shares": "10.5"}})
+    assert too_big.status_code == 400 and too_big.json()["type"].endswith("/quota-exceeded")
+    unknown_slot = post(config={"resources": {"tpu.device": 1}})
+    assert unknown_slot.status_code == 400 and unknown_slot.json()["type"].endswith(
+        "/unknown-resource-slot-type"
+    )
+    no_image = post(image="docker.io/library/ubuntu:22.04")
+    assert no_image.status_code == 404 and "cr.backend.ai/*" in no_image.json()["msg"]
+    bad_name = post(name="ab")
+    assert bad_name.status_code == 400 and bad_name.json()["type"].endswith("/invalid-api-params")
+    no_command = post(startupCommand=None)
+    assert no_command.status_code == 400
+    assert http.patch("/session/whatever").status_code == 501
+
+
+@pytest.mark.parametrize("size", [3])
+def test_multi_node_cluster_variables(http: httpx.Client, size: int) -> None:
+    command = 'echo "role=$BACKENDAI_CLUSTER_ROLE idx=$BACKENDAI_CLUSTER_IDX rank=$BACKENDAI_CLUSTER_LOCAL_RANK host=$BACKENDAI_CLUSTER_HOST hosts=$BACKENDAI_CLUSTER_HOSTS replicas=$BACKENDAI_CLUSTER_REPLICAS size=$BACKENDAI_CLUSTER_SIZE"; sleep 0.5'
+    sid = create_session(http, command, clusterMode="multi-node", clusterSize=size)["sessionId"]
+    wait_for(http, sid, terminated)
+    info = compute_session(http, sid)
+    assert info["result"] == "SUCCESS"
+    roles = [c["cluster_role"] for c in info["containers"]]
+    assert roles == ["main", "sub", "sub"]
+    main_logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+    assert "role=main idx=1 rank=0 host=main1 hosts=main1,sub1,sub2 replicas=main:1,sub:2 size=3" in main_logs
+    sub = info["containers"][2]["id"]
+    sub_logs = http.get(f"/session/{sid}/logs", params={"kernel_id": sub}).json()["result"]["logs"]
+    assert "role=sub idx=2 rank=2 host=sub2" in sub_logs
+    assert lite_session(http, sid)["requested_slots"]["cpu"] == "3"
+
+
+def test_gql_unknown_field_is_an_error(http: httpx.Client) -> None:
+    answer = http.post(
+        "/admin/gql",
+        json={"query": '{ compute_session(id: "00000000-0000-0000-0000-000000000000") { nope } }'},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["data"] is None and "nope" in answer.json()["errors"][0]["message"]
+    missing = http.post(
+        "/admin/gql",
+        json={"query": '{ compute_session(id: "00000000-0000-0000-0000-000000000000") { status } }'},
+    )
+    assert missing.json() == {"data": {"compute_session": None}}
+
+
+def test_blocking_create_waits_until_running(http: httpx.Client) -> None:
+    body = {
+        "name": "blocking",
+        "image": IMAGE,
+        "type": "batch",
+        "startupCommand": "sleep 300",
+        "enqueueOnly": False,
+    }
+    answer = http.post("/session", json=body)
+    assert answer.status_code == 201 and answer.json()["status"] == "RUNNING"
+    sid = answer.json()["sessionId"]
+    info = http.get(f"/session/{sid}").json()
+    assert info["status"] == "RUNNING" and info["requestedSlots"]["cpu"] == "1"
+    assert info["occupiedSlots"] == info["requestedSlots"]
+    http.delete(f"/session/{sid}")
+    assert lite_session(http, sid)["status"] == "TERMINATED"
+
+
+def test_check_presets_shape(http: httpx.Client) -> None:
+    answer = http.post("/resource/check-presets", json={"scaling_group": "default"})
+    assert answer.status_code == 200
+    body = answer.json()
+    for key in (
+        "keypair_limits",
+        "keypair_using",
+        "keypair_remaining",
+        "scaling_group_remaining",
+        "scaling_groups",
+        "presets",
+    ):
+        assert key in body
+    assert body["keypair_limits"]["cpu"] == "Infinity"
+    assert set(body["scaling_groups"]["default"]) == {"using", "remaining"}
+    assert all({"name", "resource_slots", "allocatable"} <= set(p) for p in body["presets"])
+    assert (
+        body["scaling_group_remaining"]["mem"] == str(16 * 2**30)
+        or int(body["scaling_group_remaining"]["mem"]) < 16 * 2**30
+    )

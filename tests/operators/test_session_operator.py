@@ -1,0 +1,57 @@
+"""BackendAISessionOperator in real DAG runs (dag.test) against backendai-lite, deferrable and sync."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import load_test_dag
+
+pytestmark = pytest.mark.usefixtures("airflow_db", "backendai_conn")
+
+MODES = ["deferrable", "sync"]
+
+
+def run(dag_id: str):  # type: ignore[no-untyped-def]
+    dag = load_test_dag(dag_id)
+    dag_run = dag.test()
+    return {ti.task_id: ti for ti in dag_run.get_task_instances()}, dag_run
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_success_logs_and_xcom(mode: str, lite, capfd) -> None:  # type: ignore[no-untyped-def]
+    tis, dag_run = run(f"op_success_{mode}")
+    ti = tis["hello"]
+    assert ti.state == "success"
+    out = capfd.readouterr()
+    text = out.out + out.err
+    assert "hello from the session" in text  # the session's output in the task log
+    assert "[ft-hello-" in text
+    session_id = ti.xcom_pull(task_ids="hello", key="session_id")
+    assert session_id in lite.session_ids()
+    assert ti.xcom_pull(task_ids="hello", key="exit_code") == 0
+    assert ti.xcom_pull(task_ids="hello")["result"] == "SUCCESS"
+    assert ti.xcom_pull(task_ids="hello", key="backendai_session_url").endswith(session_id)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_failure_message_has_reason_exit_code_and_log_tail(mode: str, capfd) -> None:  # type: ignore[no-untyped-def]
+    tis, dag_run = run(f"op_failure_{mode}")
+    assert tis["fails"].state == "failed"
+    assert dag_run.state == "failed"
+    text = "".join(capfd.readouterr())
+    assert "result FAILURE, reason task-failed, exit code 3" in text
+    assert "Last log lines:" in text and "the last words" in text
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_skip_on_exit_code(mode: str) -> None:
+    tis, _ = run(f"op_skip_{mode}")
+    assert tis["skips"].state == "skipped"
+
+
+def test_request_that_never_fits_fails_at_once(lite, capfd) -> None:  # type: ignore[no-untyped-def]
+    before = set(lite.session_ids())
+    tis, _ = run("op_never_fits")
+    assert tis["greedy"].state == "failed"
+    assert "cuda.shares=500" in "".join(capfd.readouterr())
+    assert set(lite.session_ids()) == before  # no session was created
