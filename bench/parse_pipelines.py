@@ -185,7 +185,7 @@ MEASURE = textwrap.dedent(
         bag = DagBag(dag_folder=folder)
         times.append(time.perf_counter() - started)
     fingerprint = sorted(
-        (dag_id, t.task_id, tuple(sorted(t.upstream_task_ids)), json.dumps(dict(t.resources), sort_keys=True),
+        (dag_id, t.task_id, tuple(sorted(t.upstream_task_ids)), json.dumps(t.session_resources, sort_keys=True),
          json.dumps(t.env, sort_keys=True), t.pool, t.pool_slots, str(t.trigger_rule), repr(t.artifacts),
          list(t.mounts), t.command, t.image)
         for dag_id, dag in bag.dags.items() for t in dag.tasks

@@ -54,7 +54,7 @@ def test_example_export_becomes_a_dag(example_bag) -> None:
 def test_operator_arguments_follow_the_yaml(example_bag) -> None:
     dag = example_bag.dags["torchtune-example"]
     multi, evaluate = dag.get_task("fine-tune-multi"), dag.get_task("evaluate")
-    assert evaluate.resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
+    assert evaluate.session_resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
     assert evaluate.resource_opts == {"shmem": "0g"}
     assert (multi.cluster_mode, multi.cluster_size) == ("multi-node", 2)
     assert evaluate.command == "sleep 10"
