@@ -39,10 +39,3 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
 
     return run
 
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """The metadata database of the test Airflow home (SQLite), created once."""
-    from airflow.utils import db
-
-    db.initdb()
