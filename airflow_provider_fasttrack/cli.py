@@ -25,8 +25,9 @@ def _pipelines_dir() -> Path:
     configured = os.environ.get(PIPELINES_DIR_ENV)
     if configured:
         return Path(configured)
-    dags = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
-    return Path(dags) / "pipelines" if dags else Path("dags/pipelines")
+    from airflow.configuration import conf
+
+    return Path(conf.get("core", "dags_folder")) / "pipelines"
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -38,4 +38,3 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, out.out, out.err
 
     return run
-
