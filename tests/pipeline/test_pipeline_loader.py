@@ -88,3 +88,21 @@ def test_unknown_fields_become_airflow_warnings(tmp_path: Path) -> None:
     )
     with pytest.warns(loader.PipelineWarning, match=r"demo.yaml:\d+:1 label: warning: unknown field 'label'"):
         loader.publish({}, tmp_path)
+
+
+def test_dag_processor_serialises_the_good_and_reports_the_broken(
+    mixed_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DAG processor's own parse step (what runs in its child process), serialisation included."""
+    import structlog
+    from airflow.dag_processing.processor import DagFileParseRequest, _parse_file
+
+    monkeypatch.setenv(loader.PIPELINES_DIR_ENV, str(mixed_folder))
+    request = DagFileParseRequest(
+        file=str(ROOT / "dags" / "fasttrack_pipelines.py"), bundle_path=ROOT / "dags", bundle_name="dags-folder"
+    )
+    result = _parse_file(request, structlog.get_logger())
+    assert result is not None
+    assert sorted(d.dag_id for d in result.serialized_dags) == ["demo-wordcount", "torchtune-example"]
+    assert list(result.import_errors) == ["fasttrack_pipelines.py"]
+    assert result.import_errors["fasttrack_pipelines.py"].startswith("PipelineImportError: b-broken.yaml:19:10 ")
