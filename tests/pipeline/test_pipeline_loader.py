@@ -99,10 +99,14 @@ def test_dag_processor_serialises_the_good_and_reports_the_broken(
 
     monkeypatch.setenv(loader.PIPELINES_DIR_ENV, str(mixed_folder))
     request = DagFileParseRequest(
-        file=str(ROOT / "dags" / "fasttrack_pipelines.py"), bundle_path=ROOT / "dags", bundle_name="dags-folder"
+        file=str(ROOT / "dags" / "fasttrack_pipelines.py"),
+        bundle_path=ROOT / "dags",
+        bundle_name="dags-folder",
     )
     result = _parse_file(request, structlog.get_logger())
     assert result is not None
     assert sorted(d.dag_id for d in result.serialized_dags) == ["demo-wordcount", "torchtune-example"]
     assert list(result.import_errors) == ["fasttrack_pipelines.py"]
-    assert result.import_errors["fasttrack_pipelines.py"].startswith("PipelineImportError: b-broken.yaml:19:10 ")
+    assert result.import_errors["fasttrack_pipelines.py"].startswith(
+        "PipelineImportError: b-broken.yaml:19:10 "
+    )

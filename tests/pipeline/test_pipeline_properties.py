@@ -118,3 +118,27 @@ def test_position_keeping_parser_reads_what_safe_load_reads(
             parse_yaml(text, "mutant.yaml")
         return
     assert repr(parse_yaml(text, "mutant.yaml").data) == repr(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=st.data(),
+    base=st.sampled_from(VALID),
+    action=st.sampled_from(["replace", "delete", "add"]),
+    value=values,
+)
+def test_export_of_any_loadable_mutant_is_stable(
+    data: st.DataObject, base: str, action: str, value: Any
+) -> None:
+    from airflow_provider_fasttrack.pipeline.export import export_yaml
+
+    tree = yaml.safe_load(base)
+    path = data.draw(st.sampled_from(_paths(tree)))
+    try:
+        loaded = load_pipeline_text(yaml.safe_dump(_mutate(tree, path, action, value)), "mutant.yaml")
+    except PipelineSpecError:
+        return
+    first = export_yaml(loaded.spec)
+    again = load_pipeline_text(first, "exported.yaml")
+    assert export_yaml(again.spec) == first
+    assert again.spec == loaded.spec

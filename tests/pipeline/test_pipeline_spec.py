@@ -70,6 +70,10 @@ def test_unknown_fields_warn_with_position() -> None:
         in warnings
     )
     assert loaded.spec.model_extra == {"color": "blue"}
+    from airflow_provider_fasttrack.pipeline.export import export_yaml
+
+    exported = export_yaml(loaded.spec)  # nothing is lost on the way back
+    assert "color: blue" in exported and "priority: 3" in exported
 
 
 def test_serving_tasks_are_rejected_clearly() -> None:
