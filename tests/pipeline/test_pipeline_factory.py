@@ -186,3 +186,22 @@ def test_dag_serialises(example_path: Path) -> None:
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     assert restored.get_task("evaluate").upstream_task_ids == {"fine-tune-single", "fine-tune-multi"}
     assert restored.params.get_param("skip_tasks").value == []
+
+
+def test_skip_and_fail_fast_together_build_a_valid_dag() -> None:
+    """Airflow's DAG-level fail_fast would reject the none_failed rules skipping needs; ours is per operator."""
+    from airflow.sdk import DAG
+
+    text = AIRFLOW_BLOCK.replace("fail_fast: false", "fail_fast: true")
+    dag = build_pipeline(load_pipeline_text(text, "tuned.yaml"))
+    assert dag.fail_fast is False
+    assert dag.get_task("prepare").skip and all(t.fail_fast for t in dag.tasks)
+    assert {t.trigger_rule for t in dag.tasks} == {"none_failed"}
+    # the constraint this design avoids: Airflow refuses none_failed in a fail_fast DAG
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    with (
+        pytest.raises(Exception, match="can only have TriggerRule.ALL_SUCCESS"),
+        DAG("ff", schedule=None, fail_fast=True),
+    ):
+        EmptyOperator(task_id="after_skip", trigger_rule="none_failed")
