@@ -23,6 +23,7 @@ __all__ = ["LoadedPipeline", "PipelineSpecError", "load_pipeline", "load_pipelin
 TASK_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 DAG_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE)
 VFOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MOUNT_ALIAS = re.compile(r"^[A-Za-z0-9_./-]+$")
 CRON_PRESETS = {
@@ -250,6 +251,13 @@ def _check_envs(envs: dict[str, str], loc: Loc, doc: YamlDocument) -> Iterator[I
                 _JINJA.parse(value)
             except jinja2.TemplateSyntaxError as exc:
                 yield doc.issue((*loc, key), f"template syntax error: {exc.message}")
+        elif value and SECRET_NAME.search(key):
+            yield doc.issue(
+                (*loc, key),
+                f"{key} looks like a secret written in the file; use a template such as "
+                f"'{{{{ conn.<conn_id>.password }}}}' so that Airflow keeps it out of the file and masks it in logs",
+                severity="warning",
+            )
 
 
 def _check_graph(spec: PipelineSpec, doc: YamlDocument, index_of: dict[str, int]) -> Iterator[Issue]:

@@ -15,7 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_validate_accepts_the_example(run_cli, example_path: Path) -> None:
     code, out, err = run_cli("validate", str(example_path))
-    assert (code, err) == (0, "")
+    assert code == 0
+    assert (
+        err
+        == f"{example_path}:9:15 environment.envs.HF_TOKEN: warning: HF_TOKEN looks like a secret"
+        + err.split("looks like a secret", 1)[1]
+    )
+    assert err.count("\n") == 1
     assert out == f"{example_path}: ok (4 tasks, DAG torchtune-example)\n"
 
 
