@@ -12,7 +12,7 @@ import gc
 import hashlib
 import os
 import warnings
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,9 +170,3 @@ def publish(namespace: MutableMapping[str, Any], folder: str | Path | None = Non
 
 def _identifier(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
-
-
-def iter_dags(result: FolderResult) -> Iterator[DAG]:
-    """The DAGs of a folder result, in id order."""
-    for dag_id in sorted(result.dags):
-        yield result.dags[dag_id]

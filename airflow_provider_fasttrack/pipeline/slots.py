@@ -6,7 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["normalize_memory", "normalize_slot", "slot_number"]
+__all__ = ["normalize_memory", "normalize_slot"]
 
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)([kmgtpe]?)$", re.IGNORECASE)
 _SLOT_NAME = re.compile(r"^[a-z][a-z0-9_-]*\.(device|shares)$")
@@ -65,11 +65,6 @@ def normalize_slot(name: str, value: Any) -> int | str:
     raise ValueError(
         f"unknown resource slot {name!r} (use cpu, mem, <accelerator>.device or <accelerator>.shares)"
     )
-
-
-def slot_number(value: int | str) -> float:
-    """A canonical slot value as a number (for pool sizing and display)."""
-    return float(value)
 
 
 def _unit(name: str) -> str:

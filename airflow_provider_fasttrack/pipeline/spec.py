@@ -22,8 +22,6 @@ __all__ = [
     "TaskSpec",
 ]
 
-TASK_TYPES = ("Custom Task", "default", "serving")
-
 
 def _text(value: Any) -> Any:
     """Numbers and booleans become text (``'1.5'``); ``None`` stays for the field default to apply."""

@@ -113,6 +113,8 @@ def _pydantic_issues(exc: ValidationError, doc: YamlDocument) -> list[Issue]:
         loc = _clean_loc(tuple(err["loc"]), doc)
         kind = err["type"]
         value = err.get("input")
+        if "envs" in loc:  # environment values may be secrets: never echo them
+            value = "<value>"
         if kind == "missing":
             issues.append(doc.issue(loc, "required field is missing"))
         elif kind == "extra_forbidden":
@@ -140,6 +142,8 @@ def _clean_loc(loc: Loc, doc: YamlDocument) -> Loc:
 
 
 def _short(value: Any) -> str:
+    if value == "<value>":
+        return "the value"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -353,8 +357,3 @@ def _unknown_fields(model: BaseModel, loc: Loc, doc: YamlDocument) -> Iterator[I
             for index, item in enumerate(value):
                 if isinstance(item, BaseModel):
                     yield from _unknown_fields(item, (*loc, key, index), doc)
-
-
-def describe(issues: list[Issue]) -> str:
-    """All issues, one per line."""
-    return "\n".join(str(issue) for issue in issues)
