@@ -133,3 +133,50 @@ def test_failure_message_names_the_task(slack_stub: list[dict], notify_dags) -> 
     assert run.state == "failed"
     assert len(slack_stub) == 1
     assert slack_stub[0]["text"].startswith(":x: Pipeline slack_failure_check failed at task evaluate (run ")
+
+
+NOTIFY_PIPELINE = """
+name: notify-e2e
+tasks:
+- name: evaluate
+  command: |
+    python3 -c 'import json; open("/pipeline/outputs/result.json", "w").write(json.dumps({"semscore": 0.8731}))'
+  environment: {image: cr.backend.ai/stable/python:3.11-ubuntu22.04}
+  resources: {cpu: 1, mem: 256m}
+airflow:
+  pool_policy: none
+  notifications:
+    slack:
+      conn_id: slack_stub
+      on_success: "{{ dag.dag_id }}: semscore {{ ti.xcom_pull(task_ids='evaluate')['semscore'] }}"
+"""
+
+
+@pytest.mark.usefixtures("airflow_db", "backendai_conn")
+def test_pipeline_on_backendai_lite_posts_its_result(
+    slack_stub: list[dict], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A factory-built pipeline runs a session whose result.json becomes XCom and then the Slack text."""
+    import shutil
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "notify.yaml").write_text(NOTIFY_PIPELINE)
+    shutil.copy(root / "dags" / "fasttrack_pipelines.py", tmp_path)
+    bundles = [
+        {
+            "name": "notify-e2e",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(tmp_path), "refresh_interval": 0},
+        }
+    ]
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+    monkeypatch.setenv("FASTTRACK_PIPELINES_DIR", str(tmp_path / "pipelines"))
+    bag = DagBag(dag_folder=str(tmp_path))
+    assert bag.import_errors == {}
+    run = bag.dags["notify-e2e"].test()
+    assert run.state == "success"
+    assert slack_stub == [{"text": "notify-e2e: semscore 0.8731"}]
