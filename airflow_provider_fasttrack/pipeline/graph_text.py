@@ -19,6 +19,7 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
     Structure, pools and skips come from the built ``dag``; resources from the pipeline ``graph``.
     """
     slots = {task.task_id: task.resources for task in graph.tasks}
+    clusters = {task.task_id: (task.cluster_mode, task.cluster_size) for task in graph.tasks}
     order = list(
         graphlib.TopologicalSorter({t.task_id: t.upstream_task_ids for t in dag.tasks}).static_order()
     )
@@ -33,6 +34,9 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
         upstream = sorted(task.upstream_task_ids, key=lambda t: file_order.get(t, 0))
         resources = " ".join(f"{k}={v}" for k, v in slots.get(task_id, {}).items())
         flags = []
+        mode, size = clusters.get(task_id, ("single-node", 1))
+        if size > 1:
+            flags.append(f"{mode} x{size}")
         if getattr(task, "skip", False):
             flags.append("skip")
         if task.pool and task.pool != "default_pool":

@@ -32,7 +32,8 @@ def test_graph_shows_layers_and_fan_in(run_cli, example_path: Path) -> None:
     assert lines[0] == "DAG torchtune-example: 4 tasks, schedule none (manual)"
     assert lines[1].startswith("[0] download-model")
     assert "(start)" in lines[1] and "cpu=4 mem=16g" in lines[1]
-    assert any(line.strip().startswith("[1] fine-tune-multi") for line in lines)
+    multi = next(line for line in lines if "fine-tune-multi " in line)
+    assert multi.strip().startswith("[1] fine-tune-multi") and "[multi-node x2 pool=" in multi
     evaluate = next(line for line in lines if "evaluate" in line)
     assert evaluate.strip().startswith("[2] evaluate")
     assert (
