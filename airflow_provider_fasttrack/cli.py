@@ -35,11 +35,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline
 
     failed = 0
-    for name in args.files:
-        path = Path(name)
+    dag_ids: dict[str, str] = {}
+    for path in _expand(args.files):
+        name = str(path)
         try:
             loaded = load_pipeline(path, display_name=name)
-            check_serialisable(build_pipeline(loaded, fileloc=str(path)), loaded)
+            check_serialisable(build_pipeline(loaded, fileloc=name), loaded)
         except PipelineSpecError as exc:
             failed += 1
             for issue in exc.issues:
@@ -47,14 +48,35 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             continue
         for warning in loaded.warnings:
             print(warning, file=sys.stderr)
+        dag_id = loaded.spec.dag_id
+        if dag_id in dag_ids:
+            failed += 1
+            where = ("airflow", "dag_id") if loaded.spec.airflow.dag_id else ("name",)
+            print(
+                loaded.document.issue(where, f"DAG id {dag_id!r} is already used by {dag_ids[dag_id]}"),
+                file=sys.stderr,
+            )
+            continue
+        dag_ids[dag_id] = name
         if not args.quiet:
-            print(f"{name}: ok ({len(loaded.spec.tasks)} tasks, DAG {loaded.spec.dag_id})")
+            print(f"{name}: ok ({len(loaded.spec.tasks)} tasks, DAG {dag_id})")
     return 1 if failed else 0
 
 
+def _expand(targets: Sequence[str]) -> list[Path]:
+    """Files as given; folders become the pipeline files inside them."""
+    from airflow_provider_fasttrack.pipeline.loader import pipeline_files
+
+    paths: list[Path] = []
+    for target in targets:
+        path = Path(target)
+        paths.extend(pipeline_files(path) if path.is_dir() else [path])
+    return paths
+
+
 def register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("validate", help="check pipeline files and build their DAGs")
-    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser = sub.add_parser("validate", help="check pipeline files (or folders of them) and build their DAGs")
+    parser.add_argument("files", nargs="+", metavar="FILE|FOLDER")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     parser.set_defaults(handler=_cmd_validate)
 

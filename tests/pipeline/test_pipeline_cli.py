@@ -25,6 +25,17 @@ def test_validate_accepts_the_example(run_cli, example_path: Path) -> None:
     assert out == f"{example_path}: ok (4 tasks, DAG torchtune-example)\n"
 
 
+def test_validate_a_folder_finds_duplicate_dag_ids(run_cli, example_path: Path, tmp_path: Path) -> None:
+    shutil.copy(example_path, tmp_path / "a.yaml")
+    shutil.copy(example_path, tmp_path / "b.yaml")
+    code, out, err = run_cli("validate", "-q", str(tmp_path))
+    assert code == 1 and out == ""
+    errors = [line for line in err.splitlines() if "warning:" not in line]
+    assert errors == [
+        f"{tmp_path / 'b.yaml'}:2:7 name: DAG id 'torchtune-example' is already used by {tmp_path / 'a.yaml'}"
+    ]
+
+
 def test_graph_shows_layers_and_fan_in(run_cli, example_path: Path) -> None:
     code, out, _ = run_cli("graph", str(example_path))
     assert code == 0
