@@ -1,0 +1,189 @@
+"""The ``fasttrack`` command: validate, inspect and export FastTrack pipeline files.
+
+Each subcommand is one ``register_*`` function that adds its parser and sets ``handler``; adding a
+subcommand is one more entry in :data:`SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _pipelines_dir() -> Path:
+    from airflow_provider_fasttrack.pipeline.loader import PIPELINES_DIR_ENV
+
+    configured = os.environ.get(PIPELINES_DIR_ENV)
+    if configured:
+        return Path(configured)
+    from airflow.configuration import conf
+
+    return Path(conf.get("core", "dags_folder")) / "pipelines"
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from airflow_provider_fasttrack.pipeline.factory import build_pipeline, check_serialisable
+    from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline
+
+    failed = 0
+    dag_ids: dict[str, str] = {}
+    for path in _expand(args.files):
+        name = str(path)
+        try:
+            loaded = load_pipeline(path, display_name=name)
+            check_serialisable(build_pipeline(loaded, fileloc=name), loaded)
+        except PipelineSpecError as exc:
+            failed += 1
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            continue
+        for warning in loaded.warnings:
+            print(warning, file=sys.stderr)
+        dag_id = loaded.spec.dag_id
+        if dag_id in dag_ids:
+            failed += 1
+            where = ("airflow", "dag_id") if loaded.spec.airflow.dag_id else ("name",)
+            print(
+                loaded.document.issue(where, f"DAG id {dag_id!r} is already used by {dag_ids[dag_id]}"),
+                file=sys.stderr,
+            )
+            continue
+        dag_ids[dag_id] = name
+        if not args.quiet:
+            print(f"{name}: ok ({len(loaded.spec.tasks)} tasks, DAG {dag_id})")
+    return 1 if failed else 0
+
+
+def _expand(targets: Sequence[str]) -> list[Path]:
+    """Files as given; folders become the pipeline files inside them."""
+    from airflow_provider_fasttrack.pipeline.loader import pipeline_files
+
+    paths: list[Path] = []
+    for target in targets:
+        path = Path(target)
+        paths.extend(pipeline_files(path) if path.is_dir() else [path])
+    return paths
+
+
+def register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("validate", help="check pipeline files (or folders of them) and build their DAGs")
+    parser.add_argument("files", nargs="+", metavar="FILE|FOLDER")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    parser.set_defaults(handler=_cmd_validate)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
+
+    schema = PipelineSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "FastTrack pipeline"
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+def register_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("schema", help="print the JSON Schema of pipeline files (for editors)")
+    parser.set_defaults(handler=_cmd_schema)
+
+
+def _load_one(target: str) -> tuple[object, Path]:
+    """A pipeline named by file or by DAG id (looked up in the pipelines folder)."""
+    from airflow_provider_fasttrack.pipeline.loader import load_spec_cached, pipeline_files
+    from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline
+
+    path = Path(target)
+    if path.is_file():
+        return load_pipeline(path, display_name=target), path
+    folder = _pipelines_dir()
+    for candidate in pipeline_files(folder):
+        try:
+            loaded = load_spec_cached(candidate, candidate.relative_to(folder).as_posix())
+        except PipelineSpecError:
+            continue
+        if loaded.spec.dag_id == target:
+            return loaded, candidate
+    raise LookupError(f"{target}: no such file, and no pipeline with that DAG id in {folder}")
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from airflow_provider_fasttrack.pipeline.entities import graph_from_spec
+    from airflow_provider_fasttrack.pipeline.factory import build_pipeline
+    from airflow_provider_fasttrack.pipeline.graph_text import render_graph
+    from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline
+
+    loaded, path = _load_one(args.target)
+    assert isinstance(loaded, LoadedPipeline)
+    dag = build_pipeline(loaded, fileloc=str(path))
+    print(render_graph(dag, graph_from_spec(loaded.spec)))
+    return 0
+
+
+def register_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("graph", help="print a pipeline's DAG as text")
+    parser.add_argument("target", metavar="FILE|DAG_ID")
+    parser.set_defaults(handler=_cmd_graph)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from airflow_provider_fasttrack.pipeline.export import export_yaml
+    from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline
+
+    loaded, _ = _load_one(args.target)
+    assert isinstance(loaded, LoadedPipeline)
+    text = export_yaml(loaded.spec)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("export", help="write a pipeline back as FastTrack YAML")
+    parser.add_argument("target", metavar="DAG_ID|FILE")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    parser.set_defaults(handler=_cmd_export)
+
+
+#: One entry per subcommand.
+SUBCOMMANDS: list[Register] = [register_validate, register_schema, register_graph, register_export]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fasttrack", description="FastTrack pipelines on Apache Airflow")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in SUBCOMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fasttrack`` console script."""
+    from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError
+
+    args = build_parser().parse_args(argv)
+    with contextlib.redirect_stdout(sys.stderr):  # Airflow's start-up logging must not mix into exports
+        import airflow.sdk  # noqa: F401
+    try:
+        return int(args.handler(args))
+    except PipelineSpecError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    except (LookupError, OSError) as exc:
+        print(f"fasttrack: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

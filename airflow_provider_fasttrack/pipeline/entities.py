@@ -1,0 +1,113 @@
+"""A neutral description of a pipeline's Airflow shape, between the YAML spec and the operators.
+
+Everything here is plain data decided from the spec (merged envs, artifacts, trigger rule, pool); the
+factory only turns it into Airflow objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
+
+__all__ = ["PipelineGraph", "SessionTask", "graph_from_spec"]
+
+SKIP_PARAM = "skip_tasks"
+#: Tasks still run when an upstream was skipped (FastTrack's skip); a failed upstream stops them.
+TRIGGER_RULE = "none_failed"
+
+
+@dataclass(frozen=True)
+class SessionTask:
+    """One Backend.AI batch session, i.e. one Airflow task."""
+
+    task_id: str
+    image: str
+    command: str
+    resources: dict[str, Any]
+    resource_opts: dict[str, Any]
+    cluster_mode: str
+    cluster_size: int
+    mounts: tuple[str, ...]
+    env: dict[str, str]
+    project: str | None
+    scaling_group: str | None
+    upstream: tuple[str, ...]
+    skip: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineGraph:
+    """The DAG-level decisions for one pipeline plus its tasks in file order."""
+
+    dag_id: str
+    display_name: str
+    description: str
+    tasks: tuple[SessionTask, ...]
+    vfolder: str
+    domain: str
+    conn_id: str
+    fail_fast: bool
+    pool_policy: str
+    schedule: str | None
+    timezone: str
+    start_date: dt.datetime | None
+    max_runs: int | None
+    catchup: bool
+    owner: str
+    retries: int
+    retry_delay: dt.timedelta
+    tags: tuple[str, ...]
+    sinks: tuple[str, ...] = field(default=())
+
+
+def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask:
+    env = {**spec.environment.envs, **task.environment.envs}
+    return SessionTask(
+        task_id=task.name,
+        image=task.environment.image.strip(),
+        command=task.command,
+        resources=dict(task.resources),
+        resource_opts=dict(task.resource_opts),
+        cluster_mode=task.cluster_mode,
+        cluster_size=task.cluster_size,
+        mounts=tuple(m.strip() for m in task.mounts),
+        env=env,
+        project=task.environment.project or None,
+        scaling_group=task.environment.scaling_group or None,
+        upstream=tuple(dict.fromkeys(task.dependencies)),
+        skip=task.skip,
+        description=task.description,
+    )
+
+
+def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
+    """Decide the Airflow shape of a checked pipeline."""
+    tasks = tuple(_task(spec, task) for task in spec.tasks)
+    has_downstream = {dep for task in tasks for dep in task.upstream}
+    options = spec.airflow
+    tags = ("fasttrack", *(t for t in options.tags if t != "fasttrack"))
+    return PipelineGraph(
+        dag_id=spec.dag_id,
+        display_name=spec.name,
+        description=spec.description,
+        tasks=tasks,
+        vfolder=spec.vfolder,
+        domain=spec.ownership.domain_name or "default",
+        conn_id=options.conn_id,
+        fail_fast=options.fail_fast,
+        pool_policy=options.pool_policy,
+        schedule=options.schedule,
+        timezone=options.timezone,
+        start_date=options.start_date,
+        max_runs=options.max_runs,
+        catchup=options.catchup,
+        owner=options.owner,
+        retries=options.retries,
+        retry_delay=dt.timedelta(seconds=options.retry_delay_seconds),
+        tags=tags,
+        sinks=tuple(t.task_id for t in tasks if t.task_id not in has_downstream),
+    )

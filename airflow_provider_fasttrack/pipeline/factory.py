@@ -1,0 +1,155 @@
+"""Pipeline spec -> Airflow DAG with one ``BackendAISessionOperator`` per task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_fasttrack.pipeline.entities import (
+    SKIP_PARAM,
+    TRIGGER_RULE,
+    PipelineGraph,
+    SessionTask,
+    graph_from_spec,
+)
+from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
+from airflow_provider_fasttrack.pipeline.schedule import aware, last_run_date, timetable_for
+from airflow_provider_fasttrack.pipeline.source import YamlDocument
+from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
+from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, PipelineSpecError, load_pipeline
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG, BaseOperator
+
+__all__ = [
+    "build_dag",
+    "build_operator",
+    "build_pipeline",
+    "check_serialisable",
+    "dag_from_file",
+    "dag_kwargs",
+]
+
+
+def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
+    """The ``DAG(...)`` arguments of a pipeline (no tasks)."""
+    from airflow.sdk import Param
+
+    start_date = aware(graph.start_date, graph.timezone)
+    end_date = None
+    if graph.max_runs is not None and graph.schedule is not None and graph.start_date is not None:
+        end_date = last_run_date(graph.schedule, graph.start_date, graph.timezone, graph.max_runs)
+    names = [task.task_id for task in graph.tasks]
+    return {
+        "dag_id": graph.dag_id,
+        "dag_display_name": graph.display_name,
+        "description": graph.description or None,
+        "schedule": timetable_for(graph.schedule, graph.timezone),
+        "start_date": start_date,
+        "end_date": end_date,
+        "catchup": graph.catchup,
+        "tags": set(graph.tags),
+        "default_args": {"owner": graph.owner, "retries": graph.retries, "retry_delay": graph.retry_delay},
+        "params": {
+            SKIP_PARAM: Param(
+                [],
+                type="array",
+                items={"type": "string", "enum": names},
+                uniqueItems=True,
+                title="Tasks to skip",
+                description="Tasks to skip in this run; their downstream tasks still run.",
+            )
+        },
+    }
+
+
+def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG, **callbacks: Any) -> BaseOperator:
+    """The one place that instantiates an operator for a pipeline task."""
+    from airflow_provider_fasttrack.artifacts import PipelineArtifacts
+    from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+
+    return BackendAISessionOperator(
+        task_id=task.task_id,
+        dag=dag,
+        image=task.image,
+        command=task.command,
+        resources=task.resources,
+        resource_opts=task.resource_opts,
+        cluster_mode=task.cluster_mode,
+        cluster_size=task.cluster_size,
+        mounts=task.mounts,
+        env=task.env,
+        project=task.project,
+        scaling_group=task.scaling_group,
+        domain=graph.domain,
+        backendai_conn_id=graph.conn_id,
+        artifacts=PipelineArtifacts(vfolder=graph.vfolder, upstream=task.upstream),
+        skip=task.skip,
+        fail_fast=graph.fail_fast,
+        gpu_pool=graph.pool_policy == "gpu",
+        trigger_rule=TRIGGER_RULE,
+        doc_md=task.description or None,
+        **{key: value for key, value in callbacks.items() if value is not None},
+    )
+
+
+def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, fileloc: str | None = None) -> DAG:
+    """The DAG of a checked pipeline spec; a failure becomes a :class:`PipelineSpecError` naming the task."""
+    from airflow.sdk import DAG
+
+    doc = document or YamlDocument(name=spec.name, data=None)
+    graph = graph_from_spec(spec)
+    try:
+        on_success, on_failure = slack_notifiers(spec.airflow.notifications.slack)
+        dag = DAG(**dag_kwargs(graph))
+    except Exception as exc:
+        raise PipelineSpecError([doc.issue(("airflow",), f"cannot build the DAG: {_reason(exc)}")]) from exc
+    if fileloc is not None:
+        dag.fileloc = fileloc
+    operators = {}
+    for index, task in enumerate(graph.tasks):
+        try:
+            operators[task.task_id] = build_operator(
+                task,
+                graph,
+                dag,
+                on_success_callback=on_success if task.task_id in graph.sinks else None,
+                on_failure_callback=on_failure,
+            )
+        except Exception as exc:
+            issue = doc.issue(("tasks", index), f"cannot build the task: {_reason(exc)}")
+            raise PipelineSpecError([issue]) from exc
+    for task in graph.tasks:
+        for upstream in task.upstream:
+            operators[upstream] >> operators[task.task_id]
+    try:
+        dag.validate()
+    except Exception as exc:
+        raise PipelineSpecError([doc.issue((), f"the DAG is not valid: {_reason(exc)}")]) from exc
+    return dag
+
+
+def build_pipeline(loaded: LoadedPipeline, *, fileloc: str | None = None) -> DAG:
+    """The DAG of a loaded pipeline, with errors pointing into its file."""
+    return build_dag(loaded.spec, document=loaded.document, fileloc=fileloc)
+
+
+def check_serialisable(dag: DAG, loaded: LoadedPipeline) -> None:
+    """Serialise ``dag`` as Airflow's DAG processor does; a failure becomes a :class:`PipelineSpecError`."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    try:
+        DagSerialization.to_dict(dag)
+    except Exception as exc:
+        issue = loaded.document.issue((), f"Airflow cannot serialise the DAG: {_reason(exc)}")
+        raise PipelineSpecError([issue]) from exc
+
+
+def dag_from_file(path: str | Path) -> DAG:
+    """Load, check and build the pipeline in ``path``; raises ``PipelineSpecError``."""
+    return build_pipeline(load_pipeline(path), fileloc=str(path))
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,44 @@
+"""Slack notifications for a pipeline, as task-level callbacks of ``SlackWebhookNotifier``.
+
+Success is reported by the pipeline's final tasks (those nothing depends on), failure by the task that
+failed. Messages are Jinja templates rendered with the task's context, so they can read results from XCom,
+e.g. ``{{ ti.xcom_pull(task_ids='evaluate')['semscore'] }}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_fasttrack.pipeline.spec import SlackNotification
+
+__all__ = ["DEFAULT_FAILURE_TEXT", "DEFAULT_SUCCESS_TEXT", "slack_notifiers"]
+
+DEFAULT_SUCCESS_TEXT = ":white_check_mark: Pipeline {{ dag.dag_id }} succeeded (run {{ run_id }})."
+DEFAULT_FAILURE_TEXT = ":x: Pipeline {{ dag.dag_id }} failed at task {{ ti.task_id }} (run {{ run_id }})."
+
+
+def _text(message: bool | str, default: str) -> str | None:
+    if message is True:
+        return default
+    if isinstance(message, str) and message.strip():
+        return message
+    return None
+
+
+def slack_notifiers(slack: SlackNotification | None) -> tuple[Any | None, Any | None]:
+    """``(on_success, on_failure)`` notifiers for this configuration; ``None`` where not wanted."""
+    if slack is None:
+        return None, None
+    success_text = _text(slack.on_success, DEFAULT_SUCCESS_TEXT)
+    failure_text = _text(slack.on_failure, DEFAULT_FAILURE_TEXT)
+    if success_text is None and failure_text is None:
+        return None, None
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    on_success = (
+        SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id, text=success_text) if success_text else None
+    )
+    on_failure = (
+        SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id, text=failure_text) if failure_text else None
+    )
+    return on_success, on_failure

@@ -1,0 +1,359 @@
+"""Load a pipeline file into a checked :class:`PipelineSpec`, or collect one-line errors with file:line:column."""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from airflow_provider_fasttrack.pipeline.slots import normalize_memory, normalize_slot
+from airflow_provider_fasttrack.pipeline.source import Issue, Loc, YamlDocument, parse_yaml
+from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
+from airflow_provider_fasttrack.slots import parse_memory
+
+__all__ = ["LoadedPipeline", "PipelineSpecError", "load_pipeline", "load_pipeline_text"]
+
+TASK_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+DAG_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE)
+VFOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MOUNT_ALIAS = re.compile(r"^[A-Za-z0-9_./-]+$")
+CRON_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+}
+UNTIMED_PRESETS = {"@once", "@continuous"}
+_UNION_TAGS = {"bool", "str", "int", "float", "datetime", "date", "none"}
+_JINJA = jinja2.Environment()
+
+
+class PipelineSpecError(ValueError):
+    """A pipeline file that cannot become a DAG; ``issues`` holds one :class:`Issue` per problem."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(issue) for issue in issues))
+
+
+@dataclass
+class LoadedPipeline:
+    """A checked pipeline, the document it came from, and the warnings found on the way."""
+
+    spec: PipelineSpec
+    document: YamlDocument
+    warnings: list[Issue] = field(default_factory=list)
+
+
+def load_pipeline(path: str | Path, *, display_name: str | None = None) -> LoadedPipeline:
+    """Read and check one pipeline file; raises :class:`PipelineSpecError`.
+
+    ``display_name`` is the name used in messages (default: the file name).
+    """
+    path = Path(path)
+    name = display_name or path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelineSpecError([Issue(name, 1, 1, (), f"cannot read the file: {exc}")]) from None
+    return load_pipeline_text(text, name)
+
+
+def load_pipeline_text(text: str, name: str) -> LoadedPipeline:
+    """Check the pipeline in ``text``; ``name`` is the file name used in messages."""
+    try:
+        doc = parse_yaml(text, name)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise PipelineSpecError([Issue(name, line, column, (), f"YAML syntax error: {problem}")]) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        problem = f"character {exc.character!r} is not allowed in YAML ({exc.reason})"
+        raise PipelineSpecError([Issue(name, line, column, (), problem)]) from None
+    except yaml.YAMLError as exc:
+        raise PipelineSpecError(
+            [Issue(name, 1, 1, (), f"YAML error: {' '.join(str(exc).split())}")]
+        ) from None
+
+    issues = [doc.issue(loc, f"duplicate key {loc[-1]!r}", key=True) for loc in doc.duplicate_keys]
+    if not isinstance(doc.data, dict):
+        issues.append(doc.issue((), "a pipeline file must be a mapping with at least 'name' and 'tasks'"))
+        raise PipelineSpecError(issues)
+    try:
+        spec = PipelineSpec.model_validate(doc.data)
+    except ValidationError as exc:
+        issues.extend(_pydantic_issues(exc, doc))
+        raise PipelineSpecError(issues) from None
+    checked = list(_check(spec, doc))
+    issues.extend(i for i in checked if i.severity == "error")
+    if issues:
+        raise PipelineSpecError(issues)
+    warnings = [i for i in checked if i.severity == "warning"]
+    warnings.extend(_unknown_fields(spec, (), doc))
+    return LoadedPipeline(spec=spec, document=doc, warnings=warnings)
+
+
+def _pydantic_issues(exc: ValidationError, doc: YamlDocument) -> list[Issue]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(tuple(err["loc"]), doc)
+        kind = err["type"]
+        value = err.get("input")
+        if "envs" in loc:  # environment values may be secrets: never echo them
+            value = "<value>"
+        if kind == "missing":
+            issues.append(doc.issue(loc, "required field is missing"))
+        elif kind == "extra_forbidden":
+            issues.append(doc.issue(loc, "unknown field in the airflow block", key=True))
+        elif kind in ("value_error", "assertion_error"):
+            issues.append(doc.issue(loc, str(err.get("ctx", {}).get("error", err["msg"]))))
+        elif kind == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            issues.append(doc.issue(loc, f"{_short(value)} is not allowed (use {expected})"))
+        else:
+            message = err["msg"][:1].lower() + err["msg"][1:]
+            issues.append(doc.issue(loc, f"{_short(value)} is not valid: {message}"))
+    return issues
+
+
+def _clean_loc(loc: Loc, doc: YamlDocument) -> Loc:
+    """Drop pydantic's internal parts (union members, ``[key]``) so the path matches the YAML."""
+    cleaned: list[str | int] = []
+    for part in loc:
+        internal = isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
+        if internal and (*cleaned, part) not in doc.value_marks:
+            continue
+        cleaned.append(part)
+    return tuple(cleaned)
+
+
+def _short(value: Any) -> str:
+    if value == "<value>":
+        return "the value"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+    """Everything pydantic's field types cannot say: names, graph, slots, mounts, templates, schedule."""
+    if not spec.tasks:
+        yield doc.issue(("tasks",), "a pipeline needs at least one task")
+    if not spec.name.strip():
+        yield doc.issue(("name",), "the pipeline name is empty")
+    yield from _check_envs(spec.environment.envs, ("environment", "envs"), doc)
+    first_index: dict[str, int] = {}
+    for index, task in enumerate(spec.tasks):
+        loc: Loc = ("tasks", index)
+        if not TASK_NAME.match(task.name):
+            yield doc.issue(
+                (*loc, "name"), f"{task.name!r} is not a task name (letters, digits, '_', '.', '-')"
+            )
+        if task.name in first_index:
+            yield doc.issue(
+                (*loc, "name"),
+                f"duplicate task name {task.name!r} (first at tasks[{first_index[task.name]}])",
+            )
+        first_index.setdefault(task.name, index)
+        yield from _check_task(task_index=index, spec=spec, doc=doc)
+    yield from _check_graph(spec, doc, first_index)
+    yield from _check_airflow(spec, doc)
+
+
+def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+    task = spec.tasks[task_index]
+    loc: Loc = ("tasks", task_index)
+    if task.type == "serving":
+        yield doc.issue(
+            (*loc, "type"),
+            "serving tasks (Backend.AI model services) are not supported yet; remove the task or make it a 'Custom Task'",
+        )
+        return
+    if not task.command.strip():
+        yield doc.issue((*loc, "command"), "command is empty")
+    if not task.environment.image.strip() or any(c.isspace() for c in task.environment.image.strip()):
+        yield doc.issue(
+            (*loc, "environment", "image"), f"{task.environment.image!r} is not an image reference"
+        )
+    if task.cluster_mode == "multi-node" and task.cluster_size < 2:
+        yield doc.issue(
+            (*loc, "cluster_size"), f"a multi-node cluster needs cluster_size >= 2 (got {task.cluster_size})"
+        )
+    if task.module_uri.strip():
+        yield doc.issue(
+            (*loc, "module_uri"), "module_uri is ignored: the command runs as written", severity="warning"
+        )
+    for slot, value in list(task.resources.items()):
+        try:
+            task.resources[slot] = normalize_slot(str(slot), value)
+        except ValueError as exc:
+            yield doc.issue((*loc, "resources", str(slot)), str(exc))
+    for option, value in list(task.resource_opts.items()):
+        if option == "shmem":
+            try:
+                task.resource_opts[option] = normalize_memory(value)
+            except ValueError as exc:
+                yield doc.issue((*loc, "resource_opts", option), str(exc))
+    yield from _check_shmem(task.resources.get("mem"), task.resource_opts.get("shmem"), loc, doc)
+    seen_vfolders: set[str] = set()
+    for m_index, mount in enumerate(task.mounts):
+        problem = _mount_problem(mount)
+        mount_loc = (*loc, "mounts", m_index)
+        if problem:
+            yield doc.issue(mount_loc, problem)
+            continue
+        vfolder = mount.partition(":")[0]
+        if vfolder in seen_vfolders:
+            yield doc.issue(mount_loc, f"vfolder {vfolder!r} is mounted twice")
+        seen_vfolders.add(vfolder)
+    yield from _check_envs(task.environment.envs, (*loc, "environment", "envs"), doc)
+
+
+def _check_shmem(mem: Any, shmem: Any, loc: Loc, doc: YamlDocument) -> Iterator[Issue]:
+    if mem is None or shmem is None:
+        return
+    try:
+        mem_bytes, shmem_bytes = parse_memory(mem), parse_memory(shmem)
+    except ValueError:
+        return
+    if shmem_bytes >= mem_bytes > 0:
+        yield doc.issue((*loc, "resource_opts", "shmem"), f"shmem {shmem} must be smaller than mem {mem}")
+
+
+def _mount_problem(mount: str) -> str | None:
+    name, sep, alias = mount.strip().partition(":")
+    if not VFOLDER.match(name):
+        return f"{mount!r} is not a mount: use 'vfolder' or 'vfolder:alias' (vfolder names: letters, digits, '.', '_', '-')"
+    if sep and not alias:
+        return f"{mount!r}: the alias after ':' is empty"
+    if alias and (not MOUNT_ALIAS.match(alias) or ".." in alias.split("/")):
+        return (
+            f"{mount!r}: {alias!r} is not a mount alias (a relative or absolute path without '..' or spaces)"
+        )
+    return None
+
+
+def _check_envs(envs: dict[str, str], loc: Loc, doc: YamlDocument) -> Iterator[Issue]:
+    for key, value in envs.items():
+        if not ENV_NAME.match(key):
+            yield doc.issue((*loc, key), f"{key!r} is not an environment variable name", key=True)
+        if "{{" in value or "{%" in value:
+            try:
+                _JINJA.parse(value)
+            except jinja2.TemplateSyntaxError as exc:
+                yield doc.issue((*loc, key), f"template syntax error: {exc.message}")
+        elif value and SECRET_NAME.search(key):
+            yield doc.issue(
+                (*loc, key),
+                f"{key} looks like a secret written in the file; use a template such as "
+                f"'{{{{ conn.<conn_id>.password }}}}' so that Airflow keeps it out of the file and masks it in logs",
+                severity="warning",
+            )
+
+
+def _check_graph(spec: PipelineSpec, doc: YamlDocument, index_of: dict[str, int]) -> Iterator[Issue]:
+    graph: dict[str, list[str]] = {}
+    for index, task in enumerate(spec.tasks):
+        deps: list[str] = []
+        for d_index, dep in enumerate(task.dependencies):
+            loc = ("tasks", index, "dependencies", d_index)
+            if dep not in index_of:
+                known = ", ".join(sorted(index_of)) or "none"
+                yield doc.issue(loc, f"unknown dependency {dep!r} (tasks: {known})")
+            elif dep in deps:
+                yield doc.issue(loc, f"dependency {dep!r} is listed twice", severity="warning")
+            else:
+                deps.append(dep)
+        graph.setdefault(task.name, deps)
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        cycle = list(reversed(exc.args[1]))
+        start = cycle[0]
+        yield doc.issue(("tasks", index_of[start], "dependencies"), f"dependency cycle: {' -> '.join(cycle)}")
+
+
+def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+    options = spec.airflow
+    loc: Loc = ("airflow",)
+    if options.dag_id is not None and not DAG_ID.match(options.dag_id):
+        yield doc.issue(
+            (*loc, "dag_id"), f"{options.dag_id!r} is not a DAG id (letters, digits, '_', '.', '-')"
+        )
+    elif not DAG_ID.match(spec.dag_id):
+        yield doc.issue(("name",), f"{spec.name!r} gives no valid DAG id; set airflow.dag_id")
+    if options.vfolder is not None and not VFOLDER.match(options.vfolder):
+        yield doc.issue((*loc, "vfolder"), f"{options.vfolder!r} is not a vfolder name")
+    try:
+        import pendulum
+
+        pendulum.timezone(options.timezone)
+    except Exception:
+        yield doc.issue(
+            (*loc, "timezone"), f"{options.timezone!r} is not a time zone (e.g. UTC or Asia/Seoul)"
+        )
+    schedule = options.schedule
+    if schedule is not None:
+        problem = schedule_problem(schedule)
+        if problem:
+            yield doc.issue((*loc, "schedule"), problem)
+    if options.max_runs is not None:
+        if schedule is None or schedule in UNTIMED_PRESETS:
+            yield doc.issue((*loc, "max_runs"), "max_runs needs a cron or preset schedule (e.g. '@daily')")
+        elif options.start_date is None:
+            yield doc.issue((*loc, "max_runs"), "max_runs needs start_date: the runs are counted from it")
+    slack = options.notifications.slack
+    if slack is not None and not (slack.on_success or slack.on_failure):
+        yield doc.issue(
+            (*loc, "notifications", "slack"), "neither on_success nor on_failure is set", severity="warning"
+        )
+    for event in ("on_success", "on_failure"):
+        message = getattr(slack, event, None) if slack else None
+        if isinstance(message, str) and ("{{" in message or "{%" in message):
+            try:
+                _JINJA.parse(message)
+            except jinja2.TemplateSyntaxError as exc:
+                yield doc.issue(
+                    (*loc, "notifications", "slack", event), f"template syntax error: {exc.message}"
+                )
+
+
+def schedule_problem(schedule: str) -> str | None:
+    """Why ``schedule`` is not a cron expression or preset, or ``None`` when it is one."""
+    if schedule in UNTIMED_PRESETS or schedule in CRON_PRESETS:
+        return None
+    if schedule.startswith("@"):
+        presets = ", ".join(sorted([*CRON_PRESETS, *UNTIMED_PRESETS]))
+        return f"{schedule!r} is not a schedule preset ({presets})"
+    from croniter import croniter
+
+    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        return f"{schedule!r} is not a cron expression (minute hour day month weekday, e.g. '0 3 * * *')"
+    return None
+
+
+def _unknown_fields(model: BaseModel, loc: Loc, doc: YamlDocument) -> Iterator[Issue]:
+    for key in model.model_extra or {}:
+        yield doc.issue((*loc, key), f"unknown field {key!r} is ignored", severity="warning", key=True)
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        key = info.alias or name
+        if isinstance(value, BaseModel):
+            yield from _unknown_fields(value, (*loc, key), doc)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _unknown_fields(item, (*loc, key, index), doc)

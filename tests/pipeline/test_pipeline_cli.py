@@ -1,0 +1,108 @@
+"""The ``fasttrack`` CLI: validate, graph, export (round trip), and the DAG the export makes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_provider_fasttrack.cli import SUBCOMMANDS, build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_validate_accepts_the_example(run_cli, example_path: Path) -> None:
+    code, out, err = run_cli("validate", str(example_path))
+    assert code == 0
+    assert (
+        err
+        == f"{example_path}:9:15 environment.envs.HF_TOKEN: warning: HF_TOKEN looks like a secret"
+        + err.split("looks like a secret", 1)[1]
+    )
+    assert err.count("\n") == 1
+    assert out == f"{example_path}: ok (4 tasks, DAG torchtune-example)\n"
+
+
+def test_validate_a_folder_finds_duplicate_dag_ids(run_cli, example_path: Path, tmp_path: Path) -> None:
+    shutil.copy(example_path, tmp_path / "a.yaml")
+    shutil.copy(example_path, tmp_path / "b.yaml")
+    code, out, err = run_cli("validate", "-q", str(tmp_path))
+    assert code == 1 and out == ""
+    errors = [line for line in err.splitlines() if "warning:" not in line]
+    assert errors == [
+        f"{tmp_path / 'b.yaml'}:2:7 name: DAG id 'torchtune-example' is already used by {tmp_path / 'a.yaml'}"
+    ]
+
+
+def test_graph_shows_layers_and_fan_in(run_cli, example_path: Path) -> None:
+    code, out, _ = run_cli("graph", str(example_path))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "DAG torchtune-example: 4 tasks, schedule none (manual)"
+    assert lines[1].startswith("[0] download-model")
+    assert "(start)" in lines[1] and "cpu=4 mem=16g" in lines[1]
+    multi = next(line for line in lines if "fine-tune-multi " in line)
+    assert multi.strip().startswith("[1] fine-tune-multi") and "[multi-node x2 pool=" in multi
+    evaluate = next(line for line in lines if "evaluate" in line)
+    assert evaluate.strip().startswith("[2] evaluate")
+    assert (
+        "<- fine-tune-single, fine-tune-multi" in evaluate
+        or "<- fine-tune-multi, fine-tune-single" in evaluate
+    )
+    assert "pool=backendai-gpu-nvidia-H100x15" in evaluate
+
+
+def test_export_round_trip_is_stable(run_cli, example_path: Path, tmp_path: Path) -> None:
+    code, first, _ = run_cli("export", str(example_path))
+    assert code == 0
+    assert yaml.safe_load(first) == yaml.safe_load(example_path.read_text())
+    exported = tmp_path / "exported.yaml"
+    exported.write_text(first)
+    code, second, _ = run_cli("export", str(exported))
+    assert code == 0 and second == first
+
+
+def test_export_by_dag_id(
+    run_cli, example_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(example_path, tmp_path / "pipeline.yaml")
+    monkeypatch.setenv("FASTTRACK_PIPELINES_DIR", str(tmp_path))
+    code, out, _ = run_cli("export", "torchtune-example", "-o", str(tmp_path / "out.yaml"))
+    assert (code, out) == (0, "")
+    assert yaml.safe_load((tmp_path / "out.yaml").read_text()) == yaml.safe_load(example_path.read_text())
+    code, _, err = run_cli("export", "no-such-dag")
+    assert code == 1 and err.startswith(
+        "fasttrack: no-such-dag: no such file, and no pipeline with that DAG id"
+    )
+
+
+def test_export_loads_into_a_dagbag_like_the_original(
+    run_cli, example_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    _, text, _ = run_cli("export", str(example_path))
+    (folder / "exported.yaml").write_text(text)
+    monkeypatch.setenv("FASTTRACK_PIPELINES_DIR", str(folder))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "fasttrack_pipelines.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags["torchtune-example"]
+    assert dag.get_task("evaluate").upstream_task_ids == {"fine-tune-single", "fine-tune-multi"}
+    assert dag.get_task("evaluate").session_resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
+    assert list(dag.get_task("evaluate").mounts) == ["baift-examples:examples"]
+    assert dag.get_task("evaluate").env == {"HF_TOKEN": "hf_XXXXXXXXX"}
+
+
+def test_a_subcommand_is_one_registration() -> None:
+    def register_pools(sub) -> None:
+        sub.add_parser("pools").set_defaults(handler=lambda args: 0)
+
+    SUBCOMMANDS.append(register_pools)
+    try:
+        assert build_parser().parse_args(["pools"]).handler(None) == 0
+    finally:
+        SUBCOMMANDS.remove(register_pools)

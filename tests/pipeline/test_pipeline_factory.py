@@ -1,0 +1,207 @@
+"""Pipeline YAML -> DAG through Airflow's DagBag: tasks, fan-in, resources, mounts, envs, skip, fail-fast."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_fasttrack.pipeline.factory import build_pipeline
+from airflow_provider_fasttrack.pipeline.validate import load_pipeline, load_pipeline_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dagbag_of(folder: Path, monkeypatch: pytest.MonkeyPatch):
+    """Airflow's own DagBag over the project's DAG file, reading pipelines from ``folder``."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("FASTTRACK_PIPELINES_DIR", str(folder))
+    return DagBag(dag_folder=str(ROOT / "dags" / "fasttrack_pipelines.py"))
+
+
+@pytest.fixture
+def example_bag(example_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    shutil.copy(example_path, tmp_path)
+    return dagbag_of(tmp_path, monkeypatch)
+
+
+def test_example_export_becomes_a_dag(example_bag) -> None:
+    from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+
+    assert example_bag.import_errors == {}
+    dag = example_bag.dags["torchtune-example"]
+    assert set(example_bag.dags) == {"torchtune-example"}
+    assert dag.dag_display_name == "torchtune-example"
+    assert dag.description == "A sample pipeline demonstrating how to fine-tune models using torchtune."
+    assert {t.task_id for t in dag.tasks} == {
+        "download-model",
+        "fine-tune-single",
+        "fine-tune-multi",
+        "evaluate",
+    }
+    assert all(isinstance(t, BackendAISessionOperator) for t in dag.tasks)
+    upstream = {t.task_id: t.upstream_task_ids for t in dag.tasks}
+    assert upstream == {
+        "download-model": set(),
+        "fine-tune-single": {"download-model"},
+        "fine-tune-multi": {"download-model"},
+        "evaluate": {"fine-tune-single", "fine-tune-multi"},
+    }
+
+
+def test_operator_arguments_follow_the_yaml(example_bag) -> None:
+    dag = example_bag.dags["torchtune-example"]
+    multi, evaluate = dag.get_task("fine-tune-multi"), dag.get_task("evaluate")
+    assert evaluate.session_resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
+    assert evaluate.resource_opts == {"shmem": "0g"}
+    assert (multi.cluster_mode, multi.cluster_size) == ("multi-node", 2)
+    assert evaluate.command == "sleep 10"
+    assert evaluate.image == "cr.backend.ai/cloud/ngc-pytorch:24.09-pytorch2.5-py310-cuda12.6"
+    assert list(evaluate.mounts) == ["baift-examples:examples"]
+    assert evaluate.env == {"HF_TOKEN": "hf_XXXXXXXXX"}
+    assert (evaluate.project, evaluate.scaling_group, evaluate.domain) == (
+        "default",
+        "nvidia-H100",
+        "default",
+    )
+    assert evaluate.backendai_conn_id == "backendai_default"
+    assert evaluate.artifacts.vfolder == "fasttrack-torchtune-example"
+    assert evaluate.artifacts.upstream == ("fine-tune-single", "fine-tune-multi")  # dependency order
+    assert dag.get_task("download-model").artifacts.upstream == ()
+
+
+def test_skipping_and_fail_fast_wiring(example_bag) -> None:
+    dag = example_bag.dags["torchtune-example"]
+    assert dag.fail_fast is False  # Airflow's own fail_fast forbids none_failed rules
+    for task in dag.tasks:
+        assert task.trigger_rule == "none_failed"
+        assert task.fail_fast is True
+        assert task.skip is False
+    param = dag.params.get_param("skip_tasks")
+    assert param.value == []
+    assert param.schema["items"]["enum"] == [
+        "download-model",
+        "fine-tune-single",
+        "fine-tune-multi",
+        "evaluate",
+    ]
+    assert dag.params.validate() == {"skip_tasks": []}
+
+
+def test_gpu_tasks_get_the_scaling_group_pool(example_bag) -> None:
+    dag = example_bag.dags["torchtune-example"]
+    assert dag.get_task("download-model").pool == "default_pool"
+    assert (dag.get_task("fine-tune-single").pool, dag.get_task("fine-tune-single").pool_slots) == (
+        "backendai-gpu-nvidia-H100",
+        50,
+    )
+    assert dag.get_task("evaluate").pool_slots == 15
+
+
+def test_dag_level_settings_and_defaults(example_bag) -> None:
+    dag = example_bag.dags["torchtune-example"]
+    assert dag.tags == {"fasttrack"}
+    assert dag.schedule is None
+    assert dag.catchup is False
+    assert dag.default_args["owner"] == "airflow"
+    assert dag.default_args["retries"] == 0
+
+
+AIRFLOW_BLOCK = """
+name: tuned
+environment:
+  envs: {SHARED: pipeline, TOKEN: '{{ conn.hf.password }}'}
+tasks:
+- name: prepare
+  command: echo prepare
+  skip: true
+  environment: {image: python:3.11, envs: {SHARED: task}}
+- name: train
+  command: echo train
+  dependencies: [prepare]
+  environment: {image: python:3.11, project: research, scaling-group: gpu-a}
+  resources: {cpu: 2, mem: 8g, cuda.shares: 0.5}
+airflow:
+  dag_id: tuned_pipeline
+  owner: ml-team
+  retries: 2
+  retry_delay_seconds: 60
+  tags: [nightly]
+  conn_id: backendai_lab
+  pool_policy: none
+  vfolder: tuned-artifacts
+  fail_fast: false
+  notifications:
+    slack: {conn_id: slack_ml, on_success: 'loss={{ ti.xcom_pull(task_ids="train")["loss"] }}', on_failure: true}
+"""
+
+
+def test_airflow_block_maps_to_the_dag() -> None:
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    dag = build_pipeline(load_pipeline_text(AIRFLOW_BLOCK, "tuned.yaml"))
+    prepare, train = dag.get_task("prepare"), dag.get_task("train")
+    assert dag.dag_id == "tuned_pipeline"
+    assert dag.tags == {"fasttrack", "nightly"}
+    assert (dag.default_args["owner"], dag.default_args["retries"]) == ("ml-team", 2)
+    assert train.retries == 2 and train.retry_delay.total_seconds() == 60
+    assert prepare.skip is True and train.skip is False
+    assert prepare.env == {
+        "SHARED": "task",
+        "TOKEN": "{{ conn.hf.password }}",
+    }  # the task wins; templates stay
+    assert train.env == {"SHARED": "pipeline", "TOKEN": "{{ conn.hf.password }}"}
+    assert (train.project, train.scaling_group, train.backendai_conn_id) == (
+        "research",
+        "gpu-a",
+        "backendai_lab",
+    )
+    assert train.pool == "default_pool"  # pool_policy: none
+    assert train.fail_fast is False
+    assert train.artifacts.vfolder == "tuned-artifacts"
+    assert train.artifacts.upstream == ("prepare",)
+    # success is reported by the final task only, failure by any task
+    assert prepare.on_success_callback in (None, [])
+    assert [type(c) for c in train.on_success_callback] == [SlackWebhookNotifier]
+    assert train.on_success_callback[0].text == 'loss={{ ti.xcom_pull(task_ids="train")["loss"] }}'
+    assert train.on_success_callback[0].slack_webhook_conn_id == "slack_ml"
+    assert all(isinstance(t.on_failure_callback[0], SlackWebhookNotifier) for t in (prepare, train))
+
+
+def test_env_templates_render_at_run_time() -> None:
+    dag = build_pipeline(
+        load_pipeline_text(AIRFLOW_BLOCK.replace("conn.hf.password", "run_id"), "tuned.yaml")
+    )
+    task = dag.get_task("prepare")
+    assert "env" in task.template_fields
+    assert task.render_template(task.env, {"run_id": "manual__1"}) == {"SHARED": "task", "TOKEN": "manual__1"}
+
+
+def test_dag_serialises(example_path: Path) -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = build_pipeline(load_pipeline(example_path))
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert restored.get_task("evaluate").upstream_task_ids == {"fine-tune-single", "fine-tune-multi"}
+    assert restored.params.get_param("skip_tasks").value == []
+
+
+def test_skip_and_fail_fast_together_build_a_valid_dag() -> None:
+    """Airflow's DAG-level fail_fast would reject the none_failed rules skipping needs; ours is per operator."""
+    from airflow.sdk import DAG
+
+    text = AIRFLOW_BLOCK.replace("fail_fast: false", "fail_fast: true")
+    dag = build_pipeline(load_pipeline_text(text, "tuned.yaml"))
+    assert dag.fail_fast is False
+    assert dag.get_task("prepare").skip and all(t.fail_fast for t in dag.tasks)
+    assert {t.trigger_rule for t in dag.tasks} == {"none_failed"}
+    # the constraint this design avoids: Airflow refuses none_failed in a fail_fast DAG
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    with (
+        pytest.raises(Exception, match="can only have TriggerRule.ALL_SUCCESS"),
+        DAG("ff", schedule=None, fail_fast=True),
+    ):
+        EmptyOperator(task_id="after_skip", trigger_rule="none_failed")

@@ -1,0 +1,125 @@
+"""The pipeline format: FastTrack exports load unmodified; values are checked and normalised."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline, load_pipeline_text
+
+MINIMAL = """
+name: mini
+tasks:
+- name: b
+  command: echo b
+  environment: {image: python:3.11}
+  resources: {cpu: '2', mem: 1G, cuda.shares: 0.50}
+  dependencies: [a]
+- name: a
+  command: echo a
+  environment: {image: python:3.11}
+"""
+
+
+def where(text: str, needle: str) -> str:
+    """``line:column`` (1-based) of the first ``needle`` in ``text``."""
+    before = text[: text.index(needle)]
+    return f"{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
+
+
+def test_example_export_loads_unmodified(example_path: Path) -> None:
+    loaded = load_pipeline(example_path)
+    spec = loaded.spec
+    assert [str(w) for w in loaded.warnings] == [
+        f"{example_path.name}:9:15 environment.envs.HF_TOKEN: warning: HF_TOKEN looks like a secret written in the "
+        "file; use a template such as '{{ conn.<conn_id>.password }}' so that Airflow keeps it out of the file and "
+        "masks it in logs"
+    ]
+    assert [t.name for t in spec.tasks] == [
+        "download-model",
+        "fine-tune-single",
+        "fine-tune-multi",
+        "evaluate",
+    ]
+    evaluate = spec.task("evaluate")
+    assert evaluate.dependencies == ["fine-tune-single", "fine-tune-multi"]
+    assert evaluate.resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
+    assert spec.task("fine-tune-multi").cluster_mode == "multi-node"
+    assert spec.task("fine-tune-multi").cluster_size == 2
+    assert spec.task("download-model").environment.scaling_group == "nvidia-H100"
+    assert spec.task("download-model").mounts == ["baift-examples:examples"]
+    assert spec.environment.envs == {"HF_TOKEN": "hf_XXXXXXXXX"}
+    assert spec.dag_id == "torchtune-example"
+    assert spec.vfolder == "fasttrack-torchtune-example"
+    assert spec.airflow.fail_fast is True
+
+
+def test_numbers_as_strings_and_any_task_order() -> None:
+    spec = load_pipeline_text(MINIMAL, "mini.yaml").spec
+    assert spec.task("b").resources == {"cpu": 2, "mem": "1g", "cuda.shares": "0.5"}
+    assert spec.task("b").dependencies == ["a"]
+
+
+def test_unknown_fields_warn_with_position() -> None:
+    text = MINIMAL.replace("name: mini", "name: mini\ncolor: blue").replace(
+        "  command: echo a", "  command: echo a\n  priority: 3"
+    )
+    loaded = load_pipeline_text(text, "mini.yaml")
+    warnings = [str(w) for w in loaded.warnings]
+    assert f"mini.yaml:{where(text, 'color')} color: warning: unknown field 'color' is ignored" in warnings
+    assert (
+        f"mini.yaml:{where(text, 'priority')} tasks[1].priority: warning: unknown field 'priority' is ignored"
+        in warnings
+    )
+    assert loaded.spec.model_extra == {"color": "blue"}
+    from airflow_provider_fasttrack.pipeline.export import export_yaml
+
+    exported = export_yaml(loaded.spec)  # nothing is lost on the way back
+    assert "color: blue" in exported and "priority: 3" in exported
+
+
+def test_serving_tasks_are_rejected_clearly() -> None:
+    text = MINIMAL.replace("- name: a\n", "- name: a\n  type: serving\n  service: {name: svc, model: m}\n")
+    with pytest.raises(PipelineSpecError) as info:
+        load_pipeline_text(text, "serve.yaml")
+    assert str(info.value).startswith(f"serve.yaml:{where(text, 'serving')} tasks[1].type: serving tasks")
+    assert "not supported yet" in str(info.value)
+
+
+def test_several_errors_one_line_each() -> None:
+    text = MINIMAL.replace("mem: 1G", "mem: 1gb").replace("dependencies: [a]", "dependencies: [a, z]")
+    with pytest.raises(PipelineSpecError) as info:
+        load_pipeline_text(text, "two.yaml")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2 == len(info.value.issues)
+    assert (
+        lines[0]
+        == f"two.yaml:{where(text, '1gb')} tasks[0].resources.mem: '1gb' is not a memory size (use 16g or 512m)"
+    )
+    assert (
+        lines[1]
+        == f"two.yaml:{where(text, 'z]')} tasks[0].dependencies[1]: unknown dependency 'z' (tasks: a, b)"
+    )
+
+
+def test_unreadable_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00name")
+    with pytest.raises(PipelineSpecError) as info:
+        load_pipeline(path)
+    assert str(info.value).startswith("binary.yaml:1:1 cannot read the file")
+
+
+def test_json_schema_describes_both_parts(run_cli) -> None:
+    code, out, _ = run_cli("schema")
+    assert code == 0
+    schema = json.loads(out)
+    assert schema["title"] == "FastTrack pipeline"
+    assert {"name", "tasks"} <= set(schema["required"])
+    task = schema["$defs"]["TaskSpec"]
+    assert "scaling-group" in schema["$defs"]["TaskEnvironment"]["properties"]
+    assert task["properties"]["cluster_mode"]["enum"] == ["single-node", "multi-node"]
+    assert schema["$defs"]["AirflowOptions"]["additionalProperties"] is False
+    assert "max_runs" in schema["$defs"]["AirflowOptions"]["properties"]
