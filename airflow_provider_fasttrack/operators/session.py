@@ -14,7 +14,8 @@ from collections.abc import Collection, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context, ResumableJobMixin, conf
+from airflow.sdk import BaseOperator, Context, ResumableJobMixin
+from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
 from airflow_provider_fasttrack.artifacts import RESULT_FILE, PipelineArtifacts, as_artifacts
 from airflow_provider_fasttrack.exceptions import (
@@ -39,13 +40,6 @@ LOG_TAIL_LINES = 20
 SKIP_TASKS_PARAM = "skip_tasks"
 
 
-def _exception(kind: str, message: str) -> Exception:
-    """Airflow's task exceptions, imported where they are used (their module moved between releases)."""
-    from airflow.sdk import exceptions
-
-    return getattr(exceptions, kind)(message)
-
-
 class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     """Run ``command`` in a Backend.AI batch session and wait for it.
 
@@ -62,7 +56,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     :param fail_fast: when this task fails, destroy the sessions of the other tasks of the same DAG run.
     :param gpu_pool: run in the scaling group's GPU pool with ``pool_slots`` from the GPU request
         (see :mod:`airflow_provider_fasttrack.pools`), unless ``pool`` is given.
-    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``, else True).
+    :param deferrable: wait in the triggerer (default True, whatever ``[operators] default_deferrable`` says:
+        a GPU job should not hold a worker slot for hours).
     :param durable: store the session id before waiting, so that a retry reattaches (``ResumableJobMixin``).
     :param poll_interval: seconds between state checks (events wake it up sooner).
     :param log_interval: seconds between log fetches while deferred (None: only at the end).
@@ -98,7 +93,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         skip_on_exit_code: int | Collection[int] | None = None,
         fail_fast: bool = False,
         gpu_pool: bool = False,
-        deferrable: bool | None = None,
+        deferrable: bool = True,
         poll_interval: float = 5.0,
         log_interval: float | None = 60.0,
         **kwargs: Any,
@@ -134,11 +129,10 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         else:
             self.skip_on_exit_code = frozenset(skip_on_exit_code)
         self.fail_fast = fail_fast
-        if deferrable is None:
-            deferrable = conf.getboolean("operators", "default_deferrable", fallback=True)
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.log_interval = log_interval
+        self._kill_requested = False
 
     @cached_property
     def hook(self) -> BackendAIHook:
@@ -157,13 +151,10 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     # -- execute --------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        self._running_context = context  # for on_kill, which Airflow calls without one
         skip_now = set(context["params"].get(SKIP_TASKS_PARAM) or ()) if "params" in context else set()
         if self.skip or self.task_id in skip_now:
             why = "skip: true" if self.skip else f"listed in the run's '{SKIP_TASKS_PARAM}' param"
-            raise _exception(
-                "AirflowSkipException", f"Task {self.task_id} skipped ({why}); no session started"
-            )
+            raise AirflowSkipException(f"Task {self.task_id} skipped ({why}); no session started")
         return self.execute_resumable(context)
 
     def submit_job(self, context: Context) -> str:
@@ -296,12 +287,19 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
                 method_name="execute_complete",
             )
         offset = 0
-        while True:
-            state = self.hook.get_session_state(session_id)
-            offset = self._log_new_output(session_id, name, offset)
-            if state.is_terminal:
-                return self._finish(context, state, offset)
-            time.sleep(self.poll_interval)
+        try:
+            while True:
+                state = self.hook.get_session_state(session_id)
+                offset = self._log_new_output(session_id, name, offset)
+                if state.is_terminal:
+                    return self._finish(context, state, offset)
+                if self._kill_requested:
+                    self._stop_waiting(context, session_id)
+                time.sleep(self.poll_interval)
+        except AirflowTaskTimeout:  # execution_timeout: the session must not outlive the task
+            self.log.info("execution_timeout exceeded: destroying Backend.AI session %s", session_id)
+            self.hook.destroy_session(session_id, forced=True)
+            raise
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         state = self.hook.get_session_state(str(external_id))
@@ -323,8 +321,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         if status == "timeout":
             self.hook.destroy_session(session_id, forced=True)
             tail = self._log_tail(session_id)
-            raise _exception(
-                "AirflowTaskTimeout",
+            raise AirflowTaskTimeout(
                 f"execution_timeout ({self.execution_timeout}) exceeded while waiting for Backend.AI session "
                 f"{event.get('session_name')} ({session_id}); the session was destroyed.{tail}",
             )
@@ -345,9 +342,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             self.log.info("Backend.AI %s", state.describe())
             return self._task_result(context, state)
         if state.exit_code is not None and state.exit_code in self.skip_on_exit_code:
-            raise _exception(
-                "AirflowSkipException",
-                f"Session exited with {state.exit_code}, declared as skip_on_exit_code",
+            raise AirflowSkipException(
+                f"Session exited with {state.exit_code}, declared as skip_on_exit_code"
             )
         if self.fail_fast:
             self._cancel_siblings(context)
@@ -398,22 +394,26 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     # -- kill and fail-fast ---------------------------------------------------------------------
 
     def on_kill(self) -> None:
-        """Destroy the session, unless a durable task's worker is merely shutting down (a retry reattaches)."""
-        context = getattr(self, "_running_context", None)
-        session_id = None
-        if context is not None:
-            store = context.get("task_state_store")
-            session_id = store.get(self.external_id_key) if store is not None else None
-        if session_id is None:
-            self.log.info("No Backend.AI session to destroy")
-            return
+        """Airflow is terminating this task (a user action, a timeout, or the worker shutting down).
+
+        Runs in a signal handler, so it only records the request; the waiting loop, on the main thread,
+        then destroys the session, or keeps it when a durable task's worker is merely shutting down
+        (see :meth:`_stop_waiting`). Before the loop is reached there is no session to act on.
+        """
+        self._kill_requested = True
+
+    def _stop_waiting(self, context: Context, session_id: str) -> None:
+        """Act on a kill request: keep the session for the retry, or destroy it; then end the task."""
         if self.durable and self._task_still_running(context):
             self.log.info(
                 "Worker shutdown: keeping Backend.AI session %s for the retry to reattach", session_id
             )
-            return
-        destroyed = self.hook.destroy_session(str(session_id), forced=True)
-        self.log.info("Destroyed Backend.AI session %s: %s", session_id, destroyed)
+            raise SessionFailedError(
+                f"Worker shut down while waiting; session {session_id} kept for the retry"
+            )
+        destroyed = self.hook.destroy_session(session_id, forced=True)
+        self.log.info("Task killed: destroyed Backend.AI session %s (%s)", session_id, destroyed)
+        raise SessionFailedError(f"Task killed; Backend.AI session {session_id} destroyed")
 
     def _task_still_running(self, context: Any) -> bool:
         """True when Airflow still records this task as running (a signal, not a user action)."""

@@ -34,10 +34,16 @@ class AirflowDeployment:
 
     def cli(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+            raise AssertionError(
+                f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
         return result.stdout
 
     def cli_json(self, *args: str) -> Any:
@@ -86,7 +92,10 @@ def airflow_deployment(lite, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     deployment = AirflowDeployment(home, env)
     log = (home / "standalone.log").open("wb")
     deployment.process = subprocess.Popen(
-        [sys.executable, "-m", "airflow", "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "airflow", "standalone"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -100,7 +109,9 @@ def airflow_deployment(lite, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             except httpx.HTTPError:
                 pass
             assert deployment.process.poll() is None, deployment.log_tail()
-            assert time.monotonic() < deadline, f"airflow standalone did not come up:\n{deployment.log_tail()}"
+            assert time.monotonic() < deadline, (
+                f"airflow standalone did not come up:\n{deployment.log_tail()}"
+            )
             time.sleep(2)
         yield deployment
     finally:

@@ -22,13 +22,15 @@ pytestmark = pytest.mark.usefixtures("airflow_db", "backendai_conn")
 LOGICAL_DATE = "2026-03-01T00:00:00+00:00"
 
 
-def start_dag_test(dag_id: str, output: Path | None = None) -> subprocess.Popen[bytes]:
+def start_dag_test(
+    dag_id: str, output: Path | None = None, logical_date: str = LOGICAL_DATE
+) -> subprocess.Popen[bytes]:
     """``dag.test()`` in its own process (a worker we can kill), for a fixed logical date."""
     code = textwrap.dedent(
         f"""
         import pendulum
         from tests.conftest import load_test_dag
-        when = pendulum.parse({LOGICAL_DATE!r})
+        when = pendulum.parse({logical_date!r})
         load_test_dag({dag_id!r}).test(logical_date=when, run_after=when)
         """
     )
@@ -81,8 +83,9 @@ def test_trigger_on_kill_destroys_the_session(lite, hook) -> None:  # type: igno
     assert_session_gone(hook, session_id)
 
 
-def test_operator_on_kill_after_user_marks_failed(lite, hook) -> None:  # type: ignore[no-untyped-def]
-    worker = start_dag_test("op_kill_sync")
+def test_operator_on_kill_after_user_marks_failed(lite, hook, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "worker.log"
+    worker = start_dag_test("op_kill_sync", output=log)
     try:
         session = running_session(lite, "ft-victim-")
         mark_task_failed("op_kill_sync", "victim")  # what "Mark failed" in the UI does
@@ -91,13 +94,16 @@ def test_operator_on_kill_after_user_marks_failed(lite, hook) -> None:  # type: 
     finally:
         if worker.poll() is None:
             worker.kill()
+    assert "Task killed: destroyed Backend.AI session" in log.read_text(errors="replace"), log.read_text()[
+        -3000:
+    ]
     assert_session_gone(hook, session["id"])
 
 
 def test_worker_sigterm_keeps_a_durable_session(lite, hook, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # (a deferred task holds no worker: a worker shutdown matters for tasks that wait in the worker)
     log = tmp_path / "worker.log"
-    worker = start_dag_test("op_kill_sync", output=log)
+    worker = start_dag_test("op_kill_sync", output=log, logical_date="2026-03-02T00:00:00+00:00")
     try:
         session = running_session(lite, "ft-victim-")
         worker.send_signal(signal.SIGTERM)  # a worker shutting down: the task is still "running"
