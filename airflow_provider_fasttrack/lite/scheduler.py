@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from airflow_provider_fasttrack.lite import slots as slotlib
+from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.lite.config import LiteConfig
 
 __all__ = ["OCCUPYING_STATUSES", "Decision", "decide", "never_fits", "usage"]
