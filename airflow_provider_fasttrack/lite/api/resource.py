@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from airflow_provider_fasttrack import slots as slotlib
-from airflow_provider_fasttrack.lite.api.session import json_body
+from airflow_provider_fasttrack.lite.api.session import json_object_body
 from airflow_provider_fasttrack.lite.context import caller, context
 from airflow_provider_fasttrack.lite.errors import LiteError
 
@@ -23,9 +23,7 @@ def _unlimited(slot_names: set[str]) -> slotlib.Slots:
 async def check_presets(request: Request) -> dict[str, Any]:
     """What the keypair and each scaling group can still allocate, and which presets fit now."""
     ctx = context(request)
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise LiteError("invalid-api-params", "The request body must be a JSON object.")
+    body = await json_object_body(request)
     wanted_group = body.get("scaling_group") or body.get("scalingGroup")
     if wanted_group is not None and wanted_group not in ctx.config.scaling_groups:
         raise LiteError("invalid-api-params", f"Unknown scaling group {wanted_group!r}")
