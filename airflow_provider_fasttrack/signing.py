@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Generator
 from datetime import UTC, datetime
+
+import httpx
 
 __all__ = [
     "AUTH_SCHEME",
+    "BackendAIAuth",
     "EMPTY_SHA256",
     "authorization_header",
     "format_date",
@@ -110,3 +114,32 @@ def parse_authorization(value: str) -> tuple[str, str, str]:
     except (KeyError, ValueError) as exc:
         raise ValueError("authorization needs signMethod and credential=<access key>:<signature>") from exc
     return method, access_key, signature
+
+
+class BackendAIAuth(httpx.Auth):
+    """Signs every request with the keypair (``Date``, ``X-BackendAI-Version``, ``Authorization``)."""
+
+    def __init__(self, access_key: str, secret_key: str, api_version: str) -> None:
+        self.access_key = access_key
+        self._secret_key = secret_key
+        self.api_version = api_version
+
+    def __repr__(self) -> str:
+        return f"BackendAIAuth(access_key={self.access_key!r}, api_version={self.api_version!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.setdefault("Content-Type", "application/json")
+        date = format_date()
+        request.headers["Date"] = date
+        request.headers["X-BackendAI-Version"] = self.api_version
+        signature = sign(
+            self._secret_key,
+            request.method,
+            request.url.raw_path.decode("ascii"),
+            date,
+            request.headers["Host"],
+            request.headers["Content-Type"],
+            self.api_version,
+        )
+        request.headers["Authorization"] = authorization_header(self.access_key, signature)
+        yield request

@@ -37,7 +37,7 @@ from airflow_provider_fasttrack.exceptions import (
 from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE, DEFAULT_CONN_ID
 from airflow_provider_fasttrack.hooks.models import SessionEvent, SessionState
 from airflow_provider_fasttrack.mounts import Mount, mounts_to_request
-from airflow_provider_fasttrack.signing import authorization_header, format_date, sign
+from airflow_provider_fasttrack.signing import BackendAIAuth
 
 __all__ = ["SUPPORTED_API_VERSIONS", "BackendAIAuth", "BackendAIHook", "ConnectionSettings"]
 
@@ -117,35 +117,6 @@ class ConnectionSettings:
             webui_url=(extra.get("webui_url") or "").rstrip("/") or None,
             verify_tls=str(verify).lower() not in {"false", "0", "no"},
         )
-
-
-class BackendAIAuth(httpx.Auth):
-    """Signs every request with the keypair (``Date``, ``X-BackendAI-Version``, ``Authorization``)."""
-
-    def __init__(self, access_key: str, secret_key: str, api_version: str) -> None:
-        self.access_key = access_key
-        self._secret_key = secret_key
-        self.api_version = api_version
-
-    def __repr__(self) -> str:
-        return f"BackendAIAuth(access_key={self.access_key!r}, api_version={self.api_version!r})"
-
-    def auth_flow(self, request: httpx.Request) -> Any:
-        request.headers.setdefault("Content-Type", "application/json")
-        date = format_date()
-        request.headers["Date"] = date
-        request.headers["X-BackendAI-Version"] = self.api_version
-        signature = sign(
-            self._secret_key,
-            request.method,
-            request.url.raw_path.decode("ascii"),
-            date,
-            request.headers["Host"],
-            request.headers["Content-Type"],
-            self.api_version,
-        )
-        request.headers["Authorization"] = authorization_header(self.access_key, signature)
-        yield request
 
 
 def _error_from_response(response: httpx.Response) -> BackendAIAPIError:

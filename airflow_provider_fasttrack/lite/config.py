@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from airflow_provider_fasttrack.lite import slots as slotlib
+from airflow_provider_fasttrack import slots as slotlib
 
 __all__ = [
     "ConfigError",
@@ -50,7 +50,7 @@ class KeypairConfig(_Model):
 
     def limits(self) -> slotlib.Slots:
         """The parsed total resource slots."""
-        return slotlib.parse_slots(self.total_resource_slots)
+        return slotlib.parse_slots(self.total_resource_slots, allow_unlimited=True)
 
     def __repr__(self) -> str:
         return f"KeypairConfig(access_key={self.access_key!r}, secret_key='***')"
@@ -63,7 +63,7 @@ class ScalingGroupConfig(_Model):
 
     def capacity(self) -> slotlib.Slots:
         """The parsed slot capacity."""
-        return slotlib.parse_slots(self.slots)
+        return slotlib.parse_slots(self.slots, allow_unlimited=True)
 
 
 class ImageMapping(_Model):

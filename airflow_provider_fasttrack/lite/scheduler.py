@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from airflow_provider_fasttrack.lite import slots as slotlib
+from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.lite.config import LiteConfig
 
 __all__ = ["OCCUPYING_STATUSES", "Decision", "decide", "never_fits", "usage"]
@@ -110,23 +109,22 @@ def decide(config: LiteConfig, sessions: list[dict[str, Any]]) -> Decision:
 
 def never_fits(config: LiteConfig, access_key: str, scaling_group: str, request: slotlib.Slots) -> str | None:
     """Why a request can never be scheduled (exceeds the group's capacity or the keypair's limit), or ``None``."""
-    capacity = config.scaling_groups[scaling_group].capacity()
-    for slot, amount in sorted(request.items()):
-        have = capacity.get(slot, Decimal(0))
-        if amount > have:
-            return (
-                f"The resource request exceeds the total capacity of scaling group {scaling_group!r} "
-                f"({slot}: requested {slotlib.format_value(amount)}, capacity {slotlib.format_value(have)}); "
-                "it could never be scheduled."
-            )
+    over_capacity = slotlib.exceeding(request, config.scaling_groups[scaling_group].capacity())
+    if over_capacity:
+        slot, (amount, have) = min(over_capacity.items())
+        return (
+            f"The resource request exceeds the total capacity of scaling group {scaling_group!r} "
+            f"({slot}: requested {slotlib.format_value(amount)}, capacity {slotlib.format_value(have)}); "
+            "it could never be scheduled."
+        )
     keypair = config.keypair(access_key)
     if keypair is not None:
         limit = keypair.limits()
-        for slot, amount in sorted(request.items()):
-            if slot in limit and amount > limit[slot]:
-                return (
-                    f"The resource request exceeds your keypair's total resource slots "
-                    f"({slot}: requested {slotlib.format_value(amount)}, "
-                    f"limit {slotlib.format_value(limit[slot])})."
-                )
+        over_limit = slotlib.exceeding({k: v for k, v in request.items() if k in limit}, limit)
+        if over_limit:
+            slot, (amount, have) = min(over_limit.items())
+            return (
+                f"The resource request exceeds your keypair's total resource slots "
+                f"({slot}: requested {slotlib.format_value(amount)}, limit {slotlib.format_value(have)})."
+            )
     return None

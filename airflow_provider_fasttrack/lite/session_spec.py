@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any
 
-from airflow_provider_fasttrack.lite import slots as slotlib
+from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.lite.config import ImageMapping, LiteConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
 

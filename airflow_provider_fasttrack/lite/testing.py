@@ -45,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -56,41 +55,11 @@ import yaml
 from airflow_provider_fasttrack.lite.auth import LATEST_API_VERSION
 from airflow_provider_fasttrack.lite.config import generate_keypair
 from airflow_provider_fasttrack.lite.runner import sweep_session
-from airflow_provider_fasttrack.signing import authorization_header, format_date, sign
+from airflow_provider_fasttrack.signing import BackendAIAuth
 
-__all__ = ["DEFAULT_SLOTS", "LiteServer", "SigningAuth"]
+__all__ = ["DEFAULT_SLOTS", "LiteServer"]
 
 DEFAULT_SLOTS: dict[str, Any] = {"cpu": 8, "mem": "32g", "cuda.shares": 10, "cuda.device": 2}
-
-
-class SigningAuth(httpx.Auth):
-    """httpx authentication that signs each request with a Backend.AI keypair."""
-
-    def __init__(self, access_key: str, secret_key: str, api_version: str = LATEST_API_VERSION) -> None:
-        self.access_key = access_key
-        self._secret_key = secret_key
-        self.api_version = api_version
-
-    def __repr__(self) -> str:
-        return f"SigningAuth(access_key={self.access_key!r})"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        date = format_date()
-        content_type = request.headers.get("content-type", "application/json")
-        request.headers["Content-Type"] = content_type
-        request.headers["Date"] = date
-        request.headers["X-BackendAI-Version"] = self.api_version
-        signature = sign(
-            self._secret_key,
-            request.method,
-            request.url.raw_path.decode("ascii"),
-            date,
-            request.headers["host"],
-            content_type,
-            self.api_version,
-        )
-        request.headers["Authorization"] = authorization_header(self.access_key, signature)
-        yield request
 
 
 class LiteServer:
@@ -218,7 +187,7 @@ class LiteServer:
 
     def client(self, timeout: float = 30.0, **kwargs: Any) -> httpx.Client:
         """An httpx client for this server that signs every request with the first keypair."""
-        auth = SigningAuth(self.access_key, self.secret_key)
+        auth = BackendAIAuth(self.access_key, self.secret_key, LATEST_API_VERSION)
         return httpx.Client(base_url=self.url, auth=auth, timeout=timeout, **kwargs)
 
     def vfolder_path(self, name: str, access_key: str | None = None) -> Path:

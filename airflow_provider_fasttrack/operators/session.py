@@ -31,7 +31,12 @@ from airflow_provider_fasttrack.links import SESSION_URL_XCOM_KEY, BackendAISess
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
 from airflow_provider_fasttrack.pools import gpu_pool
-from airflow_provider_fasttrack.slots import format_slots, scaling_group_capacities, slots_exceeding
+from airflow_provider_fasttrack.slots import (
+    format_slots,
+    is_memory_slot,
+    scaling_group_capacities,
+    slots_exceeding,
+)
 from airflow_provider_fasttrack.triggers.session import BackendAISessionTrigger
 
 __all__ = ["BackendAISessionOperator"]
@@ -443,6 +448,6 @@ def _gpu_pool(scaling_group: str | None, resources: Mapping[str, Any] | None) ->
 
 
 def _human(slot: str, amount: Any) -> str:
-    if slot == "mem" or slot.endswith(".mem"):
+    if is_memory_slot(slot):
         return f"{int(amount) / 2**30:g}g"
     return f"{amount:g}" if hasattr(amount, "__format__") else str(amount)

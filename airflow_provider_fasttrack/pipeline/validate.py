@@ -13,10 +13,9 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from airflow_provider_fasttrack.pipeline.slots import normalize_memory, normalize_slot
 from airflow_provider_fasttrack.pipeline.source import Issue, Loc, YamlDocument, parse_yaml
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
-from airflow_provider_fasttrack.slots import parse_memory
+from airflow_provider_fasttrack.slots import normalize_memory, normalize_slot, parse_memory
 
 __all__ = ["LoadedPipeline", "PipelineSpecError", "load_pipeline", "load_pipeline_text"]
 

@@ -97,6 +97,15 @@ def compute_session(http: httpx.Client, session_id: str) -> dict[str, Any]:
     return item
 
 
+def session_logs(http: httpx.Client, session_id: str, kernel_id: str | None = None) -> str:
+    """A session's container logs (the main kernel's, or ``kernel_id``'s)."""
+    params = {"kernel_id": kernel_id} if kernel_id else None
+    response = http.get(f"/session/{session_id}/logs", params=params)
+    assert response.status_code == 200, response.text
+    logs: str = response.json()["result"]["logs"]
+    return logs
+
+
 class Gate:
     """A file the test creates to let waiting sessions finish: ordering without timing assumptions."""
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from airflow_provider_fasttrack.lite.testing import LiteServer, SigningAuth
-from airflow_provider_fasttrack.signing import authorization_header, format_date, sign
+from airflow_provider_fasttrack.lite.testing import LiteServer
+from airflow_provider_fasttrack.signing import BackendAIAuth, authorization_header, format_date, sign
 
 
 def _signed_headers(
@@ -39,11 +39,11 @@ def test_version_negotiation_needs_no_auth(lite_server: LiteServer) -> None:
 def test_older_versions_accepted_unknown_refused(lite_server: LiteServer) -> None:
     with httpx.Client(
         base_url=lite_server.url,
-        auth=SigningAuth(lite_server.access_key, lite_server.secret_key, "v8.20240315"),
+        auth=BackendAIAuth(lite_server.access_key, lite_server.secret_key, "v8.20240315"),
     ) as old:
         assert old.get("/folders").status_code == 200
     with httpx.Client(
-        base_url=lite_server.url, auth=SigningAuth(lite_server.access_key, lite_server.secret_key, "v99.1")
+        base_url=lite_server.url, auth=BackendAIAuth(lite_server.access_key, lite_server.secret_key, "v99.1")
     ) as bad:
         answer = bad.get("/folders")
     assert answer.status_code == 400

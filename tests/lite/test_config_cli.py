@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_fasttrack.lite import slots as slotlib
+from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.lite.cli import main
 from airflow_provider_fasttrack.lite.config import ConfigError, LiteConfig, load_config
 from airflow_provider_fasttrack.lite.scheduler import decide
@@ -57,7 +57,7 @@ def _row(seq: int, priority: int = 10, shares: str = "5", **extra: object) -> di
         "scaling_group": "default",
         "access_key": "AKIATEST",
         "dependencies": [],
-        "requested_slots": slotlib.to_json({"cuda.shares": slotlib.parse_value("cuda.shares", shares)}),
+        "requested_slots": slotlib.to_json({"cuda.shares": slotlib.parse_slot("cuda.shares", shares)}),
     }
     row.update(extra)
     return row

@@ -10,7 +10,15 @@ import pytest
 
 from airflow_provider_fasttrack.lite.runner import processes_of_session
 from airflow_provider_fasttrack.lite.testing import LiteServer
-from tests.lite.conftest import IMAGE, compute_session, create_session, lite_session, terminated, wait_for
+from tests.lite.conftest import (
+    IMAGE,
+    compute_session,
+    create_session,
+    lite_session,
+    session_logs,
+    terminated,
+    wait_for,
+)
 
 
 def test_fault_injection_fraction_and_phases() -> None:
@@ -94,7 +102,7 @@ def test_fallback_without_namespaces(fallback_server: LiteServer) -> None:
         command = 'echo "pwd=$(pwd)"; echo "$BACKENDAI_LITE_MOUNTS"; echo hi > outs/direct.txt'
         sid = create_session(http, command, config=config)["sessionId"]
         wait_for(http, sid, terminated)
-        logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+        logs = session_logs(http, sid)
         assert compute_session(http, sid)["result"] == "SUCCESS", logs
     assert "mount namespaces are not available" in logs
     assert "/pipeline/outputs is not mounted" in logs
@@ -109,8 +117,8 @@ def test_multi_node_command_on_every_kernel(fallback_server: LiteServer) -> None
         wait_for(http, sid, terminated)
         info = compute_session(http, sid)
         sub = info["containers"][1]["id"]
-        assert "host=main1 idx=1" in http.get(f"/session/{sid}/logs").json()["result"]["logs"]
-        sub_logs = http.get(f"/session/{sid}/logs", params={"kernel_id": sub}).json()["result"]["logs"]
+        assert "host=main1 idx=1" in session_logs(http, sid)
+        sub_logs = session_logs(http, sid, kernel_id=sub)
         assert "host=sub1 idx=1" in sub_logs
 
 
@@ -131,10 +139,10 @@ def test_restart_recovery(fallback_server: LiteServer) -> None:
         assert (interrupted["status"], interrupted["result"]) == ("TERMINATED", "FAILURE")
         assert interrupted["status_info"] == "server-stopped"
         assert "stopped" in interrupted["status_data"]["error"]["repr"]
-        assert "started" in http.get(f"/session/{running}/logs").json()["result"]["logs"]
+        assert "started" in session_logs(http, running)
         before = compute_session(http, done)
         assert before["result"] == "FAILURE" and before["status_data"]["kernel"]["exit_code"] == 4
-        assert "finished-before" in http.get(f"/session/{done}/logs").json()["result"]["logs"]
+        assert "finished-before" in session_logs(http, done)
         after = wait_for(http, queued, terminated)
         assert after["result"] == "SUCCESS"
         created = http.post(

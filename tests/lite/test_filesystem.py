@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from airflow_provider_fasttrack.lite.testing import LiteServer
-from tests.lite.conftest import compute_session, create_session, terminated, wait_for
+from tests.lite.conftest import compute_session, create_session, session_logs, terminated, wait_for
 
 
 def upload(http: httpx.Client, vfolder: str, path: str, data: bytes) -> None:
@@ -99,7 +99,7 @@ def test_namespace_mounts_aliases_and_read_only(
     }
     sid = create_session(http, command, config=config)["sessionId"]
     wait_for(http, sid, terminated)
-    logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+    logs = session_logs(http, sid)
     assert compute_session(http, sid)["result"] == "SUCCESS", logs
     assert "pwd=/home/work home=/home/work" in logs
     assert "from-upstream" in logs

@@ -14,6 +14,7 @@ from tests.lite.conftest import (
     compute_session,
     create_session,
     lite_session,
+    session_logs,
     terminated,
     wait_for,
 )
@@ -32,7 +33,7 @@ def test_exit_3_is_failure_with_exit_code_and_logs(http: httpx.Client) -> None:
     assert info["result"] == "FAILURE"
     assert info["status_info"] == "task-failed"
     assert info["status_data"]["kernel"]["exit_code"] == 3
-    logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+    logs = session_logs(http, sid)
     assert "hello-from-session" in logs and "oops" in logs
 
 
@@ -47,7 +48,7 @@ def test_exit_0_is_success_and_session_environment(http: httpx.Client) -> None:
     info = compute_session(http, sid)
     assert (info["result"], info["status_info"]) == ("SUCCESS", "task-finished")
     assert info["status_data"]["kernel"]["exit_code"] == 0
-    logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+    logs = session_logs(http, sid)
     assert f"id={sid}" in logs
     assert "role=main hosts=main1 custom=value-42" in logs
 
@@ -58,7 +59,7 @@ def test_python_of_the_server_environment_is_the_runtime(http: httpx.Client) -> 
     ]
     wait_for(http, sid, terminated)
     assert compute_session(http, sid)["result"] == "SUCCESS"
-    assert "runtime 3" in http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+    assert "runtime 3" in session_logs(http, sid)
 
 
 def test_destroy_leaves_no_process(http: httpx.Client) -> None:
@@ -216,10 +217,10 @@ def test_multi_node_cluster_variables(http: httpx.Client, lite_server: LiteServe
     info = compute_session(http, sid)
     assert info["result"] == "SUCCESS"
     assert [c["cluster_role"] for c in info["containers"]] == ["main", "sub", "sub"]
-    main_logs = http.get(f"/session/{sid}/logs").json()["result"]["logs"]
+    main_logs = session_logs(http, sid)
     assert "role=main idx=1 rank=0 host=main1 hosts=main1,sub1,sub2 replicas=main:1,sub:2 size=3" in main_logs
     sub = info["containers"][2]["id"]
-    assert "role=" not in http.get(f"/session/{sid}/logs", params={"kernel_id": sub}).json()["result"]["logs"]
+    assert "role=" not in session_logs(http, sid, kernel_id=sub)
     assert lite_session(http, sid)["requested_slots"]["cpu"] == "3"
     assert processes_of_session(sid) == []
 

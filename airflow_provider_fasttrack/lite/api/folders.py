@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
-from airflow_provider_fasttrack.lite.api.session import json_body
+from airflow_provider_fasttrack.lite.api.session import json_body, json_object_body
 from airflow_provider_fasttrack.lite.context import caller, context
 from airflow_provider_fasttrack.lite.errors import LiteError
 
@@ -31,9 +31,7 @@ async def list_folders(request: Request) -> list[dict[str, Any]]:
 async def create_folder(request: Request) -> JSONResponse:
     """Create a vfolder."""
     ctx = context(request)
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise LiteError("invalid-api-params", "The request body must be a JSON object.")
+    body = await json_object_body(request)
     row = ctx.vfolders.create(caller(request).access_key, body)
     return JSONResponse(ctx.vfolders.describe(row), status_code=201)
 

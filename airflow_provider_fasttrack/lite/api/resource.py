@@ -7,27 +7,23 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from airflow_provider_fasttrack.lite import slots as slotlib
-from airflow_provider_fasttrack.lite.api.session import json_body
+from airflow_provider_fasttrack import slots as slotlib
+from airflow_provider_fasttrack.lite.api.session import json_object_body
 from airflow_provider_fasttrack.lite.context import caller, context
 from airflow_provider_fasttrack.lite.errors import LiteError
 
 router = APIRouter()
 
-INFINITY = Decimal("Infinity")
-
 
 def _unlimited(slot_names: set[str]) -> slotlib.Slots:
-    return dict.fromkeys(slot_names, INFINITY)
+    return dict.fromkeys(slot_names, slotlib.INFINITY)
 
 
 @router.post("/resource/check-presets")
 async def check_presets(request: Request) -> dict[str, Any]:
     """What the keypair and each scaling group can still allocate, and which presets fit now."""
     ctx = context(request)
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise LiteError("invalid-api-params", "The request body must be a JSON object.")
+    body = await json_object_body(request)
     wanted_group = body.get("scaling_group") or body.get("scalingGroup")
     if wanted_group is not None and wanted_group not in ctx.config.scaling_groups:
         raise LiteError("invalid-api-params", f"Unknown scaling group {wanted_group!r}")
@@ -57,7 +53,7 @@ async def check_presets(request: Request) -> dict[str, Any]:
             "remaining": slotlib.to_json(remaining),
         }
         sg_remaining = slotlib.add(sg_remaining, remaining)
-    allocatable = {k: min(v, key_remaining.get(k, INFINITY)) for k, v in sg_remaining.items()}
+    allocatable = {k: min(v, key_remaining.get(k, slotlib.INFINITY)) for k, v in sg_remaining.items()}
     presets = []
     for preset in ctx.config.presets:
         wanted = slotlib.parse_slots(preset.resource_slots)

@@ -26,6 +26,14 @@ async def json_body(request: Request) -> Any:
         raise LiteError("invalid-api-params", "Malformed request body (not JSON).") from exc
 
 
+async def json_object_body(request: Request) -> dict[str, Any]:
+    """The JSON body, which must be an object; 400 ``invalid-api-params`` otherwise."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise LiteError("invalid-api-params", "The request body must be a JSON object.")
+    return body
+
+
 def _created(row: dict[str, Any], created: bool) -> dict[str, Any]:
     return {
         "sessionId": row["id"],
