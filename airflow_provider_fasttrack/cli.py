@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
@@ -155,8 +156,61 @@ def register_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=_cmd_export)
 
 
+def _capacity(text: str) -> tuple[str, Decimal]:
+    group, sep, amount = text.partition("=")
+    try:
+        if not sep or not group:
+            raise ValueError
+        return group, Decimal(amount)
+    except (ValueError, ArithmeticError):
+        raise argparse.ArgumentTypeError(f"{text!r}: use SCALING_GROUP=FGPU, e.g. default=10") from None
+
+
+def _cmd_pools_sync(args: argparse.Namespace) -> int:
+    from airflow_provider_fasttrack.pools import cluster_gpu_capacity, sync_pools
+
+    if args.capacity:
+        capacities = dict(args.capacity)
+    else:
+        from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+
+        capacities = cluster_gpu_capacity(BackendAIHook(args.conn_id).check_presets())
+    if not capacities:
+        print("fasttrack: no scaling group with GPUs to make pools for", file=sys.stderr)
+        return 1
+    for name, slots in sync_pools(capacities):
+        print(f"{name}: {slots} slots (include_deferred)")
+    return 0
+
+
+def register_pools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("pools", help="Airflow pools that mirror Backend.AI GPU capacity")
+    pools = parser.add_subparsers(dest="pools_command", required=True, metavar="ACTION")
+    sync = pools.add_parser(
+        "sync",
+        help="create or resize backendai-gpu-<scaling group> pools (1 slot = 0.1 fGPU, include_deferred)",
+    )
+    sync.add_argument(
+        "--capacity",
+        action="append",
+        type=_capacity,
+        metavar="GROUP=FGPU",
+        help="GPU capacity of a scaling group in fGPU (repeatable); default: ask the cluster",
+    )
+    sync.add_argument(
+        "--conn-id", default="backendai_default", help="backendai connection (default %(default)s)"
+    )
+    sync.set_defaults(handler=_cmd_pools_sync)
+
+
 #: One entry per subcommand.
-SUBCOMMANDS: list[Register] = [register_validate, register_schema, register_graph, register_export]
+SUBCOMMANDS: list[Register] = [
+    register_validate,
+    register_schema,
+    register_graph,
+    register_export,
+    register_pools,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fasttrack`` console script."""
+    from airflow_provider_fasttrack.exceptions import BackendAIError
     from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError
 
     args = build_parser().parse_args(argv)
@@ -180,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return 1
-    except (LookupError, OSError) as exc:
+    except (LookupError, OSError, BackendAIError) as exc:
         print(f"fasttrack: {exc}", file=sys.stderr)
         return 1
 
