@@ -63,6 +63,11 @@ COMPUTE_SESSION_QUERY = (
     "containers { cluster_role status status_data } } }"
 )
 
+SESSION_LIST_QUERY = (
+    "query($filter: String) { compute_session_list(limit: 100, offset: 0, filter: $filter) "
+    "{ items { id name status } } }"
+)
+
 _ERRORS_BY_STATUS: dict[int, type[BackendAIAPIError]] = {
     401: BackendAIAuthError,
     403: BackendAIAuthError,
@@ -406,8 +411,34 @@ class BackendAIHook(BaseHook):
         return body
 
     def create_session(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Enqueue a session; returns ``sessionId``, ``sessionName``, ``status``, ``created``."""
-        return dict(self._call(CREATE_SESSION, json=dict(request)))
+        """Enqueue a session; returns ``sessionId``, ``sessionName``, ``status``, ``created``.
+
+        Safe to retry: a live session of the same name is returned by the manager (``reuseIfExists``), and
+        after an answer that was lost (5xx, 429, connection error) a session of this name that did not
+        exist before the first attempt is taken as this request's, even if it has already ended.
+        """
+        name = str(request["name"])
+        existed = {item["id"] for item in self.find_sessions(name)}
+        for attempt in Retrying(**self._retry_kwargs()):
+            with attempt:
+                try:
+                    return dict(self._request_once(self.client, *CREATE_SESSION, json=dict(request)).json())
+                except (BackendAIServerError, BackendAIRateLimitError, BackendAIConnectionError):
+                    ours = [item for item in self.find_sessions(name) if item["id"] not in existed]
+                    if ours:
+                        self.log.info("Session %s was created although the answer was lost", name)
+                        return {"sessionId": ours[0]["id"], "sessionName": name, "status": ours[0]["status"]}
+                    raise
+        raise AssertionError("unreachable")  # Retrying either returns or re-raises
+
+    def find_sessions(self, name: str) -> list[dict[str, Any]]:
+        """Sessions of this name, terminated ones included (``compute_session_list``): ``id``, ``status``."""
+        data = self._call(
+            ADMIN_GQL,
+            json={"query": SESSION_LIST_QUERY, "variables": {"filter": f"name == {json.dumps(name)}"}},
+        )
+        payload = data.get("data", data) if isinstance(data, Mapping) else {}
+        return list(((payload or {}).get("compute_session_list") or {}).get("items") or [])
 
     def get_session(self, session: str) -> dict[str, Any]:
         """Live session info by UUID or name (404 once terminated: use :meth:`get_session_state`)."""

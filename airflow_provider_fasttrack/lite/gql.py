@@ -1,4 +1,6 @@
-"""The slice of the manager's GraphQL API that clients use after termination: ``compute_session(id:)``.
+"""The slice of the manager's GraphQL API that clients use after termination.
+
+``compute_session(id:)`` and ``compute_session_list(filter: "name == ...")`` (terminated sessions included).
 
 A small parser for the query subset (operation with variables, fields, arguments, aliases, nested
 selections) and resolvers for ``ComputeSession`` and its ``containers``. JSON-typed fields
@@ -217,17 +219,67 @@ def _validate(selections: list[Field]) -> None:
             raise GraphQLError(f"Cannot query field '{sub.name}' on type 'ComputeSession'.")
 
 
+_NAME_FILTER = re.compile(r'^\s*name\s*==\s*"((?:\\.|[^"\\])*)"\s*$')
+
+
+def _session_list(
+    sel: Field,
+    list_sessions: Callable[[], list[dict[str, Any]]],
+    load_kernels: Callable[[str], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """``compute_session_list(filter: "name == \"x\"", limit:, offset:) { items {...} total_count }``."""
+    rows = list_sessions()
+    text = sel.args.get("filter")
+    if text:
+        match = _NAME_FILTER.match(str(text))
+        if match is None:
+            raise GraphQLError('backendai-lite supports only filters of the form name == "<session name>".')
+        rows = [row for row in rows if row["name"] == json.loads(f'"{match.group(1)}"')]
+    offset = int(sel.args.get("offset") or 0)
+    limit = int(sel.args.get("limit") or 100)
+    out: dict[str, Any] = {}
+    for sub in sel.selections:
+        if sub.name == "total_count":
+            out[sub.alias] = len(rows)
+        elif sub.name == "items":
+            _validate(sub.selections)
+            out[sub.alias] = [
+                _session_item(row, sub.selections, load_kernels) for row in rows[offset : offset + limit]
+            ]
+        else:
+            raise GraphQLError(f"Cannot query field '{sub.name}' on type 'ComputeSessionList'.")
+    return out
+
+
+def _session_item(
+    row: dict[str, Any], selections: list[Field], load_kernels: Callable[[str], list[dict[str, Any]]]
+) -> dict[str, Any]:
+    plain = [f for f in selections if f.name != "containers"]
+    item = _select(row, plain, SESSION_FIELDS, "ComputeSession")
+    for sub in selections:
+        if sub.name == "containers":
+            item[sub.alias] = [
+                _select(k, sub.selections, CONTAINER_FIELDS, "ComputeContainer")
+                for k in load_kernels(row["id"])
+            ]
+    return {f.alias: item[f.alias] for f in selections}
+
+
 def execute(
     query: str,
     variables: dict[str, Any] | None,
     load_session: Callable[[str], dict[str, Any] | None],
     load_kernels: Callable[[str], list[dict[str, Any]]],
+    list_sessions: Callable[[], list[dict[str, Any]]] = list,
 ) -> dict[str, Any]:
     """Run a query; answers ``{"data": ...}`` or ``{"data": None, "errors": [...]}`` like graphene."""
     try:
         top = parse(query, variables)
         data: dict[str, Any] = {}
         for sel in top:
+            if sel.name == "compute_session_list":
+                data[sel.alias] = _session_list(sel, list_sessions, load_kernels)
+                continue
             if sel.name != "compute_session":
                 raise GraphQLError(f"Cannot query field '{sel.name}' on type 'Queries'.")
             if not sel.selections:
@@ -238,17 +290,7 @@ def execute(
             if row is None:
                 data[sel.alias] = None
                 continue
-            plain = [f for f in sel.selections if f.name != "containers"]
-            item = _select(row, plain, SESSION_FIELDS, "ComputeSession")
-            for sub in sel.selections:
-                if sub.name == "containers":
-                    if not sub.selections:
-                        raise GraphQLError("Field 'containers' must have a selection.")
-                    item[sub.alias] = [
-                        _select(k, sub.selections, CONTAINER_FIELDS, "ComputeContainer")
-                        for k in load_kernels(row["id"])
-                    ]
-            data[sel.alias] = {f.alias: item[f.alias] for f in sel.selections}
+            data[sel.alias] = _session_item(row, sel.selections, load_kernels)
         return {"data": data}
     except GraphQLError as exc:
         return {"data": None, "errors": [{"message": str(exc), "locations": None, "path": None}]}

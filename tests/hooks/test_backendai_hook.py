@@ -171,3 +171,12 @@ def test_endpoint_without_scheme() -> None:
     Conn.host = "api.example.com"
     Conn.port = None  # type: ignore[assignment]
     assert ConnectionSettings.from_connection(Conn()).endpoint == "https://api.example.com"
+
+
+def test_find_sessions_by_name_includes_terminated(hook: BackendAIHook) -> None:
+    session_id = run_batch(hook, "hook-find-me", "true")
+    wait_terminal(hook, session_id)
+    found = hook.find_sessions("hook-find-me")
+    assert [item["id"] for item in found] == [session_id]
+    assert found[0]["status"] == "TERMINATED"
+    assert hook.find_sessions("hook-no-such-session") == []

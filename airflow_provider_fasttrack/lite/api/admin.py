@@ -30,4 +30,7 @@ async def admin_gql(request: Request) -> dict[str, Any]:
         row = ctx.store.session(session_id)
         return row if row is not None and row["access_key"] == access_key else None
 
-    return execute(body["query"], variables, load_session, ctx.store.kernels)
+    def list_sessions() -> list[dict[str, Any]]:
+        return [row for row in ctx.store.sessions() if row["access_key"] == access_key]
+
+    return execute(body["query"], variables, load_session, ctx.store.kernels, list_sessions)
