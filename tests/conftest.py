@@ -25,7 +25,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from tests.helpers import connection_env  # noqa: E402
+from tests.helpers import LOG_FILES, LOGGED, SECRETS, connection_env  # noqa: E402
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep what every test printed and logged, for tests/zz_security (the secret scan)."""
+    LOGGED.extend(content for _, content in report.sections)
+    if report.longrepr:
+        LOGGED.append(str(report.longrepr))
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +41,8 @@ def lite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     from airflow_provider_fasttrack.lite.testing import LiteServer
 
     with LiteServer(data_dir=tmp_path_factory.mktemp("lite")) as server:
+        SECRETS.add(server.secret_key)
+        LOG_FILES.append(server.log_path)
         yield server
 
 

@@ -60,3 +60,11 @@ def lite_sessions(lite: Any, **match: Any) -> list[dict[str, Any]]:
 
 def lite_sessions_named(lite: Any, prefix: str) -> list[dict[str, Any]]:
     return [item for item in lite_sessions(lite) if str(item["name"]).startswith(prefix)]
+
+
+#: Everything the tests printed or logged (captured sections of every test report), for the secret scan.
+LOGGED: list[str] = []
+#: Secret keys of the keypairs the tests used.
+SECRETS: set[str] = set()
+#: Log files written by servers the tests started.
+LOG_FILES: list[Any] = []

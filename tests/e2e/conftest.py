@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.helpers import connection_env
+from tests.helpers import LOG_FILES, connection_env
 
 
 def _free_port() -> int:
@@ -90,6 +90,8 @@ def airflow_deployment(lite, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "PYTHONPATH": str(ROOT),
     }
     deployment = AirflowDeployment(home, env)
+    LOG_FILES.append(home / "standalone.log")
+    LOG_FILES.extend(home / "logs" / name for name in ("scheduler", "dag_processor"))
     log = (home / "standalone.log").open("wb")
     deployment.process = subprocess.Popen(
         [sys.executable, "-m", "airflow", "standalone"],

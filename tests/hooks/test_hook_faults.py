@@ -9,13 +9,15 @@ import pytest
 
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.lite.testing import LiteServer
-from tests.helpers import connection_env
+from tests.helpers import LOG_FILES, SECRETS, connection_env
 
 
 @pytest.fixture
 def faulty_hook(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     faults = {"error_rate": 0.3, "error_phase": "both", "retry_after_seconds": 0.05, "seed": 7}
     with LiteServer(data_dir=tmp_path / "lite", faults=faults) as lite:
+        SECRETS.add(lite.secret_key)
+        LOG_FILES.append(lite.log_path)
         monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_FAULTY", connection_env(lite))
         hook = BackendAIHook("backendai_faulty", retry_limit=12, retry_delay=0.02, max_retry_delay=0.2)
         yield lite, hook
