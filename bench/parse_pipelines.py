@@ -212,7 +212,17 @@ def dag_factory_site() -> Path:
     """dag-factory 1.1.0 in a folder of its own (kept out of .venv: it registers an Airflow plugin)."""
     if not (BENCH_SITE / "dagfactory").exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(BENCH_SITE), "dag-factory==1.1.0"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(BENCH_SITE),
+                "dag-factory==1.1.0",
+            ],
             check=True,
         )
     return BENCH_SITE

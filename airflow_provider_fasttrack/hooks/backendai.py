@@ -6,6 +6,7 @@ Every endpoint is listed once below as a ``(METHOD, path)`` constant.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -195,6 +196,7 @@ class BackendAIHook(BaseHook):
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self._api_version: str | None = None
+        self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
         #: requests retried so far (connection errors, 5xx, 429)
         self.retries = 0
 
@@ -227,14 +229,27 @@ class BackendAIHook(BaseHook):
         )
 
     async def _async_client(self) -> httpx.AsyncClient:
-        settings = await self.asettings()
-        version = await self.anegotiate_version()
-        return httpx.AsyncClient(
-            base_url=settings.endpoint,
-            timeout=self.timeout,
-            verify=settings.verify_tls,
-            auth=BackendAIAuth(settings.access_key, settings.secret_key, version),
-        )
+        """The async client of the running event loop, created once per loop and kept (connections reused)."""
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient[0] is not loop:
+            settings = await self.asettings()
+            version = await self.anegotiate_version()
+            client = httpx.AsyncClient(
+                base_url=settings.endpoint,
+                timeout=self.timeout,
+                verify=settings.verify_tls,
+                auth=BackendAIAuth(settings.access_key, settings.secret_key, version),
+            )
+            self._aclient = (loop, client)
+        return self._aclient[1]
+
+    async def aclose(self) -> None:
+        """Close the async client of the running loop."""
+        if self._aclient is not None:
+            loop, client = self._aclient
+            self._aclient = None
+            if loop is asyncio.get_running_loop():
+                await client.aclose()
 
     def close(self) -> None:
         if "client" in self.__dict__:
@@ -347,8 +362,8 @@ class BackendAIHook(BaseHook):
         self, endpoint: tuple[str, str], *, path_args: Mapping[str, str] | None = None, **kwargs: Any
     ) -> Any:
         method, path = endpoint
-        async with await self._async_client() as client:
-            response = await self._asend(client, method, path.format(**(path_args or {})), **kwargs)
+        client = await self._async_client()
+        response = await self._asend(client, method, path.format(**(path_args or {})), **kwargs)
         return response.json() if response.content else {}
 
     # -- sessions ------------------------------------------------------------------------------
@@ -507,22 +522,22 @@ class BackendAIHook(BaseHook):
         """
         method, path = SESSION_EVENTS
         timeout = httpx.Timeout(self.timeout, read=read_timeout)
-        async with await self._async_client() as client:
-            params = {"sessionName": session_name, "scope": "session"}
-            async with client.stream(method, path, params=params, timeout=timeout) as response:
-                if response.is_error:
-                    await response.aread()
-                    raise _error_from_response(response)
-                event_name = ""
-                async for line in response.aiter_lines():
-                    if line.startswith("event:"):
-                        event_name = line[6:].strip()
-                    elif line.startswith("data:") and event_name:
-                        event = self._parse_event(event_name, line[5:].strip())
-                        if event is not None and event.session_id == session_id:
-                            yield event
-                    elif not line:
-                        event_name = ""
+        client = await self._async_client()
+        params = {"sessionName": session_name, "scope": "session"}
+        async with client.stream(method, path, params=params, timeout=timeout) as response:
+            if response.is_error:
+                await response.aread()
+                raise _error_from_response(response)
+            event_name = ""
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    event_name = line[6:].strip()
+                elif line.startswith("data:") and event_name:
+                    event = self._parse_event(event_name, line[5:].strip())
+                    if event is not None and event.session_id == session_id:
+                        yield event
+                elif not line:
+                    event_name = ""
 
     @staticmethod
     def _parse_event(name: str, data: str) -> SessionEvent | None:

@@ -116,6 +116,9 @@ class BackendAISessionTrigger(BaseTrigger):
                     await asyncio.wait_for(wake.wait(), timeout=wait)
         finally:
             listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await hook.aclose()
 
     async def _listen(self, hook: BackendAIHook, wake: asyncio.Event) -> None:
         """Wake the main loop on each event of this session; reopen the stream when it drops."""
@@ -148,5 +151,9 @@ class BackendAISessionTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """The user marked the task failed/success or cleared it: destroy the session."""
-        destroyed = await self._hook().adestroy_session(self.session_id, forced=True)
+        hook = self._hook()
+        try:
+            destroyed = await hook.adestroy_session(self.session_id, forced=True)
+        finally:
+            await hook.aclose()
         self.log.info("Destroyed Backend.AI session %s: %s", self.session_id, destroyed)
