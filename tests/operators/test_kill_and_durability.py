@@ -54,21 +54,25 @@ def assert_session_gone(hook: BackendAIHook, session_id: str) -> None:
     wait_for(lambda: not session_processes(session_id), timeout=15)
 
 
-def test_crashed_worker_retry_reattaches_to_the_one_session(lite, hook) -> None:  # type: ignore[no-untyped-def]
+def test_crashed_worker_retry_reattaches_to_the_one_session(lite, hook, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hook.ensure_vfolder("gates")
     worker = start_dag_test("op_crash")
     try:
         first = running_session(lite, "ft-long-")
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-    # the session outlives the worker; the retry (same DAG run) must reattach to it
-    assert hook.get_session_state(first["id"]).status == "RUNNING"
-    dag = load_test_dag("op_crash")
-    import pendulum
-
-    when = pendulum.parse(LOGICAL_DATE)
-    dag_run = dag.test(logical_date=when, run_after=when)
-    assert dag_run.get_task_instance("long").state == "success"
+    # the session outlives the worker; the retry (same DAG run, same task) must reattach to it
+    log = tmp_path / "retry.log"
+    retry = start_dag_test("op_crash", output=log)
+    try:
+        wait_for(lambda: "already exists; reattached" in log.read_text(errors="replace"), timeout=90)
+        hook.upload_file("gates", "crash-gate", b"open")
+        assert retry.wait(timeout=90) == 0
+    finally:
+        if retry.poll() is None:
+            retry.kill()
+    assert "state=success" in log.read_text(errors="replace")
     sessions = lite_sessions_named(lite, "ft-long-")
     assert [s["id"] for s in sessions] == [first["id"]]
     assert sessions[0]["result"] == "SUCCESS"

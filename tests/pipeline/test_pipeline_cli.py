@@ -99,10 +99,10 @@ def test_export_loads_into_a_dagbag_like_the_original(
 
 def test_a_subcommand_is_one_registration() -> None:
     def register_pools(sub) -> None:
-        sub.add_parser("pools").set_defaults(handler=lambda args: 0)
+        sub.add_parser("hello").set_defaults(handler=lambda args: 0)
 
     SUBCOMMANDS.append(register_pools)
     try:
-        assert build_parser().parse_args(["pools"]).handler(None) == 0
+        assert build_parser().parse_args(["hello"]).handler(None) == 0
     finally:
         SUBCOMMANDS.remove(register_pools)
