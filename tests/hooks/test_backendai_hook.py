@@ -14,6 +14,7 @@ from airflow_provider_fasttrack.exceptions import (
 )
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook, ConnectionSettings
 from airflow_provider_fasttrack.mounts import Mount
+from tests.helpers import session_processes, wait_for
 
 pytestmark = pytest.mark.usefixtures("backendai_conn")
 
@@ -71,12 +72,14 @@ def test_same_name_returns_the_live_session(hook: BackendAIHook) -> None:
     assert hook.destroy_session(first["sessionId"]) is False  # already gone: idempotent
 
 
-def test_destroy_by_name_and_state_cancelled_or_terminated(hook: BackendAIHook) -> None:
-    session_id = run_batch(hook, "hook-destroy-me", "sleep 60")
-    assert hook.destroy_session("hook-destroy-me")
+def test_destroy_leaves_no_process_on_the_host(hook: BackendAIHook) -> None:
+    session_id = run_batch(hook, "hook-destroy-me", "sleep 60 & sleep 60; wait")
+    wait_for(lambda: len(session_processes(session_id)) >= 2)
+    assert hook.destroy_session("hook-destroy-me")  # by name, while it is live
     state = wait_terminal(hook, session_id)
     assert state.status in {"TERMINATED", "CANCELLED"}
     assert not state.is_successful
+    wait_for(lambda: not session_processes(session_id), timeout=10)
 
 
 def test_dependency_holds_session_pending(hook: BackendAIHook) -> None:
