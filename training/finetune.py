@@ -141,7 +141,9 @@ def finetune(
     )
     model.config.use_cache = False
 
-    trainer = build_trainer(config, model, tokenizer, train_set, eval_set, output, precision, report_to)
+    trainer = build_trainer(
+        config, model, tokenizer, train_set, eval_set, output, precision, attention, report_to
+    )
     checkpoint = resume_checkpoint(resume, output / "checkpoints")
     if checkpoint:
         log.info("resuming from %s", checkpoint)
@@ -187,9 +189,15 @@ def build_trainer(
     eval_set: Any,
     output: Path,
     precision: str,
+    attention: str,
     report_to: str | None,
 ) -> Any:
-    """An ``SFTTrainer`` for the recipe: LoRA via PEFT, precision from the hardware, trackers off unless asked."""
+    """An ``SFTTrainer`` for the recipe: LoRA via PEFT, precision from the hardware, trackers off unless asked.
+
+    ``sft.packing: auto`` packs (padding-free) only with a flash-attention kernel: without one, the packed batch is
+    attended as one long sequence under a block-diagonal mask, which is slower than padded batches (measured on
+    CPU in docs/benchmarks-training.md).
+    """
     from peft import LoraConfig
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
@@ -202,6 +210,8 @@ def build_trainer(
         "disable_tqdm": True,
     }
     sft_values.update(config.sft)
+    if sft_values.get("packing") == "auto":
+        sft_values["packing"] = packing_helps(attention)
     sft_values.update(bf16=precision == "bf16", fp16=precision == "fp16")
     if report_to:
         sft_values["report_to"] = [name.strip() for name in report_to.split(",") if name.strip()]
@@ -226,6 +236,11 @@ def build_trainer(
     )
     trainer.remove_callback(PrinterCallback)  # progress goes to the log instead of bare prints
     return trainer
+
+
+def packing_helps(attention: str) -> bool:
+    """Padding-free packing pays off with variable-length flash-attention kernels only."""
+    return attention.startswith("flash_attention") or attention.startswith("kernels-community/flash")
 
 
 def resume_checkpoint(resume: str, checkpoints: Path) -> str | None:

