@@ -1,11 +1,11 @@
 """Training throughput (tokens/s): the preset's settings against the articles' settings, same model and data.
 
-The articles' settings: no packing, batch 2 x gradient accumulation 4, loss on the whole text. Ours: the preset's
-``sft`` section (packing, larger batches, loss on the answers). Everything else (model, LoRA, data, precision,
-attention) is shared. Tokens are real (non-padding) tokens as TRL counts them; the first optimizer step of each run
+The articles' settings: no packing, batch 2 x gradient accumulation 4, loss on the whole text, measured with the
+preset's LoRA adapter and once more with the articles' LoRA rank 256. Ours: the preset's ``sft`` section. Model,
+data, precision and attention are shared. Tokens are real (non-padding) tokens as TRL counts them; the first optimizer step of each run
 is warm-up and not timed.
 
-    PYTHONPATH=. python bench/train_throughput.py [--preset smollm2-135m-cpu] [--dataset DIR] [--steps 4]
+    PYTHONPATH=. python bench/train_throughput.py [--preset smollm2-135m-cpu] [--dataset DIR] [--steps 2] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ ARTICLE_SETTINGS = {
     "completion_only_loss": False,
     "train_sampling_strategy": "random",
 }
+ARTICLE_LORA = {"r": 256, "lora_alpha": 32}
 
 
 def token_clock() -> Any:
@@ -94,8 +95,9 @@ def measure(
         "gradient_accumulation_steps",
         "completion_only_loss",
         "train_sampling_strategy",
+        "max_length",
     )
-    settings = {k: getattr(trainer.args, k, None) for k in keys}
+    settings = {k: getattr(trainer.args, k, None) for k in keys} | {"lora_r": run_config.lora.get("r")}
     return {
         "label": label,
         "settings": settings,
@@ -115,7 +117,7 @@ def main() -> int:
     parser.add_argument(
         "--dataset", type=Path, help="prepared dataset (default: the test fixture's trade Q/A)"
     )
-    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per run")
+    parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per run")
     parser.add_argument(
         "--rounds", type=int, default=2, help="alternating runs per setting (median reported)"
     )
