@@ -51,7 +51,13 @@ def token_clock() -> Any:
 
 
 def measure(
-    label: str, sft: dict[str, Any], config: Any, dataset: Path, steps: int, workdir: Path
+    label: str,
+    sft: dict[str, Any],
+    lora: dict[str, Any],
+    config: Any,
+    dataset: Path,
+    steps: int,
+    workdir: Path,
 ) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM
 
@@ -64,7 +70,7 @@ def measure(
         load_tokenizer,
         model_family,
         resolve_base_model,
-        torch_dtype,
+        weights_dtype,
     )
 
     hardware = Hardware.detect()
@@ -73,12 +79,13 @@ def measure(
     attention = choose_attention(config.attn_implementation, model_family(path), hardware)
     tokenizer = load_tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype(precision), attn_implementation=attention
+        path, dtype=weights_dtype(precision, hardware), attn_implementation=attention
     )
     model.config.use_cache = False
     run_config = config.model_copy(
         update={
-            "sft": {**config.sft, **sft, "max_steps": steps + 1, "logging_steps": 1, "save_strategy": "no"}
+            "sft": {**config.sft, **sft, "max_steps": steps + 1, "logging_steps": 1, "save_strategy": "no"},
+            "lora": {**config.lora, **lora},
         }
     )
     train = load_splits(dataset, ("train",))["train"].select_columns(list(TRAIN_COLUMNS))
@@ -119,27 +126,45 @@ def main() -> int:
     )
     parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per run")
     parser.add_argument(
-        "--rounds", type=int, default=2, help="alternating runs per setting (median reported)"
+        "--rounds", type=int, default=3, help="alternating runs per setting (median and best reported)"
     )
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
     config = load_config(preset_path(args.preset))
-    runs: dict[str, list[dict[str, Any]]] = {"articles": [], "preset": []}
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    setups: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+        "articles": (ARTICLE_SETTINGS, {}),
+        "articles+r256": (ARTICLE_SETTINGS, ARTICLE_LORA),
+        "preset": ({}, {}),
+        "preset+packing": ({"packing": True, "per_device_train_batch_size": 2, "max_length": 512}, {}),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in setups}
     with tempfile.TemporaryDirectory() as tmp:
         dataset = args.dataset or write_dataset(Path(tmp) / "data")
         for _ in range(args.rounds):
-            runs["articles"].append(
-                measure("articles", ARTICLE_SETTINGS, config, dataset, args.steps, Path(tmp))
-            )
-            runs["preset"].append(measure("preset", {}, config, dataset, args.steps, Path(tmp)))
-    medians = {}
+            for label, (sft, lora) in setups.items():
+                runs[label].append(measure(label, sft, lora, config, dataset, args.steps, Path(tmp)))
+    medians, best = {}, {}
     for label, rows in runs.items():
         medians[label] = statistics.median(r["tokens_per_s"] for r in rows)
+        best[label] = max(r["tokens_per_s"] for r in rows)
         each = ", ".join(f"{r['tokens_per_s']:.1f}" for r in rows)
         print(
-            f"{label:>9}: median {medians[label]:8.1f} tokens/s (runs: {each}) {json.dumps(rows[0]['settings'])}"
+            f"{label:>14}: median {medians[label]:7.1f}, best {best[label]:7.1f} tokens/s (runs: {each}) "
+            f"{json.dumps(rows[0]['settings'])}"
+        )
+    device = runs["preset"][0]["device"]
+    for label in ("articles", "articles+r256"):
+        print(
+            f"ratio preset/{label}: median {medians['preset'] / medians[label]:.2f}x, "
+            f"best {best['preset'] / best[label]:.2f}x on {device}"
         )
     print(
-        f"ratio preset/articles: {medians['preset'] / medians['articles']:.2f}x on {runs['preset'][0]['device']}"
+        f"ratio preset+packing/preset: median {medians['preset+packing'] / medians['preset']:.2f}x, "
+        f"best {best['preset+packing'] / best['preset']:.2f}x on {device}"
     )
     return 0
 

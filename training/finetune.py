@@ -29,7 +29,7 @@ from training.models import (
     load_tokenizer,
     model_family,
     resolve_base_model,
-    torch_dtype,
+    weights_dtype,
 )
 from training.paths import default_input_dir, default_output_dir
 
@@ -137,7 +137,7 @@ def finetune(
 
     tokenizer = load_tokenizer(model_path)
     model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=torch_dtype(precision), attn_implementation=attention
+        model_path, dtype=weights_dtype(precision, hardware), attn_implementation=attention
     )
     model.config.use_cache = False
 
@@ -213,6 +213,8 @@ def build_trainer(
     if sft_values.get("packing") == "auto":
         sft_values["packing"] = packing_helps(attention)
     sft_values.update(bf16=precision == "bf16", fp16=precision == "fp16")
+    if Hardware.detect().device == "cpu":
+        sft_values["use_cpu"] = True  # lets the Trainer run bf16 autocast on a CPU
     if report_to:
         sft_values["report_to"] = [name.strip() for name in report_to.split(",") if name.strip()]
     if eval_set is None:

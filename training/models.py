@@ -103,7 +103,20 @@ class Hardware:
 
         if torch.cuda.is_available():
             return cls("cuda", torch.cuda.is_bf16_supported())
-        return cls("cpu", False)
+        return cls("cpu", cpu_has_native_bf16())
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX), which makes bf16 autocast several times faster
+    than fp32 for training and generation; without it bf16 is emulated and slower."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
+    )
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def model_family(model_path: str) -> str:
@@ -138,6 +151,14 @@ def torch_dtype(precision: str) -> Any:
     import torch
 
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+def weights_dtype(precision: str, hardware: Hardware) -> Any:
+    """The dtype to load weights in for training: the precision on a GPU; fp32 on a CPU, where bf16 runs as
+    autocast mixed precision (the Trainer's ``bf16=True``) and the weights and optimizer stay fp32."""
+    import torch
+
+    return torch.float32 if hardware.device == "cpu" else torch_dtype(precision)
 
 
 def load_tokenizer(model_path: str) -> Any:

@@ -65,3 +65,14 @@ def test_attention_and_precision_follow_hardware_and_family() -> None:
     assert choose_precision("auto", cpu) == "fp32"
     assert choose_precision("bf16", old_gpu) == "fp32"
     assert packing_helps("flash_attention_2") and not packing_helps("sdpa") and not packing_helps("eager")
+
+
+def test_native_bf16_cpu_detection(tmp_path: Path) -> None:
+    from training.models import cpu_has_native_bf16
+
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    old = tmp_path / "old"
+    old.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert cpu_has_native_bf16(zen4) and not cpu_has_native_bf16(old)
+    assert not cpu_has_native_bf16(tmp_path / "missing")
