@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures (pytest registers them under their ``name``).
+from tests.training.model_fixtures import (
+    model_cache_fixture,  # noqa: F401
+    qa_dataset_fixture,  # noqa: F401
+    smollm2_fixture,  # noqa: F401
+    tiny_finetune_fixture,  # noqa: F401
+)
 from tests.training.openai_stub import OpenAIStub
 from training.evaluate import main
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+# Fixtures (pytest registers them under their ``name``).
+from tests.training.model_fixtures import (
+    model_cache_fixture,  # noqa: F401
+    smollm2_fixture,  # noqa: F401
+)
 from tests.training.openai_stub import OpenAIStub, stub_score
 from training.judge import JudgeItem, LocalJudge, OpenAIJudge, parse_score
 from training.report import truthfulness_summary

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.training.conftest import TINY_TRAINING
+# Fixtures (pytest registers them under their ``name``).
+from tests.training.model_fixtures import (
+    TINY_TRAINING,
+    model_cache_fixture,  # noqa: F401
+    qa_dataset_fixture,  # noqa: F401
+    smollm2_fixture,  # noqa: F401
+)
 from training.finetune import main
 
 
