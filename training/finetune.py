@@ -1,0 +1,286 @@
+"""``python -m training finetune``: LoRA supervised fine-tuning with TRL's ``SFTTrainer``.
+
+Trains on the ``prompt``/``completion`` pairs of the ``train`` split (loss on the completion only, rendered with
+the tokenizer's own chat template), reports the loss on ``validation``, checkpoints as it goes and resumes from
+the last checkpoint after an interruption. Writes into the output folder:
+``adapter/`` (LoRA weights + tokenizer), ``merged/`` (with ``--merge``), ``checkpoints/``, ``metrics.json`` and
+``finetune-config.yaml`` (the recipe as run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from training.config import ConfigError, FinetuneConfig, load_config, preset_names, preset_path
+from training.data import DatasetError, load_splits
+from training.models import (
+    BaseModelError,
+    Hardware,
+    choose_attention,
+    choose_precision,
+    load_tokenizer,
+    model_family,
+    resolve_base_model,
+    weights_dtype,
+)
+from training.paths import default_input_dir, default_output_dir
+
+log = logging.getLogger("training.finetune")
+
+TRAIN_COLUMNS = ("prompt", "completion")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training finetune", description=__doc__.splitlines()[0])
+    recipe = parser.add_mutually_exclusive_group()
+    recipe.add_argument("--preset", default="smollm2-135m-cpu", help=f"one of: {', '.join(preset_names())}")
+    recipe.add_argument("--config", type=Path, help="a YAML recipe file instead of a preset")
+    parser.add_argument("--dataset", type=Path, default=default_input_dir(), help="prepared dataset folder")
+    parser.add_argument("--output", type=Path, default=default_output_dir(), help="output folder")
+    parser.add_argument("--base-model", help="override the recipe's base model (model id or local folder)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set sft.max_steps=20 --set lora.r=8 (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        default="auto",
+        help="'auto' (last checkpoint in OUTPUT/checkpoints if any), 'no', or a checkpoint folder",
+    )
+    parser.add_argument(
+        "--merge", action="store_true", help="also save the base model with the adapter merged in"
+    )
+    parser.add_argument(
+        "--report-to", default=None, help="experiment trackers, e.g. wandb,mlflow (default: none)"
+    )
+    parser.add_argument("--model-cache", type=Path, default=None, help="where converted base models are kept")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.dataset is None or args.output is None:
+        print("error: --dataset and --output are required outside a pipeline task", file=sys.stderr)
+        return 2
+    try:
+        overrides = list(args.overrides)
+        if args.base_model:
+            overrides.append(f"base_model={args.base_model}")
+        config = load_config(args.config or preset_path(args.preset), overrides)
+        metrics = finetune(
+            config,
+            args.dataset,
+            args.output,
+            resume=args.resume,
+            merge=args.merge,
+            report_to=args.report_to,
+            model_cache=args.model_cache,
+        )
+    except (ConfigError, DatasetError, BaseModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    log.info(
+        "done: %s",
+        json.dumps({k: metrics[k] for k in ("global_step", "train_loss", "eval_loss") if k in metrics}),
+    )
+    return 0
+
+
+def finetune(
+    config: FinetuneConfig,
+    dataset: Path,
+    output: Path,
+    *,
+    resume: str = "auto",
+    merge: bool = False,
+    report_to: str | None = None,
+    model_cache: Path | None = None,
+) -> dict[str, Any]:
+    """Run one fine-tuning; return (and write) its metrics."""
+    from transformers import AutoModelForCausalLM
+
+    splits = load_splits(dataset)
+    train_set = splits["train"].select_columns(list(TRAIN_COLUMNS))
+    eval_set = splits["validation"].select_columns(list(TRAIN_COLUMNS)) if len(splits["validation"]) else None
+
+    hardware = Hardware.detect()
+    model_path = resolve_base_model(config.base_model, model_cache)
+    family = model_family(model_path)
+    attention = choose_attention(config.attn_implementation, family, hardware)
+    precision = choose_precision(config.precision, hardware)
+    log.info(
+        "base model %s (%s) on %s: attention=%s precision=%s",
+        model_path,
+        family,
+        hardware.device,
+        attention,
+        precision,
+    )
+
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "finetune-config.yaml").write_text(
+        yaml.safe_dump(config.model_dump(), sort_keys=False, allow_unicode=True)
+    )
+
+    tokenizer = load_tokenizer(model_path)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=weights_dtype(precision, hardware), attn_implementation=attention
+    )
+    model.config.use_cache = False
+
+    trainer = build_trainer(
+        config, model, tokenizer, train_set, eval_set, output, precision, attention, report_to
+    )
+    checkpoint = resume_checkpoint(resume, output / "checkpoints")
+    if checkpoint:
+        log.info("resuming from %s", checkpoint)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    elapsed = time.perf_counter() - started
+
+    adapter_dir = output / "adapter"
+    trainer.save_model(str(adapter_dir))
+    tokenizer.save_pretrained(str(adapter_dir))
+
+    metrics: dict[str, Any] = dict(result.metrics)
+    metrics.update(
+        base_model=config.base_model,
+        base_model_path=model_path,
+        model_family=family,
+        device=hardware.device,
+        attn_implementation=attention,
+        precision=precision,
+        global_step=trainer.state.global_step,
+        resumed_from=checkpoint,
+        train_rows=len(train_set),
+        wall_seconds=round(elapsed, 2),
+        num_tokens=_last_logged(trainer.state.log_history, "num_tokens"),
+    )
+    if eval_set is not None:
+        metrics.update(trainer.evaluate())
+    if merge:
+        merged_dir = output / "merged"
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(str(merged_dir))
+        tokenizer.save_pretrained(str(merged_dir))
+        metrics["merged_dir"] = str(merged_dir)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    return metrics
+
+
+def build_trainer(
+    config: FinetuneConfig,
+    model: Any,
+    tokenizer: Any,
+    train_set: Any,
+    eval_set: Any,
+    output: Path,
+    precision: str,
+    attention: str,
+    report_to: str | None,
+) -> Any:
+    """An ``SFTTrainer`` for the recipe: LoRA via PEFT, precision from the hardware, trackers off unless asked.
+
+    ``sft.packing: auto`` packs (padding-free) only with a flash-attention kernel: without one, the packed batch is
+    attended as one long sequence under a block-diagonal mask, which is slower than padded batches (measured on
+    CPU in docs/benchmarks-training.md).
+    """
+    from peft import LoraConfig
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    sft_values: dict[str, Any] = {
+        "output_dir": str(output / "checkpoints"),
+        "report_to": "none",
+        "logging_first_step": True,
+        "save_total_limit": 2,
+        "disable_tqdm": True,
+    }
+    sft_values.update(config.sft)
+    if sft_values.get("packing") == "auto":
+        sft_values["packing"] = packing_helps(attention)
+    sft_values.update(bf16=precision == "bf16", fp16=precision == "fp16")
+    if Hardware.detect().device == "cpu":
+        sft_values["use_cpu"] = True  # lets the Trainer run bf16 autocast on a CPU
+    if report_to:
+        sft_values["report_to"] = [name.strip() for name in report_to.split(",") if name.strip()]
+    if eval_set is None:
+        sft_values["eval_strategy"] = "no"
+    try:
+        sft_config = SFTConfig(**sft_values)
+    except TypeError as e:
+        raise ConfigError(f"section 'sft': {e}") from None
+    try:
+        peft_config = LoraConfig(**config.lora)
+    except TypeError as e:
+        raise ConfigError(f"section 'lora': {e}") from None
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[progress_callback()],
+    )
+    trainer.remove_callback(PrinterCallback)  # progress goes to the log instead of bare prints
+    return trainer
+
+
+def packing_helps(attention: str) -> bool:
+    """Padding-free packing pays off with variable-length flash-attention kernels only."""
+    return attention.startswith("flash_attention") or attention.startswith("kernels-community/flash")
+
+
+def resume_checkpoint(resume: str, checkpoints: Path) -> str | None:
+    """The checkpoint to resume from: the newest one for ``auto``, none for ``no``, else the given folder."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume == "no":
+        return None
+    if resume == "auto":
+        return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if not Path(resume).is_dir():
+        raise ConfigError(f"--resume {resume}: no such checkpoint folder")
+    return resume
+
+
+def progress_callback() -> Any:
+    """A ``TrainerCallback`` that writes each logged step (step/total, loss, learning rate, tokens) to the log."""
+    from transformers import TrainerCallback
+
+    class ProgressLog(TrainerCallback):
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
+            if not logs:
+                return
+            shown = {
+                k: (round(v, 5) if isinstance(v, float) else v) for k, v in logs.items() if k != "total_flos"
+            }
+            log.info("step %d/%d %s", state.global_step, state.max_steps, json.dumps(shown))
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            log.info("checkpoint saved at step %d", state.global_step)
+
+    return ProgressLog()
+
+
+def _last_logged(history: list[dict[str, Any]], key: str) -> Any:
+    for entry in reversed(history):
+        if key in entry:
+            return entry[key]
+    return None
