@@ -196,7 +196,7 @@ def build_trainer(
 
     ``sft.packing: auto`` packs (padding-free) only with a flash-attention kernel: without one, the packed batch is
     attended as one long sequence under a block-diagonal mask, which is slower than padded batches (measured on
-    CPU in docs/benchmarks-training.md).
+    CPU in docs/benchmarks.md).
     """
     from peft import LoraConfig
     from transformers.trainer_callback import PrinterCallback
