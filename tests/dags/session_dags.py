@@ -78,8 +78,13 @@ with session_dag("op_chain", retries=0):
         previous = task
 
 with session_dag("op_crash", retries=0):
+    # runs until the test opens the gate (a file in the "gates" vfolder): no race with the retry's start-up
     BackendAISessionOperator(
-        task_id="long", command="sleep 25; echo survived", image=IMAGE, poll_interval=0.5
+        task_id="crash_victim",
+        command="until [ -e gates/crash-gate ]; do sleep 0.2; done; echo survived",
+        image=IMAGE,
+        mounts=["gates"],
+        poll_interval=0.5,
     )
 
 with session_dag("op_kill_sync", retries=0):

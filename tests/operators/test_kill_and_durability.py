@@ -58,7 +58,7 @@ def test_crashed_worker_retry_reattaches_to_the_one_session(lite, hook, tmp_path
     hook.ensure_vfolder("gates")
     worker = start_dag_test("op_crash")
     try:
-        first = running_session(lite, "ft-long-")
+        first = running_session(lite, "ft-crash-victim-")
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
@@ -73,7 +73,7 @@ def test_crashed_worker_retry_reattaches_to_the_one_session(lite, hook, tmp_path
         if retry.poll() is None:
             retry.kill()
     assert "state=success" in log.read_text(errors="replace")
-    sessions = lite_sessions_named(lite, "ft-long-")
+    sessions = lite_sessions_named(lite, "ft-crash-victim-")
     assert [s["id"] for s in sessions] == [first["id"]]
     assert sessions[0]["result"] == "SUCCESS"
 
