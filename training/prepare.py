@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shape = parser.add_argument_group("rows and split")
     shape.add_argument(
-        "--language", choices=LANGUAGES, default="ko", help="default prompt and term templates"
+        "--language",
+        choices=LANGUAGES,
+        help="default prompt and term templates (default: the --sample's language, else ko)",
     )
     shape.add_argument("--prompt-template", help="instruction prompt with {question}")
     shape.add_argument("--term-templates", help="'ko', 'en' or a JSON file of term question templates")
@@ -214,6 +216,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole preparation; returns the stats written to ``stats.json``."""
     if args.output is None:
         raise PrepareError("no output folder: pass --output or set BACKENDAI_PIPELINE_OUTPUTS")
+    if getattr(args, "language", None) is None:
+        args.language = args.sample or "ko"
     inputs: list[Path] = list(args.input) + ([SAMPLES_DIR / args.sample] if args.sample else [])
     if not inputs and not args.hub_dataset:
         raise PrepareError("no input: pass --input DIR, --sample LANG or --hub-dataset ID")
