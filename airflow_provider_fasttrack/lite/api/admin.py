@@ -1,4 +1,4 @@
-"""``POST /admin/gql``: the ``compute_session`` query (result and exit code after termination)."""
+"""``POST /admin/gql``: ``compute_session`` and ``compute_session_list`` (state after termination)."""
 
 from __future__ import annotations
 
