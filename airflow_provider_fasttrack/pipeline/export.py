@@ -19,7 +19,13 @@ class _Dumper(yaml.SafeDumper):
     """Block style; multi-line strings (commands) as literal blocks."""
 
 
+#: Line breaks YAML folds in plain and single-quoted scalars: only double quotes keep them as written.
+_OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if any(brk in value for brk in _OTHER_BREAKS):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
     if "\n" in value and all(line == line.rstrip() for line in value.split("\n")):
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)

@@ -144,3 +144,17 @@ def test_export_of_any_loadable_mutant_is_stable(
     again = load_pipeline_text(first, "exported.yaml")
     assert export_yaml(again.spec) == first
     assert again.spec == loaded.spec
+
+
+@pytest.mark.parametrize("odd", ["\x85", "a\u2028b", "carriage\rreturn"])
+def test_export_keeps_unusual_line_breaks(odd: str) -> None:
+    """Keys and values with YAML's other line breaks survive export -> load (found by the property test)."""
+    from airflow_provider_fasttrack.pipeline.export import export_yaml
+
+    tree = yaml.safe_load(VALID[0])
+    tree[odd] = odd  # an unknown top-level field: kept, and warned about
+    loaded = load_pipeline_text(yaml.safe_dump(tree), "odd.yaml")
+    first = export_yaml(loaded.spec)
+    again = load_pipeline_text(first, "exported.yaml")
+    assert export_yaml(again.spec) == first
+    assert again.spec == loaded.spec
