@@ -211,26 +211,28 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         if not self.session_resources:
             return
         presets = self.hook.check_presets(project=self.project, scaling_group=self.scaling_group)
-        limits: list[tuple[str, Mapping[str, Any]]] = []
-        keypair = {
+        # the keypair's policy limits only the slots it names; a scaling group has 0 of any slot it lacks
+        policy = {
             k: v for k, v in (presets.get("keypair_limits") or {}).items() if v not in (None, "Infinity")
         }
-        if keypair:
-            limits.append(("the keypair's resource policy", keypair))
+        checks = [
+            (
+                "the keypair's resource policy",
+                policy,
+                {k: v for k, v in self.session_resources.items() if k in policy},
+            )
+        ]
         groups = scaling_group_capacities(presets)
         group_name = self.scaling_group or self.hook.settings.scaling_group or next(iter(groups), None)
         if group_name in groups:
-            limits.append((f"scaling group {group_name!r}", groups[group_name]))
-        for where, limit in limits:
-            relevant = {
-                k: v for k, v in self.session_resources.items() if k in limit or where.startswith("scaling")
-            }
-            over = slots_exceeding(relevant, limit)
+            checks.append((f"scaling group {group_name!r}", groups[group_name], self.session_resources))
+        for where, limit, request in checks:
+            over = slots_exceeding(request, limit)
             if over:
-                slot, (wanted, have) = next(iter(sorted(over.items())))
+                slot, (_, have) = min(over.items())
                 raise ResourceRequestError(
-                    f"Task {self.task_id} requests {slot}={self.session_resources[slot]} but {where} can never provide "
-                    f"more than {_human(slot, have)} (request: {format_slots(self.session_resources)})"
+                    f"Task {self.task_id} requests {slot}={self.session_resources[slot]} but {where} can never "
+                    f"provide more than {_human(slot, have)} (request: {format_slots(self.session_resources)})"
                 )
 
     def _artifact_mounts(self, context: Context) -> list[Mount]:
