@@ -14,6 +14,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from training.models import (
     load_tokenizer,
     model_family,
     resolve_base_model,
-    weights_dtype,
+    torch_dtype,
 )
 from training.paths import default_input_dir, default_output_dir
 
@@ -136,8 +138,10 @@ def finetune(
     )
 
     tokenizer = load_tokenizer(model_path)
+    # The frozen base weights load in the training precision; PEFT keeps the LoRA adapter (the only trained
+    # weights, and with them the optimizer state) in fp32.
     model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=weights_dtype(precision, hardware), attn_implementation=attention
+        model_path, dtype=torch_dtype(precision), attn_implementation=attention
     )
     model.config.use_cache = False
 
@@ -200,7 +204,7 @@ def build_trainer(
     """
     from peft import LoraConfig
     from transformers.trainer_callback import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     sft_values: dict[str, Any] = {
         "output_dir": str(output / "checkpoints"),
@@ -227,7 +231,7 @@ def build_trainer(
         peft_config = LoraConfig(**config.lora)
     except TypeError as e:
         raise ConfigError(f"section 'lora': {e}") from None
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class()(
         model=model,
         args=sft_config,
         train_dataset=train_set,
@@ -238,6 +242,41 @@ def build_trainer(
     )
     trainer.remove_callback(PrinterCallback)  # progress goes to the log instead of bare prints
     return trainer
+
+
+def sft_trainer_class() -> type:
+    """TRL's ``SFTTrainer``, projecting only the labelled positions through the LM head on every device."""
+    from trl import SFTTrainer
+
+    class LabelledPositionsSFTTrainer(SFTTrainer):
+        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+            with lm_head_on_labelled_positions_only():
+                return super().compute_loss(*args, **kwargs)
+
+    return LabelledPositionsSFTTrainer
+
+
+@contextmanager
+def lm_head_on_labelled_positions_only() -> Iterator[None]:
+    """Make TRL's fused LM head skip positions without a label (prompt and padding) on a CPU too.
+
+    TRL projects only the labelled positions where its Triton kernel runs, and every position elsewhere, so that
+    tile shapes stay fixed for graph compilers. Eager CPU training compiles nothing. With the loss on the answers
+    only, the skipped prompt and padding positions are most of the head's work: the head over a 49k vocabulary
+    costs more than the rest of a small model's step (docs/benchmarks.md). The result is the same loss; only the
+    positions whose log-probability is discarded anyway are no longer computed.
+    """
+    import trl.trainer.utils as trl_utils
+
+    decides_compaction = getattr(trl_utils, "_use_triton", None)
+    if decides_compaction is None:  # a TRL without the fused head: nothing to change
+        yield
+        return
+    trl_utils._use_triton = lambda device: True
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = decides_compaction
 
 
 def packing_helps(attention: str) -> bool:

@@ -153,14 +153,6 @@ def torch_dtype(precision: str) -> Any:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
-def weights_dtype(precision: str, hardware: Hardware) -> Any:
-    """The dtype to load weights in for training: the precision on a GPU; fp32 on a CPU, where bf16 runs as
-    autocast mixed precision (the Trainer's ``bf16=True``) and the weights and optimizer stay fp32."""
-    import torch
-
-    return torch.float32 if hardware.device == "cpu" else torch_dtype(precision)
-
-
 def load_tokenizer(model_path: str) -> Any:
     """The model's tokenizer with a pad token (the end-of-sequence token where none is defined)."""
     from transformers import AutoTokenizer

@@ -51,7 +51,9 @@ def test_finetune_resumes_from_checkpoint_and_adapter_generates(
     assert (output / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").is_file()
     assert first["num_tokens"] > 0 and first["eval_loss"] > 0
 
-    assert main(_argv(qa_dataset, output, model_cache, "--set", "sft.max_steps=3", "--merge")) == 0
+    # The resumed run merges in fp32, so that the merged model must match the adapter to float precision.
+    resumed = ("--set", "sft.max_steps=3", "--set", "precision=fp32", "--merge")
+    assert main(_argv(qa_dataset, output, model_cache, *resumed)) == 0
     second = json.loads((output / "metrics.json").read_text())
     assert second["global_step"] == 3
     assert second["resumed_from"].endswith("checkpoint-2")
@@ -120,3 +122,56 @@ def test_unknown_preset_lists_the_presets(tmp_path: Path, capsys: pytest.Capture
     assert main(["--preset", "gemma-7b", "--dataset", str(tmp_path), "--output", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "gemma2-2b-seed" in err and "smollm2-135m-cpu" in err
+
+
+def test_lm_head_scores_only_labelled_positions_with_the_same_loss(
+    qa_dataset: Path, model_cache: Path, smollm2: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the loss on the answers only, the LM head projects the answer positions only, and the loss and the
+    adapter's gradients are those of projecting every position."""
+    import torch
+    import trl.trainer.utils as trl_utils
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    from training.config import load_config, preset_path
+    from training.data import load_splits
+    from training.finetune import TRAIN_COLUMNS, build_trainer
+    from training.models import load_tokenizer
+
+    config = load_config(
+        preset_path("smollm2-135m-cpu"), ["sft.max_length=128", "sft.per_device_train_batch_size=4"]
+    )
+    model = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32)
+    train = load_splits(qa_dataset, ("train",))["train"].select_columns(list(TRAIN_COLUMNS))
+    trainer = build_trainer(
+        config, model, load_tokenizer(smollm2), train, None, tmp_path, "fp32", "sdpa", None
+    )
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    labelled = int((batch["labels"][:, 1:] != -100).sum())
+    assert 0 < labelled < int(batch["attention_mask"][:, 1:].sum())  # the prompt tokens carry no label
+
+    projected_rows: list[int] = []
+    project = trl_utils._ChunkedLogProbFunction.apply
+
+    def counting_projection(hidden: torch.Tensor, *args: Any) -> Any:
+        projected_rows.append(hidden.shape[0])
+        return project(hidden, *args)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_projection)
+
+    def loss_and_grads(compute_loss: Any) -> tuple[float, list[torch.Tensor]]:
+        trainer.model.zero_grad()
+        loss = compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        grads = [p.grad.clone() for p in trainer.model.parameters() if p.requires_grad]
+        return float(loss.detach()), grads
+
+    trainer.model.train()
+    ours, our_grads = loss_and_grads(trainer.compute_loss)
+    every_position, reference_grads = loss_and_grads(lambda m, b: SFTTrainer.compute_loss(trainer, m, b))
+
+    assert projected_rows == [labelled, batch["labels"][:, 1:].numel()]
+    assert ours == pytest.approx(every_position, rel=1e-5)
+    for grad, reference in zip(our_grads, reference_grads, strict=True):
+        torch.testing.assert_close(grad, reference, rtol=1e-4, atol=1e-6)
