@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from airflow_provider_fasttrack.pipeline.source import format_loc, parse_yaml
+
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 
@@ -44,23 +46,44 @@ def preset_path(name: str) -> Path:
 
 
 def load_config(path: Path, overrides: list[str] | None = None) -> FinetuneConfig:
-    """Read a YAML config and apply ``section.key=value`` overrides (values parsed as YAML)."""
+    """Read a YAML config and apply ``section.key=value`` overrides (values parsed as YAML).
+
+    A bad value is reported as ``file:line:column field: reason``, or as the ``--set`` override it came from.
+    """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the configuration: {e.strerror}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    data = apply_overrides(raw, overrides or [])
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(document.data, dict):
+        raise ConfigError(f"{path}:1:1: expected a mapping at the top level")
+    overrides = overrides or []
+    data = apply_overrides(document.data, overrides)
     try:
         return FinetuneConfig.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(
-            f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in e.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        problems = []
+        for error in e.errors(include_input=False, include_url=False):
+            loc = tuple(error["loc"])
+            override = _override_for(loc, overrides)
+            if override is None:
+                unknown = error["type"] == "extra_forbidden"
+                problems.append(str(document.issue(loc, error["msg"], key=unknown)))
+            else:
+                problems.append(f"--set {override}: field {format_loc(loc)}: {error['msg']}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+def _override_for(loc: tuple[str | int, ...], overrides: list[str]) -> str | None:
+    """The last ``--set`` override that wrote ``loc`` or a section above it."""
+    for item in reversed(overrides):
+        key = tuple(item.partition("=")[0].split("."))
+        if loc[: len(key)] == key:
+            return item
+    return None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -131,7 +131,8 @@ def markdown(report: dict[str, Any], examples: int = 5) -> str:
         f"Paired difference (fine-tuned − base): {_fmt(d['mean'])} (95% CI {_fmt(d['ci95_low'])} – {_fmt(d['ci95_high'])}).",
         "",
     ]
-    if all(summary[name]["truthfulness"] is not None for name in MODELS):
+    judged = all(summary[name]["truthfulness"] is not None for name in MODELS)
+    if judged:
         lines += [
             "## Truthfulness (1–5, LLM judge with the reference answer)",
             "",
@@ -145,16 +146,10 @@ def markdown(report: dict[str, Any], examples: int = 5) -> str:
                 f"| {LABELS[name]} | {counts} | {t['low']} | {t['high']} | {_fmt(t['mean'], 2)} | {t['failures']} |"
             )
         lines.append("")
-    lines += [
-        "## Plots",
-        "",
-        "![Truthfulness](truthfulness.png)",
-        "",
-        "![SemScore](semscore.png)",
-        "",
-        "## Examples",
-        "",
-    ]
+    lines += ["## Plots", ""]
+    if judged:  # the truthfulness plot exists only with a judge
+        lines += ["![Truthfulness](truthfulness.png)", ""]
+    lines += ["![SemScore](semscore.png)", "", "## Examples", ""]
     for item in report["items"][:examples]:
         lines += [
             f"**Q:** {item['question']}",

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from airflow_provider_fasttrack import slots as slotlib
+from airflow_provider_fasttrack.pipeline.source import parse_yaml
 
 __all__ = [
     "ConfigError",
@@ -194,28 +195,6 @@ def generate_keypair() -> KeypairConfig:
     return KeypairConfig(access_key=access, secret_key=secret)
 
 
-def _line_of(path: Path, text: str, loc: tuple[Any, ...]) -> int | None:
-    """Best-effort line number of a field path in a YAML document."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((pair for pair in node.value if pair[0].value == str(part)), None)
-            if match is None:
-                break
-            line = match[0].start_mark.line + 1
-            node = match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def load_config(path: str | os.PathLike[str] | None) -> LiteConfig:
     """Load and validate the YAML configuration; ``None`` gives the defaults."""
     if path is None:
@@ -226,21 +205,19 @@ def load_config(path: str | os.PathLike[str] | None) -> LiteConfig:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the configuration: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text) or {}
+        document = parse_yaml(text, str(file))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         raise ConfigError(f"{file}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    data = {} if document.data is None else document.data
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}: the configuration must be a mapping")
+        raise ConfigError(f"{file}:1:1: the configuration must be a mapping")
     try:
         return LiteConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_input=False, include_url=False):
-            loc = tuple(error["loc"])
-            field = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(file, text, loc)
-            where = f" line {line}" if line else ""
-            problems.append(f"{file}{where}: field {field}: {error['msg']}")
+        problems = [
+            str(document.issue(tuple(error["loc"]), error["msg"], key=error["type"] == "extra_forbidden"))
+            for error in exc.errors(include_input=False, include_url=False)
+        ]
         raise ConfigError("\n".join(problems)) from None

@@ -122,6 +122,8 @@ def test_evaluation_without_judge_uses_pipeline_outputs_folder(
     result = json.loads((outputs / "result.json").read_text())
     assert result["n"] == 2 and "truthfulness_base_low" not in result
     assert (outputs / "semscore.png").is_file() and not (outputs / "truthfulness.png").exists()
+    markdown = (outputs / "report.md").read_text()
+    assert "](semscore.png)" in markdown and "truthfulness.png" not in markdown  # no link to a missing plot
 
 
 def test_missing_finetuned_model_is_a_clear_error(

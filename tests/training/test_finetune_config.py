@@ -52,7 +52,7 @@ def test_overrides_parse_values_as_yaml() -> None:
 def test_unknown_top_level_field_is_named(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_text("base_model: x\nlearning_rate: 1\n")
-    with pytest.raises(ConfigError, match="field 'learning_rate'"):
+    with pytest.raises(ConfigError, match=r"r.yaml:2:1 learning_rate: "):
         load_config(path)
 
 
@@ -76,3 +76,15 @@ def test_native_bf16_cpu_detection(tmp_path: Path) -> None:
     old.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
     assert cpu_has_native_bf16(zen4) and not cpu_has_native_bf16(old)
     assert not cpu_has_native_bf16(tmp_path / "missing")
+
+
+def test_bad_value_is_named_by_line_or_by_its_override(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("base_model: x\nprecision: half\n")
+    with pytest.raises(ConfigError, match=r"r.yaml:2:12 precision: "):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"--set precision=int8: field precision: "):
+        load_config(preset_path("smollm2-135m-cpu"), ["precision=int8"])
+    with pytest.raises(ConfigError, match=r"r.yaml:1:1: expected a mapping"):
+        path.write_text("- a list\n")
+        load_config(path)
