@@ -58,7 +58,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     :param artifacts: the task's place in a pipeline vfolder (``/pipeline/outputs``, ``/pipeline/input1..N``).
     :param skip: start no session and end as skipped (FastTrack's ``skip: true``).
     :param skip_on_exit_code: exit code(s) that end the task as skipped instead of failed.
-    :param fail_fast: when this task fails, destroy the sessions of the other tasks of the same DAG run.
+    :param fail_fast: when this task fails, destroy the sessions of the other tasks of the same DAG run; when
+        a task of the run has already failed, end as skipped without a session.
     :param gpu_pool: run in the scaling group's GPU pool with ``pool_slots`` from the GPU request
         (see :mod:`airflow_provider_fasttrack.pools`), unless ``pool`` is given.
     :param deferrable: wait in the triggerer (default True, whatever ``[operators] default_deferrable`` says:
@@ -160,7 +161,16 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         if self.skip or self.task_id in skip_now:
             why = "skip: true" if self.skip else f"listed in the run's '{SKIP_TASKS_PARAM}' param"
             raise AirflowSkipException(f"Task {self.task_id} skipped ({why}); no session started")
+        if self.fail_fast and self._failed_tasks_in_run(context):
+            raise AirflowSkipException(
+                f"Task {self.task_id} not started: a task of this run failed and fail_fast is set"
+            )
         return self.execute_resumable(context)
+
+    def _failed_tasks_in_run(self, context: Context) -> int:
+        """How many tasks of this DAG run have failed, as Airflow records them (through the Task SDK)."""
+        ti = context["ti"]
+        return int(ti.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed"]))
 
     def submit_job(self, context: Context) -> str:
         name = self._session_name(context)
