@@ -1,5 +1,5 @@
-"""Fixtures for the fine-tuning and evaluation tests: a small trade Q/A dataset in the contract's format, the SmolLM2
-base (converted once into the repository's ignored ``.cache/``) and a tiny fine-tuning run.
+"""Fixtures for the fine-tuning and evaluation tests: the shipped English trade Q/A sample as ``prepare`` writes
+it, the SmolLM2 base (converted once into the repository's ignored ``.cache/``) and a tiny fine-tuning run.
 
 Test modules import the fixtures they use (a module, not ``conftest.py``, so the dataset-preparation tests keep
 their own ``conftest.py``)."""
@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.qa_fixture import write_dataset
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session", name="qa_dataset")
 def qa_dataset_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_dataset(tmp_path_factory.mktemp("qa") / "prepared")
+    """The shipped English sample, prepared as a pipeline's first task prepares it."""
+    from training.__main__ import main
+
+    output = tmp_path_factory.mktemp("qa") / "prepared"
+    assert main(["prepare", "--sample", "en", "--language", "en", "--output", str(output)]) == 0
+    return output
 
 
 @pytest.fixture(scope="session", name="model_cache")
