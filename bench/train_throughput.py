@@ -59,29 +59,10 @@ def measure(
     steps: int,
     workdir: Path,
 ) -> dict[str, Any]:
-    from transformers import AutoModelForCausalLM
-
     from training.data import load_splits
-    from training.finetune import TRAIN_COLUMNS, build_trainer
-    from training.models import (
-        Hardware,
-        choose_attention,
-        choose_precision,
-        load_tokenizer,
-        model_family,
-        resolve_base_model,
-        torch_dtype,
-    )
+    from training.finetune import TRAIN_COLUMNS, build_trainer, load_base
 
-    hardware = Hardware.detect()
-    path = resolve_base_model(config.base_model)
-    precision = choose_precision(config.precision, hardware)
-    attention = choose_attention(config.attn_implementation, model_family(path), hardware)
-    tokenizer = load_tokenizer(path)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype(precision), attn_implementation=attention
-    )
-    model.config.use_cache = False
+    base = load_base(config)
     run_config = config.model_copy(
         update={
             "sft": {**config.sft, **sft, "max_steps": steps + 1, "logging_steps": 1, "save_strategy": "no"},
@@ -90,7 +71,15 @@ def measure(
     )
     train = load_splits(dataset, ("train",))["train"].select_columns(list(TRAIN_COLUMNS))
     trainer = build_trainer(
-        run_config, model, tokenizer, train, None, workdir / label, precision, attention, None
+        run_config,
+        base.model,
+        base.tokenizer,
+        train,
+        None,
+        workdir / label,
+        base.precision,
+        base.attention,
+        None,
     )
     clock = token_clock()
     trainer.add_callback(clock)
@@ -111,7 +100,7 @@ def measure(
         "tokens": n1 - n0,
         "seconds": t1 - t0,
         "tokens_per_s": (n1 - n0) / (t1 - t0),
-        "device": hardware.device,
+        "device": base.hardware.device,
     }
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,41 +113,18 @@ def finetune(
     model_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Run one fine-tuning; return (and write) its metrics."""
-    from transformers import AutoModelForCausalLM
-
     splits = load_splits(dataset)
     train_set = splits["train"].select_columns(list(TRAIN_COLUMNS))
     eval_set = splits["validation"].select_columns(list(TRAIN_COLUMNS)) if len(splits["validation"]) else None
-
-    hardware = Hardware.detect()
-    model_path = resolve_base_model(config.base_model, model_cache)
-    family = model_family(model_path)
-    attention = choose_attention(config.attn_implementation, family, hardware)
-    precision = choose_precision(config.precision, hardware)
-    log.info(
-        "base model %s (%s) on %s: attention=%s precision=%s",
-        model_path,
-        family,
-        hardware.device,
-        attention,
-        precision,
-    )
 
     output.mkdir(parents=True, exist_ok=True)
     (output / "finetune-config.yaml").write_text(
         yaml.safe_dump(config.model_dump(), sort_keys=False, allow_unicode=True)
     )
-
-    tokenizer = load_tokenizer(model_path)
-    # The frozen base weights load in the training precision; PEFT keeps the LoRA adapter (the only trained
-    # weights, and with them the optimizer state) in fp32.
-    model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=torch_dtype(precision), attn_implementation=attention
-    )
-    model.config.use_cache = False
-
+    base = load_base(config, model_cache)
+    tokenizer = base.tokenizer
     trainer = build_trainer(
-        config, model, tokenizer, train_set, eval_set, output, precision, attention, report_to
+        config, base.model, tokenizer, train_set, eval_set, output, base.precision, base.attention, report_to
     )
     checkpoint = resume_checkpoint(resume, output / "checkpoints")
     if checkpoint:
@@ -162,11 +140,11 @@ def finetune(
     metrics: dict[str, Any] = dict(result.metrics)
     metrics.update(
         base_model=config.base_model,
-        base_model_path=model_path,
-        model_family=family,
-        device=hardware.device,
-        attn_implementation=attention,
-        precision=precision,
+        base_model_path=base.path,
+        model_family=base.family,
+        device=base.hardware.device,
+        attn_implementation=base.attention,
+        precision=base.precision,
         global_step=trainer.state.global_step,
         resumed_from=checkpoint,
         train_rows=len(train_set),
@@ -183,6 +161,47 @@ def finetune(
         metrics["merged_dir"] = str(merged_dir)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     return metrics
+
+
+@dataclass(frozen=True)
+class TrainingBase:
+    """The recipe's base model and tokenizer, loaded for this machine, with the choices made for it."""
+
+    path: str
+    family: str
+    hardware: Hardware
+    attention: str
+    precision: str
+    model: Any
+    tokenizer: Any
+
+
+def load_base(config: FinetuneConfig, model_cache: Path | None = None) -> TrainingBase:
+    """Resolve the base model, pick attention and precision for the hardware, and load model and tokenizer.
+
+    The frozen base weights load in the training precision; PEFT keeps the LoRA adapter (the only trained
+    weights, and with them the optimizer state) in fp32.
+    """
+    from transformers import AutoModelForCausalLM
+
+    hardware = Hardware.detect()
+    path = resolve_base_model(config.base_model, model_cache)
+    family = model_family(path)
+    attention = choose_attention(config.attn_implementation, family, hardware)
+    precision = choose_precision(config.precision, hardware)
+    log.info(
+        "base model %s (%s) on %s: attention=%s precision=%s",
+        path,
+        family,
+        hardware.device,
+        attention,
+        precision,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=torch_dtype(precision), attn_implementation=attention
+    )
+    model.config.use_cache = False
+    return TrainingBase(path, family, hardware, attention, precision, model, load_tokenizer(path))
 
 
 def build_trainer(
