@@ -264,11 +264,14 @@ def build_trainer(
 
 
 def sft_trainer_class() -> type:
-    """TRL's ``SFTTrainer``, projecting only the labelled positions through the LM head on every device."""
+    """TRL's ``SFTTrainer``, projecting only the labelled positions through the LM head on every device (in eager
+    mode: under ``torch_compile`` the varying number of positions would recompile the graph)."""
     from trl import SFTTrainer
 
     class LabelledPositionsSFTTrainer(SFTTrainer):
         def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+            if self.args.torch_compile:
+                return super().compute_loss(*args, **kwargs)
             with lm_head_on_labelled_positions_only():
                 return super().compute_loss(*args, **kwargs)
 
