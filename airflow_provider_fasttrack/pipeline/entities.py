@@ -7,7 +7,7 @@ factory only turns it into Airflow objects.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
@@ -61,7 +61,6 @@ class PipelineGraph:
     retries: int
     retry_delay: dt.timedelta
     tags: tuple[str, ...]
-    sinks: tuple[str, ...] = field(default=())
 
 
 def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask:
@@ -87,7 +86,6 @@ def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask:
 def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
     """Decide the Airflow shape of a checked pipeline."""
     tasks = tuple(_task(spec, task) for task in spec.tasks)
-    has_downstream = {dep for task in tasks for dep in task.upstream}
     options = spec.airflow
     tags = ("fasttrack", *(t for t in options.tags if t != "fasttrack"))
     return PipelineGraph(
@@ -109,5 +107,4 @@ def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
         retries=options.retries,
         retry_delay=dt.timedelta(seconds=options.retry_delay_seconds),
         tags=tags,
-        sinks=tuple(t.task_id for t in tasks if t.task_id not in has_downstream),
     )

@@ -63,7 +63,7 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
     }
 
 
-def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG, **callbacks: Any) -> BaseOperator:
+def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG) -> BaseOperator:
     """The one place that instantiates an operator for a pipeline task."""
     from airflow_provider_fasttrack.artifacts import PipelineArtifacts
     from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
@@ -89,7 +89,6 @@ def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG, **callback
         gpu_pool=graph.pool_policy == "gpu",
         trigger_rule=TRIGGER_RULE,
         doc_md=task.description or None,
-        **{key: value for key, value in callbacks.items() if value is not None},
     )
 
 
@@ -101,7 +100,10 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
     graph = graph_from_spec(spec)
     try:
         on_success, on_failure = slack_notifiers(spec.airflow.notifications.slack)
-        dag = DAG(**dag_kwargs(graph))
+        callbacks = {"on_success_callback": on_success, "on_failure_callback": on_failure}
+        dag = DAG(
+            **dag_kwargs(graph), **{key: value for key, value in callbacks.items() if value is not None}
+        )
     except Exception as exc:
         raise PipelineSpecError([doc.issue(("airflow",), f"cannot build the DAG: {_reason(exc)}")]) from exc
     if fileloc is not None:
@@ -109,13 +111,7 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
     operators = {}
     for index, task in enumerate(graph.tasks):
         try:
-            operators[task.task_id] = build_operator(
-                task,
-                graph,
-                dag,
-                on_success_callback=on_success if task.task_id in graph.sinks else None,
-                on_failure_callback=on_failure,
-            )
+            operators[task.task_id] = build_operator(task, graph, dag)
         except Exception as exc:
             issue = doc.issue(("tasks", index), f"cannot build the task: {_reason(exc)}")
             raise PipelineSpecError([issue]) from exc

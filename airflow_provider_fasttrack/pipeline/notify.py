@@ -1,8 +1,9 @@
-"""Slack notifications for a pipeline, as task-level callbacks of ``SlackWebhookNotifier``.
+"""Slack notifications for a pipeline: ``SlackWebhookNotifier`` as the DAG's success and failure callbacks.
 
-Success is reported by the pipeline's final tasks (those nothing depends on), failure by the task that
-failed. Messages are Jinja templates rendered with the task's context, so they can read results from XCom,
-e.g. ``{{ ti.xcom_pull(task_ids='evaluate')['semscore'] }}``.
+One message per DAG run. Airflow runs DAG callbacks in the DAG processor with the context of the run's last
+task instance: for a failure, the failed task that ended last; for a success, the task that ended last. Messages
+are Jinja templates rendered with that context, so they can read any task's results from XCom, e.g.
+``{{ ti.xcom_pull(task_ids='evaluate')['semscore'] }}``.
 """
 
 from __future__ import annotations
