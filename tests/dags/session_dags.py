@@ -87,6 +87,17 @@ with session_dag("op_crash", retries=0):
         poll_interval=0.5,
     )
 
+with session_dag("op_crash_sync", retries=1, retry_delay=timedelta(seconds=1)):
+    # a real deployment kills the task's process; the retry reattaches through the task state store
+    BackendAISessionOperator(
+        task_id="crash_sync_victim",
+        command="until [ -e gates/crash-sync-gate ]; do sleep 0.2; done; echo survived",
+        image=IMAGE,
+        mounts=["gates"],
+        deferrable=False,
+        poll_interval=0.5,
+    )
+
 with session_dag("op_kill_sync", retries=0):
     BackendAISessionOperator(
         task_id="victim", command="sleep 120", image=IMAGE, deferrable=False, poll_interval=0.5
