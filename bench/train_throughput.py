@@ -1,9 +1,9 @@
 """Training throughput (tokens/s): the preset's settings against the articles' settings, same model and data.
 
 The articles' settings: no packing, batch 2 x gradient accumulation 4, loss on the whole text, measured with the
-preset's LoRA adapter and once more with the articles' adapter (rank 256, dropout 0.05). Ours: the preset's ``sft`` section. Model,
-data, precision and attention are shared. Tokens are real (non-padding) tokens as TRL counts them; the first optimizer step of each run
-is warm-up and not timed.
+preset's LoRA adapter and once more with the articles' adapter (rank 256, dropout 0.05). Ours: the preset's
+``sft`` section. Model, data, precision and attention are shared. Tokens are real (non-padding) tokens as TRL
+counts them; the first optimizer step of each run is warm-up and not timed.
 
     PYTHONPATH=. python bench/train_throughput.py [--preset smollm2-135m-cpu] [--dataset DIR] [--steps 2] [--rounds 2]
 """

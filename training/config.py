@@ -58,6 +58,8 @@ def load_config(path: Path, overrides: list[str] | None = None) -> FinetuneConfi
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if duplicates := document.duplicate_key_issues():
+        raise ConfigError("\n".join(map(str, duplicates)))
     if not isinstance(document.data, dict):
         raise ConfigError(f"{path}:1:1: expected a mapping at the top level")
     overrides = overrides or []

@@ -10,6 +10,7 @@ the last checkpoint after an interruption. Writes into the output folder:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -263,6 +264,7 @@ def build_trainer(
     return trainer
 
 
+@functools.cache
 def sft_trainer_class() -> type:
     """TRL's ``SFTTrainer``, projecting only the labelled positions through the LM head on every device (in eager
     mode: under ``torch_compile`` the varying number of positions would recompile the graph)."""

@@ -210,6 +210,8 @@ def load_config(path: str | os.PathLike[str] | None) -> LiteConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         raise ConfigError(f"{file}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if duplicates := document.duplicate_key_issues():
+        raise ConfigError("\n".join(map(str, duplicates)))
     data = {} if document.data is None else document.data
     if not isinstance(data, dict):
         raise ConfigError(f"{file}:1:1: the configuration must be a mapping")

@@ -92,6 +92,10 @@ class YamlDocument:
         line, column = self.position(loc, key=key)
         return Issue(self.name, line, column, loc, message, severity)
 
+    def duplicate_key_issues(self) -> list[Issue]:
+        """One error per key written twice in a mapping (YAML would keep only the last value)."""
+        return [self.issue(loc, f"duplicate key {loc[-1]!r}", key=True) for loc in self.duplicate_keys]
+
 
 _STR_TAG = "tag:yaml.org,2002:str"
 

@@ -88,7 +88,7 @@ def load_pipeline_text(text: str, name: str) -> LoadedPipeline:
             [Issue(name, 1, 1, (), f"YAML error: {' '.join(str(exc).split())}")]
         ) from None
 
-    issues = [doc.issue(loc, f"duplicate key {loc[-1]!r}", key=True) for loc in doc.duplicate_keys]
+    issues = doc.duplicate_key_issues()
     if not isinstance(doc.data, dict):
         issues.append(doc.issue((), "a pipeline file must be a mapping with at least 'name' and 'tasks'"))
         raise PipelineSpecError(issues)

@@ -33,6 +33,10 @@ def test_config_bad_yaml_and_bad_slot(tmp_path: Path) -> None:
     slots.write_text("scaling_groups:\n  default:\n    slots: {mem: lots}\n")
     with pytest.raises(ConfigError, match="mem"):
         load_config(slots)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("faults:\n  error_rate: 0.1\n  error_rate: 0.5\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml:3:3 faults.error_rate: duplicate key 'error_rate'"):
+        load_config(twice)
 
 
 def test_cli_refuses_non_loopback_without_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -88,3 +88,10 @@ def test_bad_value_is_named_by_line_or_by_its_override(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"r.yaml:1:1: expected a mapping"):
         path.write_text("- a list\n")
         load_config(path)
+
+
+def test_duplicate_key_is_an_error_not_a_silent_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("base_model: x\nsft:\n  learning_rate: 1.0e-4\n  learning_rate: 2.0e-4\n")
+    with pytest.raises(ConfigError, match=r"r.yaml:4:3 sft.learning_rate: duplicate key 'learning_rate'"):
+        load_config(path)
