@@ -61,7 +61,10 @@ def test_operator_arguments_follow_the_yaml(example_bag) -> None:
     assert (multi.cluster_mode, multi.cluster_size) == ("multi-node", 2)
     assert multi.session_resources == {"cpu": 8, "mem": "32g", "cuda.shares": "4"}
     assert multi.resource_opts == {"shmem": "4g"}
-    assert multi.command.splitlines()[0] == 'ssh sub1 "cd /home/work/corpus && python adapt.py --nodes 2 --rank 1" &'
+    assert (
+        multi.command.splitlines()[0]
+        == 'ssh sub1 "cd /home/work/corpus && python adapt.py --nodes 2 --rank 1" &'
+    )
     assert list(multi.mounts) == ["asr-corpus:corpus", "asr-checkpoints:/mnt/checkpoints"]
     assert multi.env == {"WANDB_API_KEY": "wandb-0000000000", "SAMPLE_RATE": "16000", "ADAPT_EPOCHS": "3"}
     assert score.command == "python /home/work/asr-checkpoints/score.py one two"
