@@ -57,10 +57,9 @@ def test_long_task_ids_are_cut_to_64_characters_and_stay_distinct() -> None:
     assert len(first) == len(second) == 64
     assert first != second
     assert first.startswith("ft-step-step-") and "--" not in first
+    # the cut lands on a dash, which is dropped: no "--" before the digest
     cut_at_a_dash = session_name("d", RUN, "x" * 43 + "-" + "y" * 30)
-    assert re.fullmatch(r"ft-x{43}-[0-9a-f]{16}", cut_at_a_dash), (
-        cut_at_a_dash
-    )  # no dash left before the digest
+    assert re.fullmatch(r"ft-x{43}-[0-9a-f]{16}", cut_at_a_dash), cut_at_a_dash
 
 
 def test_map_index_run_and_dag_each_change_the_name() -> None:
