@@ -32,7 +32,9 @@ def test_pool_keeps_at_most_two_five_share_sessions_running(airflow_deployment, 
         presets = http.post("/resource/check-presets", json={"scaling_group": WIDE_GPU_GROUP}).json()
     free_shares = Decimal(presets["scaling_groups"][WIDE_GPU_GROUP]["available"]["cuda.shares"])
     assert free_shares >= 3 * Decimal(GPU_TASK_RESOURCES["cuda.shares"])  # Backend.AI would run all three
-    pool, slots_per_task = gpu_pool(WIDE_GPU_GROUP, GPU_TASK_RESOURCES)  # type: ignore[misc]
+    task_pool = gpu_pool(WIDE_GPU_GROUP, GPU_TASK_RESOURCES)
+    assert task_pool is not None
+    pool, slots_per_task = task_pool
     airflow_deployment.cli(
         "pools", "set", pool, str(2 * slots_per_task), "room for two 5-share tasks", "--include-deferred"
     )

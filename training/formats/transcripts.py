@@ -43,8 +43,8 @@ def record_pairs(record: Any, file: str, location: str, skips: SkipLog) -> list[
     if isinstance(output, str):
         try:
             output = load_json(output, broken="broken_json_output")
-        except JSONProblem as problem:
-            skips.add(SOURCE, file, location, problem.reason, problem.detail)
+        except JSONProblem as bad:
+            skips.add(SOURCE, file, location, bad.reason, bad.detail)
             return []
     qa_pairs = output.get("qa_pairs") if isinstance(output, dict) else None
     if not isinstance(qa_pairs, list):
