@@ -32,7 +32,14 @@ if os.environ.get("CI"):
 
 import pytest  # noqa: E402
 
-from tests.helpers import LOG_FILES, LOGGED, SECRETS, connection_env  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    LOG_FILES,
+    LOGGED,
+    SECRETS,
+    WIDE_GPU_GROUP,
+    WIDE_GPU_SLOTS,
+    connection_env,
+)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -44,10 +51,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 @pytest.fixture(scope="session")
 def lite(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One backendai-lite for the test session (10 fGPU shares, as in the docs' examples)."""
-    from airflow_provider_fasttrack.lite.testing import LiteServer
+    """One backendai-lite for the test session.
 
-    with LiteServer(data_dir=tmp_path_factory.mktemp("lite")) as server:
+    Its ``default`` scaling group has 10 fGPU shares, as in the docs' examples; ``wide-gpu`` has room for many GPU
+    sessions at once.
+    """
+    from airflow_provider_fasttrack.lite.testing import DEFAULT_SLOTS, LiteServer
+
+    groups = {"default": DEFAULT_SLOTS, WIDE_GPU_GROUP: WIDE_GPU_SLOTS}
+    with LiteServer(scaling_groups=groups, data_dir=tmp_path_factory.mktemp("lite")) as server:
         SECRETS.add(server.secret_key)
         LOG_FILES.append(server.log_path)
         yield server

@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: A scaling group of the test session's backendai-lite with GPU room for many sessions at once, for tests
+#: in which only Airflow (a pool) may hold sessions back.
+WIDE_GPU_GROUP = "wide-gpu"
+WIDE_GPU_SLOTS: dict[str, Any] = {"cpu": 16, "mem": "32g", "cuda.shares": 100}
+
 
 def connection_env(lite: Any, **overrides: Any) -> str:
     """The JSON form of ``AIRFLOW_CONN_<ID>`` for a running ``LiteServer``."""

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from training.chunking import DEFAULT_CHUNK_CHARS, Chunk, chunk_transcript
+from training.formats import JSONProblem, load_json
 from training.prompts import EXTRACTION_PROMPTS, LANGUAGES, fill
 
 log = logging.getLogger(__name__)
@@ -115,8 +116,8 @@ def done_chunk_ids(work_dir: Path) -> set[str]:
     for path in sorted((work_dir / SUCCESS_DIR).glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                record = load_json(line)
+            except JSONProblem:
                 continue
             if isinstance(record, dict) and isinstance(record.get("chunk_id"), str):
                 done.add(record["chunk_id"])

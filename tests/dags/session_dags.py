@@ -8,9 +8,13 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+from tests.helpers import WIDE_GPU_GROUP
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 IMAGE = "python:3.11"
+GPU_TASK_RESOURCES = {"cpu": 1, "cuda.shares": "5"}
+POOL_GATES = "pool-gates"
+POOL_GATES_PATH = f"/home/work/{POOL_GATES}"
 
 
 def session_dag(dag_id: str, **defaults: object) -> DAG:
@@ -57,12 +61,21 @@ with session_dag("op_never_fits"):
     )
 
 with session_dag("op_fgpu", retries=0):
+    # Three GPU tasks in a scaling group with room for all three. Each session waits at a barrier (a file per
+    # session in a vfolder) until all three have started, for at most 30 s: so all three overlap unless
+    # something holds the third back, and when something does, the first two still overlap.
     for index in range(3):
         BackendAISessionOperator(
             task_id=f"gpu_{index}",
-            command="sleep 2",
+            command=(
+                f"gates={POOL_GATES_PATH}/$BACKENDAI_PIPELINE_JOB_ID; mkdir -p $gates; "
+                "touch $gates/$BACKENDAI_PIPELINE_TASK_ID; "
+                "for i in $(seq 300); do [ $(ls $gates | wc -l) -ge 3 ] && break; sleep 0.1; done"
+            ),
             image=IMAGE,
-            resources={"cpu": 1, "cuda.shares": "5"},
+            resources=GPU_TASK_RESOURCES,
+            scaling_group=WIDE_GPU_GROUP,
+            mounts=[POOL_GATES],
             gpu_pool=True,
             poll_interval=0.5,
         )

@@ -1,10 +1,16 @@
-"""fGPU quota in a real Airflow deployment: three parallel 5-share tasks, a pool of 10 fGPU (100 slots), 10 shares."""
+"""fGPU quota in a real Airflow deployment: the Airflow pool, not Backend.AI, keeps the third GPU task waiting.
+
+Three parallel 5-share tasks run in a scaling group with room for all three; the group's pool has room for two.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from tests.helpers import lite_sessions_named
+from airflow_provider_fasttrack.pools import gpu_pool
+from tests.dags.session_dags import GPU_TASK_RESOURCES, POOL_GATES
+from tests.helpers import WIDE_GPU_GROUP, lite_sessions_named
 
 
 def max_concurrent(sessions: list[dict]) -> int:  # type: ignore[type-arg]
@@ -21,10 +27,18 @@ def max_concurrent(sessions: list[dict]) -> int:  # type: ignore[type-arg]
     return peak
 
 
-def test_pool_keeps_at_most_two_five_share_sessions_running(airflow_deployment, lite) -> None:  # type: ignore[no-untyped-def]
+def test_pool_keeps_at_most_two_five_share_sessions_running(airflow_deployment, lite, hook) -> None:  # type: ignore[no-untyped-def]
+    with lite.client() as http:
+        presets = http.post("/resource/check-presets", json={"scaling_group": WIDE_GPU_GROUP}).json()
+    free_shares = Decimal(presets["scaling_groups"][WIDE_GPU_GROUP]["available"]["cuda.shares"])
+    assert free_shares >= 3 * Decimal(GPU_TASK_RESOURCES["cuda.shares"])  # Backend.AI would run all three
+    task_pool = gpu_pool(WIDE_GPU_GROUP, GPU_TASK_RESOURCES)
+    assert task_pool is not None
+    pool, slots_per_task = task_pool
     airflow_deployment.cli(
-        "pools", "set", "backendai-gpu-default", "100", "10 fGPU, 1 slot = 0.1 fGPU", "--include-deferred"
+        "pools", "set", pool, str(2 * slots_per_task), "room for two 5-share tasks", "--include-deferred"
     )
+    hook.ensure_vfolder(POOL_GATES)
     run = airflow_deployment.run_dag("op_fgpu")
     assert run["state"] == "success", airflow_deployment.log_tail()
     sessions = lite_sessions_named(lite, "ft-gpu-")

@@ -1,8 +1,7 @@
-"""Fixtures for the pipeline tests: the FastTrack example, a folder of pipelines, the CLI in-process."""
+"""Fixtures for the pipeline tests: a FastTrack-format export, a folder of pipelines, the CLI in-process."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,17 +10,20 @@ import airflow.sdk  # noqa: F401  - Airflow's start-up log lines come now, not i
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES_DIR = Path(os.environ.get("FASTTRACK_EXAMPLES_DIR", "/work/shared/fasttrack-examples"))
-EXAMPLE = EXAMPLES_DIR / "torchtune-llama-3.1-8b.pipeline.yaml"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXAMPLE = FIXTURES / "speech-asr.pipeline.yaml"
 DEMO = ROOT / "dags" / "pipelines" / "demo-wordcount.yaml"
 BROKEN_DIR = Path(__file__).resolve().parent / "broken"
 
 
 @pytest.fixture(scope="session")
 def example_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of FastTrack's published example export (``$FASTTRACK_EXAMPLES_DIR``)."""
-    if not EXAMPLE.is_file():
-        pytest.skip(f"FastTrack example export not found at {EXAMPLE} (set FASTTRACK_EXAMPLES_DIR)")
+    """A private copy of ``fixtures/speech-asr.pipeline.yaml``, a pipeline as FastTrack 25.x exports it.
+
+    It has what FastTrack's exports carry: ``version``, ``ownership``, pipeline and task ``envs``, ``Custom Task``
+    tasks with ``module_uri``, ``scaling-group``, string ``cuda.shares``, ``resource_opts.shmem``, a multi-node
+    task (``cluster_size: 2``), mounts with relative and absolute aliases and without, and a fan-out and fan-in.
+    """
     target = tmp_path_factory.mktemp("example") / EXAMPLE.name
     shutil.copyfile(EXAMPLE, target)
     return target

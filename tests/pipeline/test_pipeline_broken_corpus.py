@@ -127,4 +127,4 @@ def test_console_script_exit_status(example_path: Path) -> None:
     assert bad.stderr.startswith(f"{BROKEN[0]}:") and "Traceback" not in bad.stderr
     good = subprocess.run([*command, str(example_path)], capture_output=True, text=True, env=env, cwd=ROOT)
     assert good.returncode == 0, good.stderr
-    assert good.stdout == f"{example_path}: ok (4 tasks, DAG torchtune-example)\n"
+    assert good.stdout == f"{example_path}: ok (4 tasks, DAG speech-asr)\n"

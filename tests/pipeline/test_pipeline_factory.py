@@ -31,49 +31,55 @@ def test_example_export_becomes_a_dag(example_bag) -> None:
     from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
 
     assert example_bag.import_errors == {}
-    dag = example_bag.dags["torchtune-example"]
-    assert set(example_bag.dags) == {"torchtune-example"}
-    assert dag.dag_display_name == "torchtune-example"
-    assert dag.description == "A sample pipeline demonstrating how to fine-tune models using torchtune."
+    dag = example_bag.dags["speech-asr"]
+    assert set(example_bag.dags) == {"speech-asr"}
+    assert dag.dag_display_name == "speech-asr"
+    assert dag.description == (
+        "Adapts a speech recognition model to call-centre audio on one and on two nodes, then scores both."
+    )
     assert {t.task_id for t in dag.tasks} == {
-        "download-model",
-        "fine-tune-single",
-        "fine-tune-multi",
-        "evaluate",
+        "fetch-audio",
+        "adapt-one-node",
+        "adapt-two-nodes",
+        "score",
     }
     assert all(isinstance(t, BackendAISessionOperator) for t in dag.tasks)
     upstream = {t.task_id: t.upstream_task_ids for t in dag.tasks}
     assert upstream == {
-        "download-model": set(),
-        "fine-tune-single": {"download-model"},
-        "fine-tune-multi": {"download-model"},
-        "evaluate": {"fine-tune-single", "fine-tune-multi"},
+        "fetch-audio": set(),
+        "adapt-one-node": {"fetch-audio"},
+        "adapt-two-nodes": {"fetch-audio"},
+        "score": {"adapt-one-node", "adapt-two-nodes"},
     }
 
 
 def test_operator_arguments_follow_the_yaml(example_bag) -> None:
-    dag = example_bag.dags["torchtune-example"]
-    multi, evaluate = dag.get_task("fine-tune-multi"), dag.get_task("evaluate")
-    assert evaluate.session_resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
-    assert evaluate.resource_opts == {"shmem": "0g"}
+    dag = example_bag.dags["speech-asr"]
+    multi, score = dag.get_task("adapt-two-nodes"), dag.get_task("score")
+    assert score.session_resources == {"cpu": 1, "mem": "2g", "cuda.shares": "0.5"}
+    assert score.resource_opts == {"shmem": "0g"}
     assert (multi.cluster_mode, multi.cluster_size) == ("multi-node", 2)
-    assert evaluate.command == "sleep 10"
-    assert evaluate.image == "cr.backend.ai/cloud/ngc-pytorch:24.09-pytorch2.5-py310-cuda12.6"
-    assert list(evaluate.mounts) == ["baift-examples:examples"]
-    assert evaluate.env == {"HF_TOKEN": "hf_XXXXXXXXX"}
-    assert (evaluate.project, evaluate.scaling_group, evaluate.domain) == (
-        "default",
-        "nvidia-H100",
-        "default",
+    assert multi.session_resources == {"cpu": 8, "mem": "32g", "cuda.shares": "4"}
+    assert multi.resource_opts == {"shmem": "4g"}
+    assert (
+        multi.command.splitlines()[0]
+        == 'ssh sub1 "cd /home/work/corpus && python adapt.py --nodes 2 --rank 1" &'
     )
-    assert evaluate.backendai_conn_id == "backendai_default"
-    assert evaluate.artifacts.vfolder == "fasttrack-torchtune-example"
-    assert evaluate.artifacts.upstream == ("fine-tune-single", "fine-tune-multi")  # dependency order
-    assert dag.get_task("download-model").artifacts.upstream == ()
+    assert list(multi.mounts) == ["asr-corpus:corpus", "asr-checkpoints:/mnt/checkpoints"]
+    assert multi.env == {"WANDB_API_KEY": "wandb-0000000000", "SAMPLE_RATE": "16000", "ADAPT_EPOCHS": "3"}
+    assert score.command == "python /home/work/asr-checkpoints/score.py one two"
+    assert score.image == "cr.backend.ai/cloud/ngc-pytorch:25.01-pytorch2.6-py312-cuda12.8"
+    assert list(score.mounts) == ["asr-checkpoints"]
+    assert score.env == {"WANDB_API_KEY": "wandb-0000000000", "SAMPLE_RATE": "16000", "SCORE_SPLIT": "test"}
+    assert (score.project, score.scaling_group, score.domain) == ("speech", "gpu-a100", "lab")
+    assert score.backendai_conn_id == "backendai_default"
+    assert score.artifacts.vfolder == "fasttrack-speech-asr"
+    assert score.artifacts.upstream == ("adapt-one-node", "adapt-two-nodes")  # dependency order
+    assert dag.get_task("fetch-audio").artifacts.upstream == ()
 
 
 def test_skipping_and_fail_fast_wiring(example_bag) -> None:
-    dag = example_bag.dags["torchtune-example"]
+    dag = example_bag.dags["speech-asr"]
     assert dag.fail_fast is False  # Airflow's own fail_fast forbids none_failed rules
     for task in dag.tasks:
         assert task.trigger_rule == "none_failed"
@@ -82,26 +88,27 @@ def test_skipping_and_fail_fast_wiring(example_bag) -> None:
     param = dag.params.get_param("skip_tasks")
     assert param.value == []
     assert param.schema["items"]["enum"] == [
-        "download-model",
-        "fine-tune-single",
-        "fine-tune-multi",
-        "evaluate",
+        "fetch-audio",
+        "adapt-one-node",
+        "adapt-two-nodes",
+        "score",
     ]
     assert dag.params.validate() == {"skip_tasks": []}
 
 
 def test_gpu_tasks_get_the_scaling_group_pool(example_bag) -> None:
-    dag = example_bag.dags["torchtune-example"]
-    assert dag.get_task("download-model").pool == "default_pool"
-    assert (dag.get_task("fine-tune-single").pool, dag.get_task("fine-tune-single").pool_slots) == (
-        "backendai-gpu-nvidia-H100",
-        50,
+    dag = example_bag.dags["speech-asr"]
+    assert dag.get_task("fetch-audio").pool == "default_pool"
+    assert (dag.get_task("adapt-one-node").pool, dag.get_task("adapt-one-node").pool_slots) == (
+        "backendai-gpu-gpu-a100",
+        25,
     )
-    assert dag.get_task("evaluate").pool_slots == 15
+    assert dag.get_task("adapt-two-nodes").pool == "backendai-gpu-gpu-a100"
+    assert dag.get_task("score").pool_slots == 5
 
 
 def test_dag_level_settings_and_defaults(example_bag) -> None:
-    dag = example_bag.dags["torchtune-example"]
+    dag = example_bag.dags["speech-asr"]
     assert dag.tags == {"fasttrack"}
     assert dag.schedule is None
     assert dag.catchup is False
@@ -185,7 +192,7 @@ def test_dag_serialises(example_path: Path) -> None:
 
     dag = build_pipeline(load_pipeline(example_path))
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
-    assert restored.get_task("evaluate").upstream_task_ids == {"fine-tune-single", "fine-tune-multi"}
+    assert restored.get_task("score").upstream_task_ids == {"adapt-one-node", "adapt-two-nodes"}
     assert restored.params.get_param("skip_tasks").value == []
 
 

@@ -17,7 +17,7 @@ DEMO = ROOT / "dags" / "pipelines" / "demo-wordcount.yaml"
 
 @pytest.fixture
 def mixed_folder(tmp_path: Path, example_path: Path) -> Path:
-    shutil.copy(example_path, tmp_path / "a-torchtune.yaml")
+    shutil.copy(example_path, tmp_path / "a-speech.yaml")
     shutil.copy(BROKEN / "mem_gb.yaml", tmp_path / "b-broken.yaml")
     (tmp_path / "nested").mkdir()
     shutil.copy(DEMO, tmp_path / "nested" / "c-demo.yml")
@@ -31,7 +31,7 @@ def test_broken_file_is_an_import_error_and_the_rest_load(
 
     monkeypatch.setenv(loader.PIPELINES_DIR_ENV, str(mixed_folder))
     bag = DagBag(dag_folder=str(ROOT / "dags" / "fasttrack_pipelines.py"))
-    assert set(bag.dags) == {"torchtune-example", "demo-wordcount"}
+    assert set(bag.dags) == {"speech-asr", "demo-wordcount"}
     assert len(bag.import_errors) == 1
     (message,) = bag.import_errors.values()
     assert message == (
@@ -54,9 +54,9 @@ def test_duplicate_dag_ids_keep_the_first(tmp_path: Path, example_path: Path) ->
     shutil.copy(example_path, tmp_path / "one.yaml")
     shutil.copy(example_path, tmp_path / "two.yaml")
     result = loader.load_folder(tmp_path)
-    assert list(result.dags) == ["torchtune-example"]
+    assert list(result.dags) == ["speech-asr"]
     assert result.errors == {
-        "two.yaml": ["two.yaml:2:7 name: DAG id 'torchtune-example' is already used by one.yaml"]
+        "two.yaml": ["two.yaml:2:7 name: DAG id 'speech-asr' is already used by one.yaml"]
     }
 
 
@@ -105,7 +105,7 @@ def test_dag_processor_serialises_the_good_and_reports_the_broken(
     )
     result = _parse_file(request, structlog.get_logger())
     assert result is not None
-    assert sorted(d.dag_id for d in result.serialized_dags) == ["demo-wordcount", "torchtune-example"]
+    assert sorted(d.dag_id for d in result.serialized_dags) == ["demo-wordcount", "speech-asr"]
     assert list(result.import_errors) == ["fasttrack_pipelines.py"]
     assert result.import_errors["fasttrack_pipelines.py"].startswith(
         "PipelineImportError: b-broken.yaml:19:10 "

@@ -33,26 +33,39 @@ def test_example_export_loads_unmodified(example_path: Path) -> None:
     loaded = load_pipeline(example_path)
     spec = loaded.spec
     assert [str(w) for w in loaded.warnings] == [
-        f"{example_path.name}:9:15 environment.envs.HF_TOKEN: warning: HF_TOKEN looks like a secret written in the "
-        "file; use a template such as '{{ conn.<conn_id>.password }}' so that Airflow keeps it out of the file and "
-        "masks it in logs"
+        f"{example_path.name}:9:20 environment.envs.WANDB_API_KEY: warning: WANDB_API_KEY looks like a secret "
+        "written in the file; use a template such as '{{ conn.<conn_id>.password }}' so that Airflow keeps it out "
+        "of the file and masks it in logs"
     ]
+    assert spec.version == "25.9.1"
+    assert (spec.ownership.domain_name, spec.ownership.scope) == ("lab", "project")
     assert [t.name for t in spec.tasks] == [
-        "download-model",
-        "fine-tune-single",
-        "fine-tune-multi",
-        "evaluate",
+        "fetch-audio",
+        "adapt-one-node",
+        "adapt-two-nodes",
+        "score",
     ]
-    evaluate = spec.task("evaluate")
-    assert evaluate.dependencies == ["fine-tune-single", "fine-tune-multi"]
-    assert evaluate.resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
-    assert spec.task("fine-tune-multi").cluster_mode == "multi-node"
-    assert spec.task("fine-tune-multi").cluster_size == 2
-    assert spec.task("download-model").environment.scaling_group == "nvidia-H100"
-    assert spec.task("download-model").mounts == ["baift-examples:examples"]
-    assert spec.environment.envs == {"HF_TOKEN": "hf_XXXXXXXXX"}
-    assert spec.dag_id == "torchtune-example"
-    assert spec.vfolder == "fasttrack-torchtune-example"
+    score = spec.task("score")
+    assert score.dependencies == ["adapt-one-node", "adapt-two-nodes"]
+    assert score.resources == {"cpu": 1, "mem": "2g", "cuda.shares": "0.5"}
+    assert score.environment.envs == {"SCORE_SPLIT": "test"}
+    assert score.mounts == ["asr-checkpoints"]
+    two_nodes = spec.task("adapt-two-nodes")
+    assert (two_nodes.cluster_mode, two_nodes.cluster_size) == ("multi-node", 2)
+    assert two_nodes.resources == {"cpu": 8, "mem": "32g", "cuda.shares": "4"}
+    assert two_nodes.resource_opts == {"shmem": "4g"}
+    assert two_nodes.mounts == ["asr-corpus:corpus", "asr-checkpoints:/mnt/checkpoints"]
+    fetch = spec.task("fetch-audio")
+    assert (fetch.type, fetch.module_uri, fetch.cluster_size) == ("Custom Task", "", 1)
+    assert (fetch.environment.project, fetch.environment.scaling_group) == ("speech", "gpu-a100")
+    assert fetch.command.splitlines() == [
+        "cd /home/work/corpus",
+        "python fetch.py --split train,test",
+        'python resample.py --rate "$SAMPLE_RATE"',
+    ]
+    assert spec.environment.envs == {"WANDB_API_KEY": "wandb-0000000000", "SAMPLE_RATE": "16000"}
+    assert spec.dag_id == "speech-asr"
+    assert spec.vfolder == "fasttrack-speech-asr"
     assert spec.airflow.fail_fast is True
 
 

@@ -4,6 +4,10 @@ The reply depends on a marker in the prompt: ``[valid]`` a valid ``qa_pairs`` ob
 a Markdown code fence, ``[malformed-once]`` broken JSON on the first request then valid, ``[always-500]`` an
 HTTP 500 error, ``[always-invalid]`` JSON that does not match the schema, ``[auth-echo]`` an HTTP 401 error
 that repeats the key it was sent.
+
+With ``gather = N`` set, the stub holds every request until N requests have been in flight at once (or, if that
+never happens, for at most ``GATHER_TIMEOUT_S``, once): extraction that sends N at a time sees ``max_in_flight ==
+N``, extraction that sends fewer never does.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import pytest
 
+GATHER_TIMEOUT_S = 10.0
 _MARKER = re.compile(r"\[(valid|fenced|malformed-once|always-500|always-invalid|auth-echo)\]\s*(\w+)")
 
 
@@ -32,7 +37,19 @@ class StubState:
     models: list[str] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    gather: int = 0
+    gather_timed_out: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
+    def hold_until_gathered(self) -> None:
+        """Wait until ``gather`` requests were in flight together (call with the lock held; waiting releases it)."""
+        self.changed.notify_all()
+        if self.gather and not self.gather_timed_out:
+            gathered = self.changed.wait_for(lambda: self.max_in_flight >= self.gather, GATHER_TIMEOUT_S)
+            self.gather_timed_out = not gathered
 
 
 def _completion(content: str) -> dict[str, Any]:
@@ -90,6 +107,7 @@ def _make_handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                 state.models.append(request.get("model", ""))
                 state.in_flight += 1
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
+                state.hold_until_gathered()
             try:
                 time.sleep(0.02)  # lets concurrent requests overlap
                 if kind == "auth-echo":

@@ -140,11 +140,16 @@ def test_rerun_skips_finished_chunks_and_retries_failed_ones(tmp_path: Path, ope
     assert len(_lines(work / "failed" / "lecture.jsonl")) == 1  # rewritten, not appended across runs
 
 
-def test_concurrency_is_bounded(tmp_path: Path, openai_stub: Any) -> None:
+@pytest.mark.parametrize("concurrency", [2, 3, 5])
+def test_requests_run_exactly_concurrency_at_a_time(
+    tmp_path: Path, openai_stub: Any, concurrency: int
+) -> None:
+    openai_stub.state.gather = concurrency  # the stub holds requests until this many are in flight together
     raw = _raw(tmp_path, [f"[valid] c{i} chunk number {i}." for i in range(8)])
-    report = run_extraction(raw, tmp_path / "work", _settings(openai_stub, concurrency=3))
+    report = run_extraction(raw, tmp_path / "work", _settings(openai_stub, concurrency=concurrency))
     assert report.succeeded == 8
-    assert 1 <= openai_stub.state.max_in_flight <= 3
+    assert openai_stub.state.max_in_flight == concurrency
+    assert not openai_stub.state.gather_timed_out
 
 
 def test_command_line_reads_key_from_env_and_never_logs_it(

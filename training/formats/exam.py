@@ -6,11 +6,10 @@ object or a list of objects.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from training.formats import list_files, read_text
+from training.formats import JSONProblem, list_files, load_json, read_text
 from training.records import QAPair, SkipLog, collapse_spaces, normalize_key
 
 SOURCE = "exam"
@@ -91,9 +90,9 @@ def read_exam_file(path: Path, skips: SkipLog) -> list[QAPair]:
     if path.suffix.lower() == ".txt":
         return parse_exam_text(text, str(path), skips)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        skips.add(SOURCE, str(path), f"line {exc.lineno}", "broken_json", exc.msg)
+        data = load_json(text)
+    except JSONProblem as problem:
+        skips.add(SOURCE, str(path), problem.location, problem.reason, problem.detail)
         return []
     documents = data if isinstance(data, list) else [data]
     pairs: list[QAPair] = []

@@ -5,12 +5,11 @@ Each entry gives two pairs: description -> term and term -> description, worded 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from training.formats import list_files, read_text
+from training.formats import JSONProblem, list_files, load_json, read_text
 from training.prompts import TermTemplates, fill
 from training.records import QAPair, SkipLog, collapse_spaces, normalize_key
 
@@ -20,12 +19,14 @@ TERM_KEYS = ("term", "kor_term")
 
 
 def _flatten(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """Every non-list item of arbitrarily nested lists, with its index path such as ``[2][0]``."""
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _flatten(item, f"{path}[{index}]")
-    else:
-        yield path, value
+    """Every non-list item of arbitrarily nested lists, in order, with its index path such as ``[2][0]``."""
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, list):
+            stack.extend((f"{where}[{index}]", inner) for index, inner in reversed(list(enumerate(item))))
+        else:
+            yield where, item
 
 
 def _text_field(entry: dict[str, Any], names: tuple[str, ...]) -> tuple[str | None, str | None]:
@@ -90,16 +91,16 @@ def read_term_file(path: Path, templates: TermTemplates, skips: SkipLog) -> list
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                skips.add(SOURCE, file, f"line {number}", "broken_json", exc.msg)
+                value = load_json(line)
+            except JSONProblem as problem:
+                skips.add(SOURCE, file, f"line {number}", problem.reason, problem.detail)
                 continue
             items.extend(_flatten(value, f"line {number} "))
     else:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            skips.add(SOURCE, file, f"line {exc.lineno}", "broken_json", exc.msg)
+            data = load_json(text)
+        except JSONProblem as problem:
+            skips.add(SOURCE, file, problem.location, problem.reason, problem.detail)
             return []
         items.extend(_flatten(data, "item "))
     pairs: list[QAPair] = []

@@ -6,11 +6,11 @@ An answer given as a list takes its first item.
 
 from __future__ import annotations
 
-import json
+import reprlib
 from pathlib import Path
 from typing import Any
 
-from training.formats import list_files, read_text
+from training.formats import JSONProblem, list_files, load_json, read_text
 from training.records import QAPair, SkipLog, collapse_spaces, normalize_key
 
 SOURCE = "transcript"
@@ -19,6 +19,8 @@ SUFFIXES = (".jsonl",)
 
 def _answer_text(answer: Any) -> tuple[str | None, str]:
     """(answer, problem): a list answer takes its first item."""
+    if answer is None:
+        return None, "missing_field"
     if isinstance(answer, list):
         if not answer:
             return None, "empty_answer"
@@ -40,9 +42,9 @@ def record_pairs(record: Any, file: str, location: str, skips: SkipLog) -> list[
         return []
     if isinstance(output, str):
         try:
-            output = json.loads(output)
-        except json.JSONDecodeError as exc:
-            skips.add(SOURCE, file, location, "broken_json_output", exc.msg)
+            output = load_json(output, broken="broken_json_output")
+        except JSONProblem as bad:
+            skips.add(SOURCE, file, location, bad.reason, bad.detail)
             return []
     qa_pairs = output.get("qa_pairs") if isinstance(output, dict) else None
     if not isinstance(qa_pairs, list):
@@ -60,7 +62,7 @@ def record_pairs(record: Any, file: str, location: str, skips: SkipLog) -> list[
             continue
         answer, problem = _answer_text(item.get("answer"))
         if answer is None:
-            skips.add(SOURCE, file, where, problem, f"answer {item.get('answer')!r}"[:80])
+            skips.add(SOURCE, file, where, problem, f"answer {reprlib.repr(item.get('answer'))}"[:80])
             continue
         question = collapse_spaces(question)
         pairs.append(QAPair(SOURCE, question, answer, f"{file}:{where}", normalize_key(question)))
@@ -77,9 +79,9 @@ def read_transcript_file(path: Path, skips: SkipLog) -> list[QAPair]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            skips.add(SOURCE, str(path), f"line {number}", "broken_json", exc.msg)
+            record = load_json(line)
+        except JSONProblem as problem:
+            skips.add(SOURCE, str(path), f"line {number}", problem.reason, problem.detail)
             continue
         pairs.extend(record_pairs(record, str(path), f"line {number}", skips))
     return pairs
