@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from airflow_provider_fasttrack.lite.api import admin, events, folders, lite, resource, session
+from airflow_provider_fasttrack.lite.api import admin, events, folder_ids, folders, lite, resource, session
 from airflow_provider_fasttrack.lite.auth import LATEST_API_VERSION, MANAGER_VERSION
 from airflow_provider_fasttrack.lite.config import LiteConfig
 from airflow_provider_fasttrack.lite.context import LiteContext
@@ -99,6 +99,6 @@ def create_app(config: LiteConfig, data_dir: Path) -> FastAPI:
         """Version negotiation, no authentication."""
         return {"version": LATEST_API_VERSION, "manager": MANAGER_VERSION}
 
-    for module in (session, events, admin, resource, folders, lite):
+    for module in (session, events, admin, resource, folder_ids, folders, lite):
         app.include_router(module.router)
     return app

@@ -16,6 +16,8 @@ API_VERSIONS = ("v7.20230615", "v8.20240315", "v8.20240915", "v9.20250722")
 LATEST_API_VERSION = API_VERSIONS[-1]
 MANAGER_VERSION = "26.8.0"
 MAX_CLOCK_SKEW = timedelta(minutes=15)
+#: what the manager (aiohttp's ``request.content_type``) signs for a request without a Content-Type
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
 def api_version(headers: Mapping[str, str]) -> str:
@@ -60,7 +62,7 @@ def verify_request(
         path_with_query,
         raw_date,
         headers.get("host", ""),
-        headers.get("content-type", ""),
+        headers.get("content-type", "").strip() or DEFAULT_CONTENT_TYPE,
         headers.get("x-backendai-version", ""),
     )
     if not hmac.compare_digest(expected, signature):

@@ -219,6 +219,12 @@ class Store:
         ).fetchall()
         return [record for record in map(_decode, rows) if record is not None]
 
+    def delete_vfolder(self, vfolder_id: str) -> None:
+        """Forget a vfolder and its transfer tokens."""
+        with self._lock:
+            self._execute("DELETE FROM transfers WHERE vfolder_id = ?", [vfolder_id])
+            self._execute("DELETE FROM vfolders WHERE id = ?", [vfolder_id])
+
     # transfer tokens
     def insert_transfer(self, values: dict[str, Any]) -> None:
         """Record an upload or download token."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -15,6 +16,14 @@ from airflow_provider_fasttrack.lite.store import Store
 __all__ = ["VFolders"]
 
 VFOLDER_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def vfolder_uuid(text: str) -> str | None:
+    """The canonical vfolder id ``text`` names, or ``None`` when it is not a UUID (then it is a name)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
 
 
 def now_iso() -> str:
@@ -40,6 +49,10 @@ class VFolders:
         name = body.get("name")
         if not isinstance(name, str) or not VFOLDER_NAME_RE.match(name) or name in (".", ".."):
             raise LiteError("invalid-api-params", "name must be 1-64 letters, digits, '-', '_' or '.'")
+        if vfolder_uuid(name) is not None:
+            raise LiteError(
+                "invalid-api-params", "name must not be a UUID: /folders/{uuid} addresses a vfolder by id"
+            )
         if self.store.vfolder(name, access_key) is not None:
             raise LiteError("vfolder-already-exists", f"A virtual folder named {name!r} already exists.")
         permission = str(body.get("permission") or "rw")
@@ -59,11 +72,40 @@ class VFolders:
         return row
 
     def get(self, access_key: str, name: str) -> dict[str, Any]:
-        """A vfolder by name, or 404 ``vfolder-not-found``."""
-        row = self.store.vfolder(name, access_key)
+        """A vfolder by name or by id, as the manager resolves ``/folders/{name}``; 404 ``vfolder-not-found``.
+
+        A UUID (in any form: the official client sends ``id.hex``) is an id, anything else a name.
+        """
+        folder_id = vfolder_uuid(name)
+        if folder_id is None:
+            row = self.store.vfolder(name, access_key)
+        else:
+            row = self.store.vfolder_by_id(folder_id)
+            row = row if row is not None and row["access_key"] == access_key else None
         if row is None:
             raise LiteError("vfolder-not-found", f"No such virtual folder: {name!r}")
         return row
+
+    def delete(self, row: dict[str, Any]) -> None:
+        """Remove a vfolder and its files at once (no trash bin)."""
+        shutil.rmtree(self.path(row), ignore_errors=True)
+        self.store.delete_vfolder(row["id"])
+
+    def delete_files(self, row: dict[str, Any], paths: list[str], recursive: bool) -> None:
+        """Delete files (and, with ``recursive``, directories) inside a vfolder."""
+        targets = [self.resolve(row, path, must_exist=True) for path in paths]
+        for path, target in zip(paths, targets, strict=True):
+            if target == self.path(row):
+                raise LiteError("invalid-api-params", "The root of a virtual folder cannot be deleted.")
+            if target.is_dir() and not target.is_symlink() and not recursive:
+                raise LiteError(
+                    "invalid-api-params", f"{path!r} is a directory; delete it with recursive=true"
+                )
+        for target in targets:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
 
     def describe(self, row: dict[str, Any]) -> dict[str, Any]:
         """The manager's vfolder item."""

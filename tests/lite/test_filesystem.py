@@ -56,7 +56,7 @@ def test_folder_endpoints(http: httpx.Client, lite_server: LiteServer) -> None:
     assert [(f["name"], f["type"], f["size"]) for f in files] == [("train.jsonl", "FILE", 1800)]
     assert download(http, "datasets", "raw/train.jsonl") == b'{"text": "hello"}\n' * 100
     assert http.get("/folders/datasets").json()["numFiles"] == 1
-    assert http.post("/folders/datasets/mkdir", json={"path": "models/base"}).status_code == 201
+    assert http.post("/folders/datasets/mkdir", json={"path": "models/base"}).status_code == 200
     assert (lite_server.vfolder_path("datasets") / "models" / "base").is_dir()
     ticket = http.post("/folders/datasets/request-download", json={"path": "raw", "archive": True}).json()
     archive = httpx.get(ticket["url"], params={"token": ticket["token"]})

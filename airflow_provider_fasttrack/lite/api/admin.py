@@ -1,4 +1,4 @@
-"""``POST /admin/gql``: ``compute_session`` and ``compute_session_list`` (state after termination)."""
+"""``POST /admin/gql``: ``compute_session``, ``compute_session_list`` and ``keypair``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from airflow_provider_fasttrack.lite.api.session import json_body
 from airflow_provider_fasttrack.lite.context import caller, context
 from airflow_provider_fasttrack.lite.errors import LiteError
-from airflow_provider_fasttrack.lite.gql import execute
+from airflow_provider_fasttrack.lite.gql import Loaders, execute
 
 router = APIRouter()
 
@@ -24,13 +24,11 @@ async def admin_gql(request: Request) -> dict[str, Any]:
     variables = body.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise LiteError("invalid-api-params", "'variables' must be an object or null.")
-    access_key = caller(request).access_key
-
-    def load_session(session_id: str) -> dict[str, Any] | None:
-        row = ctx.store.session(session_id)
-        return row if row is not None and row["access_key"] == access_key else None
-
-    def list_sessions() -> list[dict[str, Any]]:
-        return [row for row in ctx.store.sessions() if row["access_key"] == access_key]
-
-    return execute(body["query"], variables, load_session, ctx.store.kernels, list_sessions)
+    loaders = Loaders(
+        caller=caller(request),
+        load_session=ctx.store.session,
+        load_kernels=ctx.store.kernels,
+        list_sessions=ctx.store.sessions,
+        load_keypair=ctx.config.keypair,
+    )
+    return execute(body["query"], variables, loaders)

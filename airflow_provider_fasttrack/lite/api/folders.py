@@ -53,7 +53,10 @@ async def list_files(request: Request, name: str, path: str = "") -> dict[str, A
 
 @router.post("/folders/{name}/mkdir")
 async def make_directory(request: Request, name: str) -> JSONResponse:
-    """Create directories (``path``: one or a list; ``parents``, ``exist_ok``)."""
+    """Create directories (``path``: one or a list; ``parents``, ``exist_ok``), answered as the storage proxy does.
+
+    ``{"results": {"success": [{item, msg}], "failed": [...]}}`` with 200 (all created), 207 (some), 422 (none).
+    """
     ctx = context(request)
     body = await json_body(request)
     row = ctx.vfolders.get(caller(request).access_key, name)
@@ -68,17 +71,19 @@ async def make_directory(request: Request, name: str) -> JSONResponse:
         raise LiteError("invalid-api-params", "path must be a directory path or a list of them")
     parents = bool(body.get("parents", True))
     exist_ok = bool(body.get("exist_ok", False))
-    results = []
-    for path in paths:
-        target = ctx.vfolders.resolve(row, path)
+    targets = [(path, ctx.vfolders.resolve(row, path)) for path in paths]
+    results: dict[str, list[dict[str, Any]]] = {"success": [], "failed": []}
+    for path, target in targets:
         try:
             target.mkdir(parents=parents, exist_ok=exist_ok)
         except FileExistsError:
-            raise LiteError("invalid-api-params", f"{path!r} already exists") from None
+            results["failed"].append({"item": path, "msg": f"{path!r} already exists"})
         except FileNotFoundError:
-            raise LiteError("invalid-api-params", f"the parent of {path!r} does not exist") from None
-        results.append({"item": path, "msg": None})
-    return JSONResponse({"results": results}, status_code=201)
+            results["failed"].append({"item": path, "msg": f"the parent of {path!r} does not exist"})
+        else:
+            results["success"].append({"item": path, "msg": None})
+    status = 422 if not results["success"] else 207 if results["failed"] else 200
+    return JSONResponse({"results": results}, status_code=status)
 
 
 def _storage_url(request: Request, endpoint: str) -> str:
