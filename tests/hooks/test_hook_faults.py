@@ -9,6 +9,7 @@ import pytest
 
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.lite.testing import LiteServer
+from airflow_provider_fasttrack.session_request import SessionRequest
 from tests.helpers import LOG_FILES, SECRETS, connection_env
 
 
@@ -28,9 +29,7 @@ def test_operations_succeed_without_duplicates(faulty_hook) -> None:  # type: ig
     lite, hook = faulty_hook
     ids = []
     for index in range(5):
-        request = hook.build_session_request(
-            name=f"faulty-{index}", image="python:3.11", command=f"echo run {index}"
-        )
+        request = SessionRequest(image="python:3.11", command=f"echo run {index}").body(f"faulty-{index}")
         ids.append(hook.create_session(request)["sessionId"])
     for index, session_id in enumerate(ids):
         deadline = time.monotonic() + 30

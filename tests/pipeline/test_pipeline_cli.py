@@ -92,9 +92,9 @@ def test_export_loads_into_a_dagbag_like_the_original(
     assert bag.import_errors == {}
     dag = bag.dags["torchtune-example"]
     assert dag.get_task("evaluate").upstream_task_ids == {"fine-tune-single", "fine-tune-multi"}
-    assert dag.get_task("evaluate").session_resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
-    assert list(dag.get_task("evaluate").mounts) == ["baift-examples:examples"]
-    assert dag.get_task("evaluate").env == {"HF_TOKEN": "hf_XXXXXXXXX"}
+    assert dag.get_task("evaluate").request.resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
+    assert list(dag.get_task("evaluate").request.mounts) == ["baift-examples:examples"]
+    assert dag.get_task("evaluate").request.env == {"HF_TOKEN": "hf_XXXXXXXXX"}
 
 
 def test_a_subcommand_is_one_registration() -> None:

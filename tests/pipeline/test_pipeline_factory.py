@@ -54,14 +54,14 @@ def test_example_export_becomes_a_dag(example_bag) -> None:
 def test_operator_arguments_follow_the_yaml(example_bag) -> None:
     dag = example_bag.dags["torchtune-example"]
     multi, evaluate = dag.get_task("fine-tune-multi"), dag.get_task("evaluate")
-    assert evaluate.session_resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
-    assert evaluate.resource_opts == {"shmem": "0g"}
-    assert (multi.cluster_mode, multi.cluster_size) == ("multi-node", 2)
-    assert evaluate.command == "sleep 10"
-    assert evaluate.image == "cr.backend.ai/cloud/ngc-pytorch:24.09-pytorch2.5-py310-cuda12.6"
-    assert list(evaluate.mounts) == ["baift-examples:examples"]
-    assert evaluate.env == {"HF_TOKEN": "hf_XXXXXXXXX"}
-    assert (evaluate.project, evaluate.scaling_group, evaluate.domain) == (
+    assert evaluate.request.resources == {"cpu": 2, "mem": "4g", "cuda.shares": "1.5"}
+    assert evaluate.request.resource_opts == {"shmem": "0g"}
+    assert (multi.request.cluster_mode, multi.request.cluster_size) == ("multi-node", 2)
+    assert evaluate.request.command == "sleep 10"
+    assert evaluate.request.image == "cr.backend.ai/cloud/ngc-pytorch:24.09-pytorch2.5-py310-cuda12.6"
+    assert list(evaluate.request.mounts) == ["baift-examples:examples"]
+    assert evaluate.request.env == {"HF_TOKEN": "hf_XXXXXXXXX"}
+    assert (evaluate.request.project, evaluate.request.scaling_group, evaluate.request.domain) == (
         "default",
         "nvidia-H100",
         "default",
@@ -148,12 +148,12 @@ def test_airflow_block_maps_to_the_dag() -> None:
     assert (dag.default_args["owner"], dag.default_args["retries"]) == ("ml-team", 2)
     assert train.retries == 2 and train.retry_delay.total_seconds() == 60
     assert prepare.skip is True and train.skip is False
-    assert prepare.env == {
+    assert prepare.request.env == {
         "SHARED": "task",
         "TOKEN": "{{ conn.hf.password }}",
     }  # the task wins; templates stay
-    assert train.env == {"SHARED": "pipeline", "TOKEN": "{{ conn.hf.password }}"}
-    assert (train.project, train.scaling_group, train.backendai_conn_id) == (
+    assert train.request.env == {"SHARED": "pipeline", "TOKEN": "{{ conn.hf.password }}"}
+    assert (train.request.project, train.request.scaling_group, train.backendai_conn_id) == (
         "research",
         "gpu-a",
         "backendai_lab",
@@ -176,8 +176,9 @@ def test_env_templates_render_at_run_time() -> None:
         load_pipeline_text(AIRFLOW_BLOCK.replace("conn.hf.password", "run_id"), "tuned.yaml")
     )
     task = dag.get_task("prepare")
-    assert "env" in task.template_fields
-    assert task.render_template(task.env, {"run_id": "manual__1"}) == {"SHARED": "task", "TOKEN": "manual__1"}
+    assert task.template_fields == ("request",) and "env" in task.request.template_fields
+    task.render_template_fields({"run_id": "manual__1"})  # Airflow renders the request's fields in place
+    assert task.request.env == {"SHARED": "task", "TOKEN": "manual__1"}
 
 
 def test_dag_serialises(example_path: Path) -> None:
