@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+from airflow_provider_fasttrack.session_request import SessionRequest
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 IMAGE = "python:3.11"
@@ -54,6 +55,26 @@ with session_dag("op_timeout"):
 with session_dag("op_never_fits"):
     BackendAISessionOperator(
         task_id="greedy", command="true", image=IMAGE, resources={"cuda.shares": "500"}, retries=0
+    )
+
+with session_dag("op_never_fits_cluster"):
+    # 6 shares fit the 10-share group on one kernel; two kernels need 12
+    BackendAISessionOperator(
+        task_id="two_kernels",
+        command="true",
+        image=IMAGE,
+        resources={"cpu": 1, "cuda.shares": "6"},
+        cluster_mode="multi-node",
+        cluster_size=2,
+        retries=0,
+    )
+
+with session_dag("op_never_fits_policy"):
+    # 3 cpu fit a keypair policy of 4 on one kernel; two kernels need 6 (the test's keypair has that policy)
+    BackendAISessionOperator(
+        task_id="two_kernels",
+        request=SessionRequest(image=IMAGE, command="true", resources={"cpu": 3}, cluster_size=2),
+        retries=0,
     )
 
 with session_dag("op_fgpu", retries=0):
