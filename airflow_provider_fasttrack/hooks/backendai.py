@@ -16,13 +16,11 @@ import httpx
 
 from airflow_provider_fasttrack.exceptions import (
     BackendAIBadRequestError,
-    BackendAIConnectionError,
     BackendAIError,
     BackendAINotFoundError,
-    BackendAIRateLimitError,
-    BackendAIServerError,
 )
 from airflow_provider_fasttrack.hooks.base import (
+    RETRYABLE_ERRORS,
     SUPPORTED_API_VERSIONS,
     BackendAIBaseHook,
     ConnectionSettings,
@@ -82,7 +80,7 @@ class BackendAIHook(BackendAIBaseHook):
             with attempt:
                 try:
                     return dict(self._request_once(self.client, *CREATE_SESSION, json=dict(body)).json())
-                except (BackendAIServerError, BackendAIRateLimitError, BackendAIConnectionError):
+                except RETRYABLE_ERRORS:  # the answer may be lost although the session was created
                     ours = [
                         item for item in self._find_sessions(name, retry=False) if item["id"] not in existed
                     ]

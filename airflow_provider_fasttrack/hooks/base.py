@@ -40,7 +40,14 @@ from airflow_provider_fasttrack.exceptions import (
 from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_fasttrack.signing import BackendAIAuth
 
-__all__ = ["ROOT", "SUPPORTED_API_VERSIONS", "BackendAIBaseHook", "ConnectionSettings", "error_from_response"]
+__all__ = [
+    "RETRYABLE_ERRORS",
+    "ROOT",
+    "SUPPORTED_API_VERSIONS",
+    "BackendAIBaseHook",
+    "ConnectionSettings",
+    "error_from_response",
+]
 
 #: API versions this client speaks, oldest first; the newest one the manager also speaks is used.
 SUPPORTED_API_VERSIONS = ("v7.20230615", "v8.20240315", "v8.20240915", "v9.20250722")
@@ -136,8 +143,16 @@ def error_from_response(response: httpx.Response) -> BackendAIAPIError:
     )
 
 
+#: the errors an operation is retried on: the manager was not reached, failed (5xx) or asked to slow down (429)
+RETRYABLE_ERRORS: tuple[type[BackendAIError], ...] = (
+    BackendAIConnectionError,
+    BackendAIServerError,
+    BackendAIRateLimitError,
+)
+
+
 def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, BackendAIConnectionError | BackendAIServerError | BackendAIRateLimitError)
+    return isinstance(exc, RETRYABLE_ERRORS)
 
 
 class BackendAIBaseHook(BaseHook):
