@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from airflow_provider_fasttrack.slots import parse_slots, scaling_group_capacities
+from airflow_provider_fasttrack.slots import scaling_group_capacities, session_slots
 
 __all__ = ["SLOTS_PER_GPU", "cluster_gpu_capacity", "gpu_pool", "gpu_slots", "pool_name", "sync_pools"]
 
@@ -23,16 +23,20 @@ def pool_name(scaling_group: str | None) -> str:
     return f"backendai-gpu-{scaling_group or 'default'}"
 
 
-def gpu_slots(resources: Mapping[str, Any]) -> int:
-    """Pool slots for a GPU request (0 when it asks for none); partial slots round up."""
-    parsed = parse_slots({k: v for k, v in resources.items() if k in GPU_SLOTS})
-    gpus = sum(parsed.values(), Decimal(0))
-    return math.ceil(gpus * SLOTS_PER_GPU)
+def gpu_slots(resources: Mapping[str, Any], cluster_size: int) -> int:
+    """Pool slots for a session's GPUs: per-kernel ``resources`` x ``cluster_size`` kernels (0 for none).
+
+    Partial slots round up: 2 kernels x ``cuda.shares: 5`` take 100 slots, 1 x ``cuda.shares: 0.25`` takes 3.
+    """
+    total = session_slots({k: v for k, v in resources.items() if k in GPU_SLOTS}, cluster_size)
+    return math.ceil(sum(total.values(), Decimal(0)) * SLOTS_PER_GPU)
 
 
-def gpu_pool(scaling_group: str | None, resources: Mapping[str, Any]) -> tuple[str, int] | None:
-    """``(pool, pool_slots)`` for a task that requests GPUs, ``None`` for a CPU-only task."""
-    slots = gpu_slots(resources)
+def gpu_pool(
+    scaling_group: str | None, resources: Mapping[str, Any], cluster_size: int
+) -> tuple[str, int] | None:
+    """``(pool, pool_slots)`` for a session that requests GPUs, ``None`` for a CPU-only one."""
+    slots = gpu_slots(resources, cluster_size)
     return (pool_name(scaling_group), slots) if slots else None
 
 

@@ -26,8 +26,8 @@ __all__ = [
     "parse_memory",
     "parse_slot",
     "parse_slots",
-    "scale",
     "scaling_group_capacities",
+    "session_slots",
     "slots_exceeding",
     "subtract",
     "to_json",
@@ -162,9 +162,15 @@ def subtract(a: Mapping[str, Decimal], b: Mapping[str, Decimal]) -> Slots:
     return {key: a.get(key, Decimal(0)) - b.get(key, Decimal(0)) for key in set(a) | set(b)}
 
 
-def scale(a: Mapping[str, Decimal], factor: int) -> Slots:
-    """Every slot multiplied by ``factor`` (the kernels of a multi-node session)."""
-    return {key: value * factor for key, value in a.items()}
+def session_slots(kernel: Mapping[str, Any], cluster_size: int) -> Slots:
+    """A whole session's slots: every one of its ``cluster_size`` kernels takes the per-kernel ``kernel`` slots.
+
+    The one place that counts a multi-kernel session: GPU pools, the operator's can-never-fit check and
+    backendai-lite's scheduler all call it. Values may be unparsed (``mem: "16g"``) or parsed numbers.
+    """
+    if isinstance(cluster_size, bool) or not isinstance(cluster_size, int) or cluster_size < 1:
+        raise ValueError(f"cluster_size must be a whole number >= 1, not {cluster_size!r}")
+    return {key: value * cluster_size for key, value in parse_slots(kernel).items()}
 
 
 def exceeding(

@@ -185,9 +185,9 @@ MEASURE = textwrap.dedent(
         bag = DagBag(dag_folder=folder)
         times.append(time.perf_counter() - started)
     fingerprint = sorted(
-        (dag_id, t.task_id, tuple(sorted(t.upstream_task_ids)), json.dumps(t.session_resources, sort_keys=True),
-         json.dumps(t.env, sort_keys=True), t.pool, t.pool_slots, str(t.trigger_rule), repr(t.artifacts),
-         list(t.mounts), t.command, t.image)
+        (dag_id, t.task_id, tuple(sorted(t.upstream_task_ids)), json.dumps(t.request.resources, sort_keys=True),
+         json.dumps(t.request.env, sort_keys=True), t.pool, t.pool_slots, str(t.trigger_rule), repr(t.artifacts),
+         list(t.request.mounts), t.request.command, t.request.image)
         for dag_id, dag in bag.dags.items() for t in dag.tasks
     )
     print(json.dumps({"cold": times[0], "warm": times[1], "dags": len(bag.dags), "errors": bag.import_errors,

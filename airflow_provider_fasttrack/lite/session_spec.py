@@ -13,6 +13,7 @@ from typing import Any
 from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.lite.config import ImageMapping, LiteConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
+from airflow_provider_fasttrack.session_request import CLUSTER_MODES
 
 __all__ = ["MountRequest", "SessionSpec", "parse_batch_timeout", "parse_session_spec"]
 
@@ -20,7 +21,6 @@ SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,62}[A-Za-z0-9_]$")
 _DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SESSION_TYPES = ("interactive", "batch", "inference")
-CLUSTER_MODES = ("single-node", "multi-node")
 DEFAULT_PRIORITY = 10
 
 
@@ -69,7 +69,7 @@ class SessionSpec:
     @property
     def requested_slots(self) -> slotlib.Slots:
         """The whole session's request: every kernel asks for ``kernel_slots``."""
-        return slotlib.scale(self.kernel_slots, self.cluster_size)
+        return slotlib.session_slots(self.kernel_slots, self.cluster_size)
 
 
 def _bad(msg: str) -> LiteError:

@@ -8,13 +8,15 @@ the session under a deterministic name and stores its id -> ``poll_until_complet
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context, ResumableJobMixin
+from airflow.sdk import BaseOperator, Context, ResumableJobMixin, RetryAction, XComArg
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
 from airflow_provider_fasttrack.artifacts import RESULT_FILE, PipelineArtifacts, as_artifacts
@@ -30,38 +32,57 @@ from airflow_provider_fasttrack.hooks.models import ACTIVE_STATUSES, SessionStat
 from airflow_provider_fasttrack.links import SESSION_URL_XCOM_KEY, BackendAISessionLink
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
-from airflow_provider_fasttrack.pools import gpu_pool
+from airflow_provider_fasttrack.pools import gpu_pool as gpu_pool_of
+from airflow_provider_fasttrack.session_request import REQUEST_FIELDS, SessionRequest, pop_request_fields
 from airflow_provider_fasttrack.slots import (
+    exceeding,
     format_slots,
     is_memory_slot,
+    parse_slots,
     scaling_group_capacities,
-    slots_exceeding,
+    session_slots,
 )
 from airflow_provider_fasttrack.triggers.session import BackendAISessionTrigger
 
-__all__ = ["BackendAISessionOperator"]
+__all__ = ["SKIP_TASKS_PARAM", "BackendAISessionOperator", "SessionRequest"]
 
 LOG_TAIL_LINES = 20
+#: the DAG param that lists tasks to skip in one run (the pipeline factory declares it)
 SKIP_TASKS_PARAM = "skip_tasks"
 
 
-class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
-    """Run ``command`` in a Backend.AI batch session and wait for it.
+def _forwarding_request_fields(init: Callable[..., None]) -> Callable[..., None]:
+    """Show :data:`REQUEST_FIELDS` in ``__init__``'s signature, which forwards them through ``**kwargs``.
 
-    :param image: container image of the session.
-    :param command: the batch ``startupCommand`` (run with bash).
-    :param resources: slots, e.g. ``{"cpu": 4, "mem": "16g", "cuda.shares": "1.5"}`` (kept as
-        ``session_resources``: ``resources`` is Airflow's own operator field).
-    :param resource_opts: e.g. ``{"shmem": "2g"}``.
-    :param mounts: vfolders, FastTrack syntax ``"vf"`` or ``"vf:alias"``.
-    :param env: environment variables of the session (templated).
+    Airflow reads an operator's parameters from that signature: ``default_args`` fill them, and ``partial()``
+    and ``expand()`` accept them (``.expand(command=[...])``). The fields themselves are listed only in
+    :class:`SessionRequest`.
+    """
+    signature = inspect.signature(init)
+    params = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    forwarded = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in REQUEST_FIELDS
+    ]
+    var_keyword = inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)
+    init.__signature__ = signature.replace(parameters=[*params, *forwarded, var_keyword])  # type: ignore[attr-defined]
+    return init
+
+
+class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
+    """Run a :class:`SessionRequest` as a Backend.AI batch session and wait for it.
+
+    Give the request either as ``request=SessionRequest(...)`` or as its fields (``image=``, ``command=``,
+    ``resources=`` (per-kernel slots, not Airflow's executor ``resources``), ``mounts=``, ``env=``, ...), which
+    are forwarded to :class:`SessionRequest`. The request is templated: its ``template_fields`` are rendered.
+
     :param artifacts: the task's place in a pipeline vfolder (``/pipeline/outputs``, ``/pipeline/input1..N``).
     :param skip: start no session and end as skipped (FastTrack's ``skip: true``).
     :param skip_on_exit_code: exit code(s) that end the task as skipped instead of failed.
-    :param fail_fast: when this task fails, destroy the sessions of the other tasks of the same DAG run; when
-        a task of the run has already failed, end as skipped without a session.
-    :param gpu_pool: run in the scaling group's GPU pool with ``pool_slots`` from the GPU request
-        (see :mod:`airflow_provider_fasttrack.pools`), unless ``pool`` is given.
+    :param fail_fast: when this task fails for good (no retry left), destroy the sessions of the other tasks
+        of the same DAG run, every map index; when a task of the run has already failed, end as skipped
+        without a session.
+    :param gpu_pool: run in the scaling group's GPU pool with ``pool_slots`` from the session's total GPU
+        request (see :mod:`airflow_provider_fasttrack.pools`), unless ``pool`` is given.
     :param deferrable: wait in the triggerer (default True, whatever ``[operators] default_deferrable`` says:
         a GPU job should not hold a worker slot for hours).
     :param durable: store the session id before waiting, so that a retry reattaches (``ResumableJobMixin``).
@@ -69,30 +90,17 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     :param log_interval: seconds between log fetches while deferred (None: only at the end).
     """
 
-    template_fields: Sequence[str] = ("command", "env", "image", "mounts", "session_resources")
-    template_fields_renderers = {"command": "bash", "env": "json", "session_resources": "json"}
+    template_fields: Sequence[str] = ("request",)
+    template_fields_renderers = {"request": "json"}
     ui_color = "#b6e3ff"
     operator_extra_links = (BackendAISessionLink(),)
     external_id_key = "backendai_session_id"
 
+    @_forwarding_request_fields
     def __init__(
         self,
         *,
-        image: str,
-        command: str,
-        resources: Mapping[str, Any] | None = None,
-        resource_opts: Mapping[str, Any] | None = None,
-        cluster_mode: str = "single-node",
-        cluster_size: int = 1,
-        mounts: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        project: str | None = None,
-        scaling_group: str | None = None,
-        domain: str | None = None,
-        architecture: str = "x86_64",
-        batch_timeout: int | str | None = None,
-        bootstrap_script: str | None = None,
-        tag: str | None = None,
+        request: SessionRequest | None = None,
         backendai_conn_id: str = DEFAULT_CONN_ID,
         artifacts: PipelineArtifacts | Mapping[str, Any] | None = None,
         skip: bool = False,
@@ -104,27 +112,18 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         log_interval: float | None = 60.0,
         **kwargs: Any,
     ) -> None:
-        if gpu_pool and "pool" not in kwargs and (pool := _gpu_pool(scaling_group, resources)):
-            kwargs["pool"], kwargs["pool_slots"] = pool
+        # the request's fields (``resources`` included) never reach BaseOperator
+        given = {name: value for name, value in pop_request_fields(kwargs).items() if value is not None}
+        if request is not None and given:
+            raise TypeError(
+                f"give request= or the request's fields, not both (got {', '.join(sorted(given))})"
+            )
+        self.request = request if request is not None else SessionRequest(**given)
+        if gpu_pool and "pool" not in kwargs:
+            pool = gpu_pool_of(self.request.scaling_group, self.request.resources, self.request.cluster_size)
+            if pool:
+                kwargs["pool"], kwargs["pool_slots"] = pool
         super().__init__(**kwargs)
-        if cluster_mode not in {"single-node", "multi-node"}:
-            raise ValueError(f"cluster_mode must be 'single-node' or 'multi-node', not {cluster_mode!r}")
-        self.image = image
-        self.command = command
-        # BaseOperator.resources is Airflow's own executor-resources field: keep the session's slots apart
-        self.session_resources = dict(resources or {})
-        self.resource_opts = dict(resource_opts or {})
-        self.cluster_mode = cluster_mode
-        self.cluster_size = cluster_size
-        self.mounts = list(mounts)
-        self.env = dict(env or {})
-        self.project = project
-        self.scaling_group = scaling_group
-        self.domain = domain
-        self.architecture = architecture
-        self.batch_timeout = batch_timeout
-        self.bootstrap_script = bootstrap_script
-        self.tag = tag
         self.backendai_conn_id = backendai_conn_id
         self.artifacts = as_artifacts(artifacts)
         self.skip = skip
@@ -145,6 +144,14 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         return BackendAIHook(self.backendai_conn_id)
 
     # -- identity of this task's session ------------------------------------------------------
+
+    def _set_xcomargs_dependencies(self) -> None:
+        """An ``XComArg`` in a request field (``command=other.output``) makes ``other`` upstream, as it did
+        in a template field of the operator itself (Airflow looks only one level deep)."""
+        super()._set_xcomargs_dependencies()
+        XComArg.apply_upstream_relationship(
+            self, [getattr(self.request, f) for f in self.request.template_fields]
+        )
 
     def _session_name(self, context: Context) -> str:
         ti = context["ti"]
@@ -175,32 +182,18 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     def submit_job(self, context: Context) -> str:
         name = self._session_name(context)
         self._check_capacity()
-        mounts = [Mount.parse(m) for m in self.mounts]
-        environ = dict(self.env)
-        environ["BACKENDAI_PIPELINE_JOB_ID"] = self._job_id(context)
-        environ["BACKENDAI_PIPELINE_TASK_ID"] = self.task_id
+        ti = context["ti"]
+        request = self.request if self.request.tag else replace(self.request, tag=ti.dag_id)
+        extra_env = {
+            "BACKENDAI_PIPELINE_JOB_ID": self._job_id(context),
+            "BACKENDAI_PIPELINE_TASK_ID": self.task_id,
+        }
+        extra_mounts: list[Mount] = []
         if self.artifacts is not None:
-            mounts += self._artifact_mounts(context)
-            environ.update(self.artifacts.environ())
-        request = self.hook.build_session_request(
-            name=name,
-            image=self.image,
-            command=self.command,
-            resources=self.session_resources,
-            resource_opts=self.resource_opts,
-            mounts=mounts,
-            environ=environ,
-            cluster_mode=self.cluster_mode,
-            cluster_size=self.cluster_size,
-            project=self.project,
-            domain=self.domain,
-            scaling_group=self.scaling_group,
-            architecture=self.architecture,
-            batch_timeout=self.batch_timeout,
-            bootstrap_script=self.bootstrap_script,
-            tag=self.tag or context["ti"].dag_id,
-        )
-        created = self.hook.create_session(request)
+            extra_mounts = self._artifact_mounts(context)
+            extra_env.update(self.artifacts.environ())
+        body = request.body(name, defaults=self.hook.settings, extra_mounts=extra_mounts, extra_env=extra_env)
+        created = self.hook.create_session(body)
         session_id = str(created["sessionId"])
         self.log.info(
             "Backend.AI session %s (%s) %s, status %s",
@@ -209,7 +202,6 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             "created" if created.get("created", True) else "already exists; reattached",
             created.get("status"),
         )
-        ti = context["ti"]
         ti.xcom_push(key="session_id", value=session_id)
         ti.xcom_push(key="session_name", value=name)
         if url := self.hook.webui_session_url(session_id):
@@ -217,32 +209,32 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         return session_id
 
     def _check_capacity(self) -> None:
-        """Fail at once when the request can never fit the scaling group or the keypair's limits."""
-        if not self.session_resources:
+        """Fail at once when the session's total request (all kernels) can never fit the group or keypair."""
+        request = self.request
+        if not request.resources:
             return
-        presets = self.hook.check_presets(project=self.project, scaling_group=self.scaling_group)
+        total = session_slots(request.resources, request.cluster_size)
+        presets = self.hook.check_presets(project=request.project, scaling_group=request.scaling_group)
         # the keypair's policy limits only the slots it names; a scaling group has 0 of any slot it lacks
-        policy = {
-            k: v for k, v in (presets.get("keypair_limits") or {}).items() if v not in (None, "Infinity")
-        }
-        checks = [
-            (
-                "the keypair's resource policy",
-                policy,
-                {k: v for k, v in self.session_resources.items() if k in policy},
-            )
-        ]
+        policy = parse_slots(
+            {k: v for k, v in (presets.get("keypair_limits") or {}).items() if v not in (None, "Infinity")}
+        )
+        checks = [("the keypair's resource policy", policy, {k: v for k, v in total.items() if k in policy})]
         groups = scaling_group_capacities(presets)
-        group_name = self.scaling_group or self.hook.settings.scaling_group or next(iter(groups), None)
+        group_name = request.scaling_group or self.hook.settings.scaling_group or next(iter(groups), None)
         if group_name in groups:
-            checks.append((f"scaling group {group_name!r}", groups[group_name], self.session_resources))
-        for where, limit, request in checks:
-            over = slots_exceeding(request, limit)
+            checks.append((f"scaling group {group_name!r}", groups[group_name], total))
+        for where, limit, wanted in checks:
+            over = exceeding(wanted, limit)
             if over:
-                slot, (_, have) = min(over.items())
+                slot, (amount, have) = min(over.items())
+                kernels = request.cluster_size
+                asked = f"{slot}={request.resources[slot]}"
+                if kernels > 1:
+                    asked += f" per kernel x {kernels} kernels = {_human(slot, amount)}"
                 raise ResourceRequestError(
-                    f"Task {self.task_id} requests {slot}={self.session_resources[slot]} but {where} can never "
-                    f"provide more than {_human(slot, have)} (request: {format_slots(self.session_resources)})"
+                    f"Task {self.task_id} requests {asked} but {where} can never provide more than "
+                    f"{_human(slot, have)} (request: {format_slots(request.resources)})"
                 )
 
     def _artifact_mounts(self, context: Context) -> list[Mount]:
@@ -362,9 +354,35 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             raise AirflowSkipException(
                 f"Session exited with {state.exit_code}, declared as skip_on_exit_code"
             )
+        error = SessionFailedError(f"Backend.AI {state.describe()}{self._log_tail(state.session_id)}")
         if self.fail_fast:
-            self._cancel_siblings(context)
-        raise SessionFailedError(f"Backend.AI {state.describe()}{self._log_tail(state.session_id)}")
+            if self._will_retry(context, error):
+                self.log.info("Fail-fast: Airflow retries this task, so the other tasks' sessions are kept")
+            else:
+                self._cancel_siblings(context)
+        raise error
+
+    def _will_retry(self, context: Context, error: BaseException) -> bool:
+        """Whether Airflow retries this task after ``error``, decided as the Task SDK's task runner does.
+
+        The runner retries when the API server's task context says ``should_retry`` (a try left:
+        ``try_number <= max_tries``), unless the task's ``retry_policy`` answers FAIL for this error.
+        """
+        ti = context["ti"]
+        server_context = getattr(ti, "_ti_context_from_server", None)
+        if server_context is not None:
+            should_retry = bool(server_context.should_retry)
+        else:
+            should_retry = bool(ti.max_tries) and ti.try_number <= ti.max_tries
+        if should_retry and self.retry_policy is not None:
+            try:
+                decision = self.retry_policy.evaluate(
+                    exception=error, try_number=ti.try_number, max_tries=ti.max_tries, context=context
+                )
+            except Exception:  # the runner falls back to the default decision too
+                return should_retry
+            return decision.action is not RetryAction.FAIL
+        return should_retry
 
     def _task_result(self, context: Context, state: SessionState) -> Any:
         """``result.json`` from the outputs folder when the session wrote one, else a summary."""
@@ -442,21 +460,26 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             return True
 
     def _cancel_siblings(self, context: Context) -> None:
-        """Destroy the live sessions of the other tasks of this DAG run (fail-fast)."""
+        """Destroy the live sessions of the other tasks of this DAG run, every map index (fail-fast)."""
         ti = context["ti"]
         for task_id in self.dag.task_ids:
             if task_id == self.task_id:
                 continue
-            name = session_name(ti.dag_id, ti.run_id, task_id)
-            try:
-                if self.hook.destroy_session(name, forced=True):
-                    self.log.info("Fail-fast: destroyed session %s of task %s", name, task_id)
-            except BackendAIError as exc:
-                self.log.warning("Fail-fast: could not destroy session of %s: %s", task_id, exc)
+            for map_index in self._map_indexes(context, task_id):
+                name = session_name(ti.dag_id, ti.run_id, task_id, map_index)
+                try:
+                    if self.hook.destroy_session(name, forced=True):
+                        self.log.info("Fail-fast: destroyed session %s of task %s", name, task_id)
+                except BackendAIError as exc:
+                    self.log.warning("Fail-fast: could not destroy session of %s: %s", task_id, exc)
 
-
-def _gpu_pool(scaling_group: str | None, resources: Mapping[str, Any] | None) -> tuple[str, int] | None:
-    return gpu_pool(scaling_group, resources or {})
+    def _map_indexes(self, context: Context, task_id: str) -> range:
+        """The map indexes of ``task_id`` in this run: ``-1`` when unmapped, else as many as Airflow made."""
+        task = self.dag.get_task(task_id)
+        if not task.is_mapped and task.get_closest_mapped_task_group() is None:
+            return range(-1, 0)
+        ti = context["ti"]
+        return range(int(ti.get_ti_count(dag_id=ti.dag_id, task_ids=[task_id], run_ids=[ti.run_id])))
 
 
 def _human(slot: str, amount: Any) -> str:

@@ -8,32 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
+from airflow_provider_fasttrack.session_request import SessionRequest
 
 __all__ = ["PipelineGraph", "SessionTask", "graph_from_spec"]
 
-SKIP_PARAM = "skip_tasks"
 #: Tasks still run when an upstream was skipped (FastTrack's skip); a failed upstream stops them.
 TRIGGER_RULE = "none_failed"
 
 
 @dataclass(frozen=True)
 class SessionTask:
-    """One Backend.AI batch session, i.e. one Airflow task."""
+    """One Backend.AI batch session, i.e. one Airflow task: its request and its place in the DAG."""
 
     task_id: str
-    image: str
-    command: str
-    resources: dict[str, Any]
-    resource_opts: dict[str, Any]
-    cluster_mode: str
-    cluster_size: int
-    mounts: tuple[str, ...]
-    env: dict[str, str]
-    project: str | None
-    scaling_group: str | None
+    request: SessionRequest
     upstream: tuple[str, ...]
     skip: bool
     description: str = ""
@@ -48,7 +38,6 @@ class PipelineGraph:
     description: str
     tasks: tuple[SessionTask, ...]
     vfolder: str
-    domain: str
     conn_id: str
     fail_fast: bool
     pool_policy: str
@@ -64,19 +53,22 @@ class PipelineGraph:
 
 
 def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask:
-    env = {**spec.environment.envs, **task.environment.envs}
-    return SessionTask(
-        task_id=task.name,
+    request = SessionRequest(
         image=task.environment.image.strip(),
         command=task.command,
         resources=dict(task.resources),
         resource_opts=dict(task.resource_opts),
         cluster_mode=task.cluster_mode,
         cluster_size=task.cluster_size,
-        mounts=tuple(m.strip() for m in task.mounts),
-        env=env,
+        mounts=[m.strip() for m in task.mounts],
+        env={**spec.environment.envs, **task.environment.envs},
         project=task.environment.project or None,
         scaling_group=task.environment.scaling_group or None,
+        domain=spec.ownership.domain_name or "default",
+    )
+    return SessionTask(
+        task_id=task.name,
+        request=request,
         upstream=tuple(dict.fromkeys(task.dependencies)),
         skip=task.skip,
         description=task.description,
@@ -94,7 +86,6 @@ def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
         description=spec.description,
         tasks=tasks,
         vfolder=spec.vfolder,
-        domain=spec.ownership.domain_name or "default",
         conn_id=options.conn_id,
         fail_fast=options.fail_fast,
         pool_policy=options.pool_policy,

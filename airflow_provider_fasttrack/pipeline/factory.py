@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fasttrack.pipeline.entities import (
-    SKIP_PARAM,
     TRIGGER_RULE,
     PipelineGraph,
     SessionTask,
@@ -35,6 +35,8 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
     """The ``DAG(...)`` arguments of a pipeline (no tasks)."""
     from airflow.sdk import Param
 
+    from airflow_provider_fasttrack.operators.session import SKIP_TASKS_PARAM
+
     start_date = aware(graph.start_date, graph.timezone)
     end_date = None
     if graph.max_runs is not None and graph.schedule is not None and graph.start_date is not None:
@@ -51,7 +53,7 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
         "tags": set(graph.tags),
         "default_args": {"owner": graph.owner, "retries": graph.retries, "retry_delay": graph.retry_delay},
         "params": {
-            SKIP_PARAM: Param(
+            SKIP_TASKS_PARAM: Param(
                 [],
                 type="array",
                 items={"type": "string", "enum": names},
@@ -71,17 +73,7 @@ def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG) -> BaseOpe
     return BackendAISessionOperator(
         task_id=task.task_id,
         dag=dag,
-        image=task.image,
-        command=task.command,
-        resources=task.resources,
-        resource_opts=task.resource_opts,
-        cluster_mode=task.cluster_mode,
-        cluster_size=task.cluster_size,
-        mounts=task.mounts,
-        env=task.env,
-        project=task.project,
-        scaling_group=task.scaling_group,
-        domain=graph.domain,
+        request=replace(task.request),  # each operator templates its own copy
         backendai_conn_id=graph.conn_id,
         artifacts=PipelineArtifacts(vfolder=graph.vfolder, upstream=task.upstream),
         skip=task.skip,

@@ -18,8 +18,8 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
 
     Structure, pools and skips come from the built ``dag``; resources from the pipeline ``graph``.
     """
-    slots = {task.task_id: task.resources for task in graph.tasks}
-    clusters = {task.task_id: (task.cluster_mode, task.cluster_size) for task in graph.tasks}
+    slots = {task.task_id: task.request.resources for task in graph.tasks}
+    clusters = {task.task_id: (task.request.cluster_mode, task.request.cluster_size) for task in graph.tasks}
     order = list(
         graphlib.TopologicalSorter({t.task_id: t.upstream_task_ids for t in dag.tasks}).static_order()
     )

@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+from airflow_provider_fasttrack.session_request import SessionRequest
 from tests.helpers import WIDE_GPU_GROUP
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -58,6 +59,26 @@ with session_dag("op_timeout"):
 with session_dag("op_never_fits"):
     BackendAISessionOperator(
         task_id="greedy", command="true", image=IMAGE, resources={"cuda.shares": "500"}, retries=0
+    )
+
+with session_dag("op_never_fits_cluster"):
+    # 6 shares fit the 10-share group on one kernel; two kernels need 12
+    BackendAISessionOperator(
+        task_id="two_kernels",
+        command="true",
+        image=IMAGE,
+        resources={"cpu": 1, "cuda.shares": "6"},
+        cluster_mode="multi-node",
+        cluster_size=2,
+        retries=0,
+    )
+
+with session_dag("op_never_fits_policy"):
+    # 3 cpu fit a keypair policy of 4 on one kernel; two kernels need 6 (the test's keypair has that policy)
+    BackendAISessionOperator(
+        task_id="two_kernels",
+        request=SessionRequest(image=IMAGE, command="true", resources={"cpu": 3}, cluster_size=2),
+        retries=0,
     )
 
 with session_dag("op_fgpu", retries=0):
@@ -115,3 +136,42 @@ with session_dag("op_kill_sync", retries=0):
     BackendAISessionOperator(
         task_id="victim", command="sleep 120", image=IMAGE, deferrable=False, poll_interval=0.5
     )
+
+
+def _sibling_states_at_retry(context):  # type: ignore[no-untyped-def]
+    """``on_retry_callback``: print what became of the other tasks' sessions after the failed first try."""
+    from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+    from airflow_provider_fasttrack.naming import session_name
+
+    ti = context["ti"]
+    hook = BackendAIHook()
+    for task_id, map_index in FAIL_FAST_SIBLINGS:
+        name = session_name(ti.dag_id, ti.run_id, task_id, map_index)
+        statuses = [item["status"] for item in hook.find_sessions(name)]
+        print(f"at retry: {task_id}[{map_index}] {statuses}")
+
+
+#: the sessions fail-fast must destroy in op_fail_fast_retry: a plain sibling and both map indexes of a mapped one
+FAIL_FAST_SIBLINGS = (("sibling", -1), ("mapped_sibling", 0), ("mapped_sibling", 1))
+
+with session_dag("op_fail_fast_retry"):
+    # the test starts the siblings' sessions under their task instances' names (as if another worker ran
+    # them: dag.test() runs one task at a time); the siblings themselves wait for `breaks`, so they never
+    # run here and leave their sessions to fail-fast
+    breaks = BackendAISessionOperator(
+        task_id="breaks",
+        command="echo giving up; exit 4",
+        image=IMAGE,
+        fail_fast=True,
+        retries=1,
+        retry_delay=timedelta(0),
+        on_retry_callback=_sibling_states_at_retry,
+        poll_interval=0.5,
+    )
+    sibling = BackendAISessionOperator(
+        task_id="sibling", command="sleep 300", image=IMAGE, fail_fast=True, poll_interval=0.5
+    )
+    mapped = BackendAISessionOperator.partial(
+        task_id="mapped_sibling", image=IMAGE, fail_fast=True, poll_interval=0.5
+    ).expand(command=["sleep 300", "sleep 301"])
+    breaks >> [sibling, mapped]

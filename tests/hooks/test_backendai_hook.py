@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -14,14 +15,18 @@ from airflow_provider_fasttrack.exceptions import (
 )
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook, ConnectionSettings
 from airflow_provider_fasttrack.mounts import Mount
+from airflow_provider_fasttrack.session_request import SessionRequest
 from tests.helpers import session_processes, wait_for
 
 pytestmark = pytest.mark.usefixtures("backendai_conn")
 
 
-def run_batch(hook: BackendAIHook, name: str, command: str, **kwargs: object) -> str:
-    request = hook.build_session_request(name=name, image="python:3.11", command=command, **kwargs)  # type: ignore[arg-type]
-    return str(hook.create_session(request)["sessionId"])
+def run_batch(
+    hook: BackendAIHook, name: str, command: str, extra_mounts: Sequence[Mount] = (), **kwargs: object
+) -> str:
+    request = SessionRequest(image="python:3.11", command=command, **kwargs)  # type: ignore[arg-type]
+    body = request.body(name, defaults=hook.settings, extra_mounts=extra_mounts)
+    return str(hook.create_session(body)["sessionId"])
 
 
 def wait_terminal(hook: BackendAIHook, session_id: str, timeout: float = 30):
@@ -61,7 +66,9 @@ def test_batch_timeout_gives_task_timeout(hook: BackendAIHook) -> None:
 
 
 def test_same_name_returns_the_live_session(hook: BackendAIHook) -> None:
-    request = hook.build_session_request(name="hook-same-name", image="python:3.11", command="sleep 20")
+    request = SessionRequest(image="python:3.11", command="sleep 20").body(
+        "hook-same-name", defaults=hook.settings
+    )
     first = hook.create_session(request)
     second = hook.create_session(request)
     try:
@@ -118,7 +125,7 @@ def test_vfolder_upload_download_and_mounts(hook: BackendAIHook) -> None:
         hook,
         "hook-mounts",
         "cat /home/work/data/in/question.txt > /pipeline/outputs/answer.txt",
-        mounts=[
+        extra_mounts=[
             Mount("hook-data", destination="data", read_only=True),
             Mount("hook-data", subpath="out", destination="/pipeline/outputs"),
         ],

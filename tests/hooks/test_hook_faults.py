@@ -7,8 +7,10 @@ import time
 
 import pytest
 
+from airflow_provider_fasttrack.exceptions import BackendAIConnectionError
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.lite.testing import LiteServer
+from airflow_provider_fasttrack.session_request import SessionRequest
 from tests.helpers import LOG_FILES, SECRETS, connection_env
 
 
@@ -28,9 +30,7 @@ def test_operations_succeed_without_duplicates(faulty_hook) -> None:  # type: ig
     lite, hook = faulty_hook
     ids = []
     for index in range(5):
-        request = hook.build_session_request(
-            name=f"faulty-{index}", image="python:3.11", command=f"echo run {index}"
-        )
+        request = SessionRequest(image="python:3.11", command=f"echo run {index}").body(f"faulty-{index}")
         ids.append(hook.create_session(request)["sessionId"])
     for index, session_id in enumerate(ids):
         deadline = time.monotonic() + 30
@@ -46,3 +46,19 @@ def test_operations_succeed_without_duplicates(faulty_hook) -> None:  # type: ig
     # every request above went through, and retried creations never made a second session
     assert sorted(lite.session_ids()) == sorted(ids)
     assert hook.retries >= 5  # and faults were really injected along the way
+
+
+def test_an_upload_has_one_retry_loop(hook, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An unreachable storage proxy: the upload gives up after retry_limit attempts, not retry_limit squared."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setattr(hook, "_storage_url", lambda ticket: f"http://127.0.0.1:{closed_port}/upload")
+    hook.retry_limit, hook.max_retry_delay = 3, 0.01
+    hook.ensure_vfolder("uploads")
+    before = hook.retries
+    with pytest.raises(BackendAIConnectionError):
+        hook.upload_file("uploads", "a.txt", b"content")
+    assert hook.retries - before == 2  # three attempts in all

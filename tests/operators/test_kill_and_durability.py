@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+from airflow_provider_fasttrack.session_request import SessionRequest
 from airflow_provider_fasttrack.triggers.session import BackendAISessionTrigger
 from tests.conftest import ROOT, load_test_dag
 from tests.helpers import lite_sessions_named, session_processes, wait_for
@@ -79,7 +80,7 @@ def test_crashed_worker_retry_reattaches_to_the_one_session(lite, hook, tmp_path
 
 
 def test_trigger_on_kill_destroys_the_session(lite, hook) -> None:  # type: ignore[no-untyped-def]
-    request = hook.build_session_request(name="trigger-kill", image="python:3.11", command="sleep 120")
+    request = SessionRequest(image="python:3.11", command="sleep 120").body("trigger-kill")
     session_id = hook.create_session(request)["sessionId"]
     wait_for(lambda: session_processes(session_id))
     trigger = BackendAISessionTrigger(session_id, "trigger-kill", "backendai_default")

@@ -55,3 +55,40 @@ def test_request_that_never_fits_fails_at_once(lite, capfd) -> None:  # type: ig
     assert tis["greedy"].state == "failed"
     assert "cuda.shares=500" in "".join(capfd.readouterr())
     assert set(lite.session_ids()) == before  # no session was created
+
+
+def test_capacity_check_counts_every_kernel(lite, capfd) -> None:  # type: ignore[no-untyped-def]
+    before = set(lite.session_ids())
+    tis, _ = run("op_never_fits_cluster")
+    assert tis["two_kernels"].state == "failed"
+    text = "".join(capfd.readouterr())
+    assert (
+        "requests cuda.shares=6 per kernel x 2 kernels = 12 but scaling group 'default' can never provide more "
+        "than 10" in text
+    )
+    assert set(lite.session_ids()) == before
+
+
+def test_keypair_policy_check_counts_every_kernel(tmp_path, monkeypatch, capfd) -> None:  # type: ignore[no-untyped-def]
+    from airflow_provider_fasttrack.lite.config import generate_keypair
+    from airflow_provider_fasttrack.lite.testing import LiteServer
+    from tests.helpers import LOG_FILES, SECRETS, connection_env
+
+    keypair = generate_keypair()
+    limited = {
+        "access_key": keypair.access_key,
+        "secret_key": keypair.secret_key,
+        "total_resource_slots": {"cpu": 4},
+    }
+    with LiteServer(data_dir=tmp_path / "lite", keypairs=[limited]) as server:
+        SECRETS.add(server.secret_key)
+        LOG_FILES.append(server.log_path)
+        monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_DEFAULT", connection_env(server))
+        tis, _ = run("op_never_fits_policy")
+        assert tis["two_kernels"].state == "failed"
+        text = "".join(capfd.readouterr())
+        assert (
+            "requests cpu=3 per kernel x 2 kernels = 6 but the keypair's resource policy can never provide more than 4"
+            in text
+        )
+        assert server.session_ids() == []

@@ -93,12 +93,16 @@ def test_export_loads_into_a_dagbag_like_the_original(
     dag = bag.dags["speech-asr"]
     score = dag.get_task("score")
     assert score.upstream_task_ids == {"adapt-one-node", "adapt-two-nodes"}
-    assert score.session_resources == {"cpu": 1, "mem": "2g", "cuda.shares": "0.5"}
-    assert list(score.mounts) == ["asr-checkpoints"]
-    assert score.env == {"WANDB_API_KEY": "wandb-0000000000", "SAMPLE_RATE": "16000", "SCORE_SPLIT": "test"}
+    assert score.request.resources == {"cpu": 1, "mem": "2g", "cuda.shares": "0.5"}
+    assert list(score.request.mounts) == ["asr-checkpoints"]
+    assert score.request.env == {
+        "WANDB_API_KEY": "wandb-0000000000",
+        "SAMPLE_RATE": "16000",
+        "SCORE_SPLIT": "test",
+    }
     two_nodes = dag.get_task("adapt-two-nodes")
-    assert (two_nodes.cluster_mode, two_nodes.cluster_size) == ("multi-node", 2)
-    assert list(two_nodes.mounts) == ["asr-corpus:corpus", "asr-checkpoints:/mnt/checkpoints"]
+    assert (two_nodes.request.cluster_mode, two_nodes.request.cluster_size) == ("multi-node", 2)
+    assert list(two_nodes.request.mounts) == ["asr-corpus:corpus", "asr-checkpoints:/mnt/checkpoints"]
 
 
 def test_a_subcommand_is_one_registration() -> None:

@@ -56,22 +56,34 @@ def test_example_export_becomes_a_dag(example_bag) -> None:
 def test_operator_arguments_follow_the_yaml(example_bag) -> None:
     dag = example_bag.dags["speech-asr"]
     multi, score = dag.get_task("adapt-two-nodes"), dag.get_task("score")
-    assert score.session_resources == {"cpu": 1, "mem": "2g", "cuda.shares": "0.5"}
-    assert score.resource_opts == {"shmem": "0g"}
-    assert (multi.cluster_mode, multi.cluster_size) == ("multi-node", 2)
-    assert multi.session_resources == {"cpu": 8, "mem": "32g", "cuda.shares": "4"}
-    assert multi.resource_opts == {"shmem": "4g"}
+    assert score.request.resources == {"cpu": 1, "mem": "2g", "cuda.shares": "0.5"}
+    assert score.request.resource_opts == {"shmem": "0g"}
+    assert (multi.request.cluster_mode, multi.request.cluster_size) == ("multi-node", 2)
+    assert multi.request.resources == {"cpu": 8, "mem": "32g", "cuda.shares": "4"}
+    assert multi.request.resource_opts == {"shmem": "4g"}
     assert (
-        multi.command.splitlines()[0]
+        multi.request.command.splitlines()[0]
         == 'ssh sub1 "cd /home/work/corpus && python adapt.py --nodes 2 --rank 1" &'
     )
-    assert list(multi.mounts) == ["asr-corpus:corpus", "asr-checkpoints:/mnt/checkpoints"]
-    assert multi.env == {"WANDB_API_KEY": "wandb-0000000000", "SAMPLE_RATE": "16000", "ADAPT_EPOCHS": "3"}
-    assert score.command == "python /home/work/asr-checkpoints/score.py one two"
-    assert score.image == "cr.backend.ai/cloud/ngc-pytorch:25.01-pytorch2.6-py312-cuda12.8"
-    assert list(score.mounts) == ["asr-checkpoints"]
-    assert score.env == {"WANDB_API_KEY": "wandb-0000000000", "SAMPLE_RATE": "16000", "SCORE_SPLIT": "test"}
-    assert (score.project, score.scaling_group, score.domain) == ("speech", "gpu-a100", "lab")
+    assert list(multi.request.mounts) == ["asr-corpus:corpus", "asr-checkpoints:/mnt/checkpoints"]
+    assert multi.request.env == {
+        "WANDB_API_KEY": "wandb-0000000000",
+        "SAMPLE_RATE": "16000",
+        "ADAPT_EPOCHS": "3",
+    }
+    assert score.request.command == "python /home/work/asr-checkpoints/score.py one two"
+    assert score.request.image == "cr.backend.ai/cloud/ngc-pytorch:25.01-pytorch2.6-py312-cuda12.8"
+    assert list(score.request.mounts) == ["asr-checkpoints"]
+    assert score.request.env == {
+        "WANDB_API_KEY": "wandb-0000000000",
+        "SAMPLE_RATE": "16000",
+        "SCORE_SPLIT": "test",
+    }
+    assert (score.request.project, score.request.scaling_group, score.request.domain) == (
+        "speech",
+        "gpu-a100",
+        "lab",
+    )
     assert score.backendai_conn_id == "backendai_default"
     assert score.artifacts.vfolder == "fasttrack-speech-asr"
     assert score.artifacts.upstream == ("adapt-one-node", "adapt-two-nodes")  # dependency order
@@ -155,12 +167,12 @@ def test_airflow_block_maps_to_the_dag() -> None:
     assert (dag.default_args["owner"], dag.default_args["retries"]) == ("ml-team", 2)
     assert train.retries == 2 and train.retry_delay.total_seconds() == 60
     assert prepare.skip is True and train.skip is False
-    assert prepare.env == {
+    assert prepare.request.env == {
         "SHARED": "task",
         "TOKEN": "{{ conn.hf.password }}",
     }  # the task wins; templates stay
-    assert train.env == {"SHARED": "pipeline", "TOKEN": "{{ conn.hf.password }}"}
-    assert (train.project, train.scaling_group, train.backendai_conn_id) == (
+    assert train.request.env == {"SHARED": "pipeline", "TOKEN": "{{ conn.hf.password }}"}
+    assert (train.request.project, train.request.scaling_group, train.backendai_conn_id) == (
         "research",
         "gpu-a",
         "backendai_lab",
@@ -183,8 +195,9 @@ def test_env_templates_render_at_run_time() -> None:
         load_pipeline_text(AIRFLOW_BLOCK.replace("conn.hf.password", "run_id"), "tuned.yaml")
     )
     task = dag.get_task("prepare")
-    assert "env" in task.template_fields
-    assert task.render_template(task.env, {"run_id": "manual__1"}) == {"SHARED": "task", "TOKEN": "manual__1"}
+    assert task.template_fields == ("request",) and "env" in task.request.template_fields
+    task.render_template_fields({"run_id": "manual__1"})  # Airflow renders the request's fields in place
+    assert task.request.env == {"SHARED": "task", "TOKEN": "manual__1"}
 
 
 def test_dag_serialises(example_path: Path) -> None:

@@ -1,0 +1,92 @@
+"""BackendAISessionTrigger run to completion against a real backendai-lite."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from airflow.sdk._shared.module_loading import import_string
+
+from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+from airflow_provider_fasttrack.hooks.models import SessionState
+from airflow_provider_fasttrack.session_request import SessionRequest
+from airflow_provider_fasttrack.triggers.session import BackendAISessionTrigger
+
+pytestmark = pytest.mark.usefixtures("backendai_conn")
+
+
+def start(hook: BackendAIHook, name: str, command: str) -> str:
+    body = SessionRequest(image="python:3.11", command=command).body(name, defaults=hook.settings)
+    return str(hook.create_session(body)["sessionId"])
+
+
+def run_to_completion(trigger: BackendAISessionTrigger) -> list[dict[str, Any]]:
+    async def collect() -> list[dict[str, Any]]:
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+@pytest.mark.parametrize(
+    ("command", "result", "exit_code"), [("echo done", "SUCCESS", 0), ("echo broken; exit 5", "FAILURE", 5)]
+)
+def test_one_terminal_event_with_the_real_state(hook, command: str, result: str, exit_code: int) -> None:  # type: ignore[no-untyped-def]
+    name = f"trigger-{result.lower()}"
+    session_id = start(hook, name, command)
+    events = run_to_completion(
+        BackendAISessionTrigger(session_id, name, "backendai_default", poll_interval=0.5)
+    )
+    (event,) = events
+    assert (event["status"], event["session_id"], event["session_name"]) == ("terminal", session_id, name)
+    state = SessionState.from_json(event["state"])
+    assert (state.status, state.result, state.exit_code) == ("TERMINATED", result, exit_code)
+    assert state == hook.get_session_state(session_id)
+
+
+def test_a_passed_deadline_gives_the_timeout_event(hook) -> None:  # type: ignore[no-untyped-def]
+    session_id = start(hook, "trigger-deadline", "sleep 120")
+    try:
+        trigger = BackendAISessionTrigger(
+            session_id, "trigger-deadline", "backendai_default", poll_interval=0.5, deadline=time.time() - 1
+        )
+        assert run_to_completion(trigger) == [
+            {
+                "session_id": session_id,
+                "session_name": "trigger-deadline",
+                "status": "timeout",
+                "log_offset": 0,
+            }
+        ]
+        assert not hook.get_session_state(
+            session_id
+        ).is_terminal  # the trigger reports; the operator destroys
+    finally:
+        hook.destroy_session(session_id)
+
+
+def test_an_unknown_session_gives_the_error_event() -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    (event,) = run_to_completion(BackendAISessionTrigger(missing, "trigger-missing", "backendai_default"))
+    assert event["status"] == "error"
+    assert f"session {missing} not found" in event["message"]
+
+
+def test_serialize_round_trip() -> None:
+    trigger = BackendAISessionTrigger(
+        "sid", "ft-name", "backendai_lab", poll_interval=2.0, deadline=1.5e9, log_interval=30.0, log_offset=7
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_fasttrack.triggers.session.BackendAISessionTrigger"
+    rebuilt = import_string(classpath)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert kwargs == {
+        "session_id": "sid",
+        "session_name": "ft-name",
+        "backendai_conn_id": "backendai_lab",
+        "poll_interval": 2.0,
+        "deadline": 1.5e9,
+        "log_interval": 30.0,
+        "log_offset": 7,
+    }
