@@ -50,9 +50,10 @@ COMPUTE_SESSION_QUERY = (
     "containers { cluster_role status status_data } } }"
 )
 
+#: ``access_key`` keeps an admin keypair to its own sessions, as a name is unique per owner only
 SESSION_LIST_QUERY = (
-    "query($filter: String) { compute_session_list(limit: 100, offset: 0, filter: $filter) "
-    "{ items { id name status } } }"
+    "query($filter: String, $access_key: String) { compute_session_list(limit: 100, offset: 0, "
+    "filter: $filter, access_key: $access_key) { items { id name status } } }"
 )
 
 
@@ -98,7 +99,13 @@ class BackendAIHook(BackendAIBaseHook):
         data = self._call(
             ADMIN_GQL,
             retry=retry,
-            json={"query": SESSION_LIST_QUERY, "variables": {"filter": f"name == {json.dumps(name)}"}},
+            json={
+                "query": SESSION_LIST_QUERY,
+                "variables": {
+                    "filter": f"name == {json.dumps(name)}",
+                    "access_key": self.settings.access_key,
+                },
+            },
         )
         payload = data.get("data", data) if isinstance(data, Mapping) else {}
         return list(((payload or {}).get("compute_session_list") or {}).get("items") or [])

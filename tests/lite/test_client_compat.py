@@ -131,3 +131,23 @@ def test_vfolders_by_id(two_owners: tuple[LiteServer, dict[str, Any], dict[str, 
         as_admin.post("/folders", json={"name": "by-name"})
         assert as_admin.delete("/folders/by-name").status_code == 204
         assert as_admin.post("/folders", json={"name": "by-name"}).status_code == 201
+
+
+def test_the_hook_finds_only_its_own_sessions_of_a_name(two_owners, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An admin keypair's name lookup (the lost-answer path of create_session) skips other owners' sessions."""
+    from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+    from tests.helpers import connection_env
+
+    server, admin, user = two_owners
+    name = f"same-name-{uuid.uuid4().hex[:8]}"
+    with _client(server, user) as http:
+        theirs = create_session(http, "true", name=name)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BACKENDAI_ADMIN",
+        connection_env(server, access_key=admin["access_key"], secret_key=admin["secret_key"]),
+    )
+    hook = BackendAIHook("backendai_admin")
+    assert [item["id"] for item in hook.find_sessions(name)] == []
+    with _client(server, admin) as http:  # the admin does see the session without the owner filter
+        everyone = _gql(http, SESSIONS)["data"]["compute_session_list"]["items"]
+    assert theirs["sessionId"] and name in [item["name"] for item in everyone]
