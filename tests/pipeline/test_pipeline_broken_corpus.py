@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline
+from airflow_provider_fasttrack.exceptions import PipelineSpecError
+from airflow_provider_fasttrack.pipeline.validate import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = sorted((Path(__file__).resolve().parent / "broken").glob("*.yaml"))
@@ -99,7 +100,7 @@ def test_broken_pipeline_gives_one_line_error(path: Path) -> None:
     assert "\n" not in text and "Traceback" not in text
     assert (first.file, first.line) == (path.name, _marker_line(path)), text
     if path.stem in NO_FIELD:
-        assert re.match(rf"^{re.escape(path.name)}:\d+:\d+ \S", text), text
+        assert re.match(rf"^{re.escape(path.name)}:\d+:\d+: \S", text), text
     else:
         assert text.startswith(f"{path.name}:{first.line}:{first.column} {field}: "), text
     assert fragment in text
@@ -114,8 +115,8 @@ def test_validate_cli_reports_every_file_without_traceback(run_cli) -> None:
     for path in BROKEN:
         mine = [line for line in lines if line.startswith(f"{path}:")]
         assert mine, f"no error line for {path.name}"
-        assert all(re.match(rf"^{re.escape(str(path))}:\d+:\d+ ", line) for line in mine)
-    assert len(lines) == sum(1 for line in lines if re.match(r"^\S+\.yaml:\d+:\d+ ", line))
+        assert all(re.match(rf"^{re.escape(str(path))}:\d+:\d+:? ", line) for line in mine)
+    assert len(lines) == sum(1 for line in lines if re.match(r"^\S+\.yaml:\d+:\d+:? ", line))
 
 
 def test_console_script_exit_status(example_path: Path) -> None:
