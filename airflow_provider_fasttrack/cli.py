@@ -32,8 +32,8 @@ def _pipelines_dir() -> Path:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from airflow_provider_fasttrack.pipeline.factory import build_pipeline, check_serialisable
     from airflow_provider_fasttrack.exceptions import PipelineSpecError
+    from airflow_provider_fasttrack.pipeline.factory import build_pipeline, check_serialisable
     from airflow_provider_fasttrack.pipeline.validate import load_pipeline
 
     failed = 0
@@ -100,8 +100,8 @@ def register_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _load_one(target: str) -> tuple[object, Path]:
     """A pipeline named by file or by DAG id (looked up in the pipelines folder)."""
-    from airflow_provider_fasttrack.pipeline.loader import load_spec_cached, pipeline_files
     from airflow_provider_fasttrack.exceptions import PipelineSpecError
+    from airflow_provider_fasttrack.pipeline.loader import load_spec_cached, pipeline_files
     from airflow_provider_fasttrack.pipeline.validate import load_pipeline
 
     path = Path(target)

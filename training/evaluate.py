@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from training.exceptions import BaseModelError, ConfigError, DatasetError, EvaluationError
 from training.data import load_splits
+from training.exceptions import BaseModelError, ConfigError, DatasetError, EvaluationError
 from training.judge import Judge, JudgeItem, LocalJudge, OpenAIJudge, Verdict
 from training.models import (
     Hardware,

@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 
 from training.config import FinetuneConfig, load_config, preset_names, preset_path
-from training.exceptions import BaseModelError, ConfigError, DatasetError
 from training.data import load_splits
+from training.exceptions import BaseModelError, ConfigError, DatasetError
 from training.models import (
     Hardware,
     choose_attention,

@@ -187,7 +187,9 @@ def load_model(
     except YamlDocumentError as exc:
         raise error([*issues, *exc.issues]) from None
     except ValidationError as exc:
-        raise error([*issues, *validation_issues(exc, document, overrides=overrides, secret=secret)]) from None
+        raise error(
+            [*issues, *validation_issues(exc, document, overrides=overrides, secret=secret)]
+        ) from None
     if issues:
         raise error(issues)
     return value, document
@@ -354,7 +356,9 @@ def _check_extent(root: yaml.Node) -> None:
         if children_done:
             parts = [extent[id(child)] for child in _children(node)]
             size = 1 + sum(p[0] for p in parts)
-            depth = (1 if isinstance(node, yaml.CollectionNode) else 0) + max((p[1] for p in parts), default=0)
+            depth = (1 if isinstance(node, yaml.CollectionNode) else 0) + max(
+                (p[1] for p in parts), default=0
+            )
             on_path.discard(key)
             extent[key] = (size, depth)
             if size > MAX_NODES:

@@ -65,7 +65,9 @@ def load_spec_cached(path: Path, display_name: str) -> LoadedPipeline:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise PipelineSpecError([Issue(display_name, 0, 0, (), f"cannot read the file: {exc.strerror or exc}")]) from None
+        raise PipelineSpecError(
+            [Issue(display_name, 0, 0, (), f"cannot read the file: {exc.strerror or exc}")]
+        ) from None
     key = (display_name, hashlib.sha256(raw).hexdigest())
     cached = _SPEC_CACHE.get(key)
     if cached is None:

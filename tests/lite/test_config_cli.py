@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_fasttrack import slots as slotlib
-from airflow_provider_fasttrack.lite.cli import main
 from airflow_provider_fasttrack.exceptions import LiteConfigError
+from airflow_provider_fasttrack.lite.cli import main
 from airflow_provider_fasttrack.lite.config import LiteConfig, load_config
 from airflow_provider_fasttrack.lite.scheduler import decide
 
@@ -36,7 +36,9 @@ def test_config_bad_yaml_and_bad_slot(tmp_path: Path) -> None:
         load_config(slots)
     twice = tmp_path / "twice.yaml"
     twice.write_text("faults:\n  error_rate: 0.1\n  error_rate: 0.5\n")
-    with pytest.raises(LiteConfigError, match=r"twice.yaml:3:3 faults.error_rate: duplicate key 'error_rate'"):
+    with pytest.raises(
+        LiteConfigError, match=r"twice.yaml:3:3 faults.error_rate: duplicate key 'error_rate'"
+    ):
         load_config(twice)
 
 

@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_fasttrack.pipeline.factory import build_pipeline
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
+from airflow_provider_fasttrack.pipeline.factory import build_pipeline
 from airflow_provider_fasttrack.pipeline.validate import load_pipeline_text
 
 HERE = Path(__file__).resolve().parent
