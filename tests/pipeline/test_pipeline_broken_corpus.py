@@ -18,7 +18,11 @@ from airflow_provider_fasttrack.pipeline.validate import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = sorted((Path(__file__).resolve().parent / "broken").glob("*.yaml"))
-NO_FIELD = {"yaml_syntax", "not_mapping", "integer_too_long"}  # refused while parsing: there is no field to name
+NO_FIELD = {
+    "yaml_syntax",
+    "not_mapping",
+    "integer_too_long",
+}  # refused while parsing: there is no field to name
 
 #: (field path of the first error, a fragment of its reason)
 EXPECTED = {
