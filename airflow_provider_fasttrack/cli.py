@@ -32,8 +32,9 @@ def _pipelines_dir() -> Path:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from airflow_provider_fasttrack.exceptions import PipelineSpecError
     from airflow_provider_fasttrack.pipeline.factory import build_pipeline, check_serialisable
-    from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline
+    from airflow_provider_fasttrack.pipeline.validate import load_pipeline
 
     failed = 0
     dag_ids: dict[str, str] = {}
@@ -99,8 +100,9 @@ def register_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _load_one(target: str) -> tuple[object, Path]:
     """A pipeline named by file or by DAG id (looked up in the pipelines folder)."""
+    from airflow_provider_fasttrack.exceptions import PipelineSpecError
     from airflow_provider_fasttrack.pipeline.loader import load_spec_cached, pipeline_files
-    from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline
+    from airflow_provider_fasttrack.pipeline.validate import load_pipeline
 
     path = Path(target)
     if path.is_file():
@@ -223,8 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fasttrack`` console script."""
-    from airflow_provider_fasttrack.exceptions import BackendAIError
-    from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError
+    from airflow_provider_fasttrack.exceptions import BackendAIError, PipelineSpecError
 
     args = build_parser().parse_args(argv)
     with contextlib.redirect_stdout(sys.stderr):  # Airflow's start-up logging must not mix into exports

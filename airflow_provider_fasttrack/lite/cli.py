@@ -11,8 +11,8 @@ import socket
 import sys
 from pathlib import Path
 
+from airflow_provider_fasttrack.exceptions import LiteConfigError
 from airflow_provider_fasttrack.lite.config import (
-    ConfigError,
     KeypairConfig,
     LiteConfig,
     generate_keypair,
@@ -78,7 +78,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     try:
         config: LiteConfig = load_config(args.config)
-    except ConfigError as exc:
+    except LiteConfigError as exc:
         print(f"backendai-lite: {exc}", file=sys.stderr)
         return 2
     data_dir = (args.data_dir or Path(DEFAULT_DATA_DIR)).expanduser().resolve()

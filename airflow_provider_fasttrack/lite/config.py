@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from airflow_provider_fasttrack import slots as slotlib
-from airflow_provider_fasttrack.pipeline.source import parse_yaml
+from airflow_provider_fasttrack.exceptions import LiteConfigError
+from training.yamldoc import load_model
 
 __all__ = [
-    "ConfigError",
     "FaultConfig",
     "ImageMapping",
     "KeypairConfig",
@@ -26,10 +25,6 @@ __all__ = [
     "generate_keypair",
     "load_config",
 ]
-
-
-class ConfigError(ValueError):
-    """The configuration file is invalid; the message names the file, the field and the line."""
 
 
 class _Model(BaseModel):
@@ -196,30 +191,15 @@ def generate_keypair() -> KeypairConfig:
 
 
 def load_config(path: str | os.PathLike[str] | None) -> LiteConfig:
-    """Load and validate the YAML configuration; ``None`` gives the defaults."""
+    """Load and validate the YAML configuration; ``None`` gives the defaults. Raises :class:`LiteConfigError`."""
     if path is None:
         return LiteConfig()
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read the configuration: {exc.strerror}") from exc
-    try:
-        document = parse_yaml(text, str(file))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{file}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if duplicates := document.duplicate_key_issues():
-        raise ConfigError("\n".join(map(str, duplicates)))
-    data = {} if document.data is None else document.data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}:1:1: the configuration must be a mapping")
-    try:
-        return LiteConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            str(document.issue(tuple(error["loc"]), error["msg"], key=error["type"] == "extra_forbidden"))
-            for error in exc.errors(include_input=False, include_url=False)
-        ]
-        raise ConfigError("\n".join(problems)) from None
+    config, _ = load_model(
+        Path(path),
+        LiteConfig,
+        what="the configuration",
+        empty_is_mapping=True,
+        secret=lambda loc: "secret_key" in loc,
+        error=LiteConfigError,
+    )
+    return config

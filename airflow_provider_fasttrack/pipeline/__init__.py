@@ -2,9 +2,9 @@
 
 Layers, each a module with one job::
 
-    source     YAML text -> data, remembering line:column of every key and value
     spec       pydantic models of the format (FastTrack's fields + the ``airflow:`` block)
-    validate   load + check a file; every problem one ``Issue`` (file:line:column field.path: reason)
+    validate   load + check a file (through ``training.yamldoc``, which keeps line:column of every value);
+               every problem one ``Issue`` (file:line:column field.path: reason); cron rules live in ``schedule``
     entities   checked spec -> neutral task/pipeline description (merged envs, artifacts, trigger rule)
     factory    entities -> DAG with one ``BackendAISessionOperator`` per task (``build_operator``)
     schedule   cron/preset -> timetable; maximum number of runs -> ``end_date``

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.pipeline.entities import (
     TRIGGER_RULE,
     PipelineGraph,
@@ -14,9 +15,9 @@ from airflow_provider_fasttrack.pipeline.entities import (
 )
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
 from airflow_provider_fasttrack.pipeline.schedule import aware, last_run_date, timetable_for
-from airflow_provider_fasttrack.pipeline.source import YamlDocument
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
-from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, PipelineSpecError, load_pipeline
+from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, load_pipeline
+from training.yamldoc import YamlDocument
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG, BaseOperator

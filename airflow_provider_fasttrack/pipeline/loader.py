@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_fasttrack.exceptions import PipelineImportError, PipelineSpecError, PipelineWarning
 from airflow_provider_fasttrack.pipeline.factory import build_pipeline
-from airflow_provider_fasttrack.pipeline.source import Issue
-from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, PipelineSpecError, load_pipeline_text
+from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, load_pipeline_text
+from training.yamldoc import Issue, decode
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PIPELINES_DIR_ENV",
     "FolderResult",
-    "PipelineImportError",
-    "PipelineWarning",
     "load_folder",
     "load_spec_cached",
     "pipeline_files",
@@ -39,14 +38,6 @@ PIPELINES_DIR_ENV = "FASTTRACK_PIPELINES_DIR"
 PATTERNS = ("*.yaml", "*.yml")
 
 _SPEC_CACHE: dict[tuple[str, str], LoadedPipeline | PipelineSpecError] = {}
-
-
-class PipelineWarning(UserWarning):
-    """A pipeline file loaded but has something worth fixing (e.g. an unknown field)."""
-
-
-class PipelineImportError(Exception):
-    """One or more pipeline files could not become DAGs; one line per problem."""
 
 
 @dataclass
@@ -74,16 +65,14 @@ def load_spec_cached(path: Path, display_name: str) -> LoadedPipeline:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise PipelineSpecError([Issue(display_name, 1, 1, (), f"cannot read the file: {exc}")]) from None
+        raise PipelineSpecError(
+            [Issue(display_name, 0, 0, (), f"cannot read the file: {exc.strerror or exc}")]
+        ) from None
     key = (display_name, hashlib.sha256(raw).hexdigest())
     cached = _SPEC_CACHE.get(key)
     if cached is None:
         try:
-            cached = load_pipeline_text(raw.decode("utf-8"), display_name)
-        except UnicodeDecodeError as exc:
-            cached = PipelineSpecError(
-                [Issue(display_name, 1, 1, (), f"the file is not UTF-8 text: {exc.reason}")]
-            )
+            cached = load_pipeline_text(decode(raw, display_name, PipelineSpecError), display_name)
         except PipelineSpecError as exc:
             cached = exc
         _SPEC_CACHE[key] = cached

@@ -11,12 +11,36 @@ from typing import TYPE_CHECKING, Any
 
 import pendulum
 
-from airflow_provider_fasttrack.pipeline.validate import CRON_PRESETS, UNTIMED_PRESETS
-
 if TYPE_CHECKING:
     from pendulum import DateTime
 
-__all__ = ["aware", "last_run_date", "timetable_for"]
+__all__ = ["CRON_PRESETS", "UNTIMED_PRESETS", "aware", "last_run_date", "schedule_problem", "timetable_for"]
+
+#: Presets that stand for a cron expression.
+CRON_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+}
+#: Presets without a time of day: one run, or one run after another.
+UNTIMED_PRESETS = {"@once", "@continuous"}
+
+
+def schedule_problem(schedule: str) -> str | None:
+    """Why ``schedule`` is not a cron expression or preset, or ``None`` when it is one."""
+    if schedule in UNTIMED_PRESETS or schedule in CRON_PRESETS:
+        return None
+    if schedule.startswith("@"):
+        presets = ", ".join(sorted([*CRON_PRESETS, *UNTIMED_PRESETS]))
+        return f"{schedule!r} is not a schedule preset ({presets})"
+    from croniter import croniter
+
+    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        return f"{schedule!r} is not a cron expression (minute hour day month weekday, e.g. '0 3 * * *')"
+    return None
 
 
 def aware(value: dt.datetime | None, timezone: str) -> DateTime | None:

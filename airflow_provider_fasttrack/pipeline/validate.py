@@ -1,4 +1,9 @@
-"""Load a pipeline file into a checked :class:`PipelineSpec`, or collect one-line errors with file:line:column."""
+"""Load a pipeline file into a checked :class:`PipelineSpec`, or collect one-line errors with file:line:column.
+
+Reading, parsing and pydantic's part go through :func:`training.yamldoc.load_model`; this module adds what the
+field types cannot say (names, the task graph, slots, mounts, templates, the schedule). Checking never changes
+the parsed spec: the checked spec, with canonical resource values, is a new one.
+"""
 
 from __future__ import annotations
 
@@ -10,40 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from airflow_provider_fasttrack.pipeline.source import Issue, Loc, YamlDocument, parse_yaml
-from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
+from airflow_provider_fasttrack.exceptions import PipelineSpecError
+from airflow_provider_fasttrack.mounts import VFOLDER_NAME, Mount
+from airflow_provider_fasttrack.pipeline.schedule import UNTIMED_PRESETS, schedule_problem
+from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
 from airflow_provider_fasttrack.slots import normalize_memory, normalize_slot, parse_memory
+from training.yamldoc import Issue, Loc, YamlDocument, load_model
 
-__all__ = ["LoadedPipeline", "PipelineSpecError", "load_pipeline", "load_pipeline_text"]
+__all__ = ["LoadedPipeline", "load_pipeline", "load_pipeline_text"]
 
-TASK_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
-DAG_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Names are matched in full (``re.fullmatch``): a trailing newline is not part of a name.
+TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+DAG_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE)
-VFOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MOUNT_ALIAS = re.compile(r"^[A-Za-z0-9_./-]+$")
-CRON_PRESETS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@quarterly": "0 0 1 */3 *",
-    "@yearly": "0 0 1 1 *",
-}
-UNTIMED_PRESETS = {"@once", "@continuous"}
-_UNION_TAGS = {"bool", "str", "int", "float", "datetime", "date", "none"}
 _JINJA = jinja2.Environment()
-
-
-class PipelineSpecError(ValueError):
-    """A pipeline file that cannot become a DAG; ``issues`` holds one :class:`Issue` per problem."""
-
-    def __init__(self, issues: list[Issue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(str(issue) for issue in issues))
 
 
 @dataclass
@@ -61,90 +49,56 @@ def load_pipeline(path: str | Path, *, display_name: str | None = None) -> Loade
     ``display_name`` is the name used in messages (default: the file name).
     """
     path = Path(path)
-    name = display_name or path.name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PipelineSpecError([Issue(name, 1, 1, (), f"cannot read the file: {exc}")]) from None
-    return load_pipeline_text(text, name)
+    return _load(path, display_name or path.name)
 
 
 def load_pipeline_text(text: str, name: str) -> LoadedPipeline:
     """Check the pipeline in ``text``; ``name`` is the file name used in messages."""
-    try:
-        doc = parse_yaml(text, name)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise PipelineSpecError([Issue(name, line, column, (), f"YAML syntax error: {problem}")]) from None
-    except yaml.reader.ReaderError as exc:
-        before = text[: exc.position]
-        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
-        problem = f"character {exc.character!r} is not allowed in YAML ({exc.reason})"
-        raise PipelineSpecError([Issue(name, line, column, (), problem)]) from None
-    except yaml.YAMLError as exc:
-        raise PipelineSpecError(
-            [Issue(name, 1, 1, (), f"YAML error: {' '.join(str(exc).split())}")]
-        ) from None
+    return _load(text, name)
 
-    issues = doc.duplicate_key_issues()
-    if not isinstance(doc.data, dict):
-        issues.append(doc.issue((), "a pipeline file must be a mapping with at least 'name' and 'tasks'"))
-        raise PipelineSpecError(issues)
-    try:
-        spec = PipelineSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        issues.extend(_pydantic_issues(exc, doc))
-        raise PipelineSpecError(issues) from None
-    checked = list(_check(spec, doc))
-    issues.extend(i for i in checked if i.severity == "error")
-    if issues:
-        raise PipelineSpecError(issues)
+
+def _load(source: Path | str, name: str) -> LoadedPipeline:
+    parsed, doc = load_model(
+        source,
+        PipelineSpec,
+        name=name,
+        what="a pipeline file",
+        secret=lambda loc: "envs" in loc,  # environment values may be secrets: never echo them
+        error=PipelineSpecError,
+    )
+    spec, normalized = _normalized(parsed, doc)
+    checked = [*normalized, *_check(spec, doc)]
+    errors = sorted((i for i in checked if i.severity == "error"), key=lambda i: (i.line, i.column))
+    if errors:
+        raise PipelineSpecError(errors)
     warnings = [i for i in checked if i.severity == "warning"]
     warnings.extend(_unknown_fields(spec, (), doc))
     return LoadedPipeline(spec=spec, document=doc, warnings=warnings)
 
 
-def _pydantic_issues(exc: ValidationError, doc: YamlDocument) -> list[Issue]:
-    issues = []
-    for err in exc.errors(include_url=False):
-        loc = _clean_loc(tuple(err["loc"]), doc)
-        kind = err["type"]
-        value = err.get("input")
-        if "envs" in loc:  # environment values may be secrets: never echo them
-            value = "<value>"
-        if kind == "missing":
-            issues.append(doc.issue(loc, "required field is missing"))
-        elif kind == "extra_forbidden":
-            issues.append(doc.issue(loc, "unknown field in the airflow block", key=True))
-        elif kind in ("value_error", "assertion_error"):
-            issues.append(doc.issue(loc, str(err.get("ctx", {}).get("error", err["msg"]))))
-        elif kind == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "")
-            issues.append(doc.issue(loc, f"{_short(value)} is not allowed (use {expected})"))
-        else:
-            message = err["msg"][:1].lower() + err["msg"][1:]
-            issues.append(doc.issue(loc, f"{_short(value)} is not valid: {message}"))
-    return issues
-
-
-def _clean_loc(loc: Loc, doc: YamlDocument) -> Loc:
-    """Drop pydantic's internal parts (union members, ``[key]``) so the path matches the YAML."""
-    cleaned: list[str | int] = []
-    for part in loc:
-        internal = isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
-        if internal and (*cleaned, part) not in doc.value_marks:
+def _normalized(spec: PipelineSpec, doc: YamlDocument) -> tuple[PipelineSpec, list[Issue]]:
+    """A copy of ``spec`` whose resources are in canonical form, and the problems found on the way."""
+    issues: list[Issue] = []
+    tasks: list[TaskSpec] = []
+    for index, task in enumerate(spec.tasks):
+        loc: Loc = ("tasks", index)
+        if task.type == "serving":  # refused by the checks as a whole
+            tasks.append(task)
             continue
-        cleaned.append(part)
-    return tuple(cleaned)
-
-
-def _short(value: Any) -> str:
-    if value == "<value>":
-        return "the value"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+        resources = dict(task.resources)
+        for slot, value in task.resources.items():
+            try:
+                resources[slot] = normalize_slot(str(slot), value)
+            except ValueError as exc:
+                issues.append(doc.issue((*loc, "resources", str(slot)), str(exc)))
+        options = dict(task.resource_opts)
+        if "shmem" in options:
+            try:
+                options["shmem"] = normalize_memory(options["shmem"])
+            except ValueError as exc:
+                issues.append(doc.issue((*loc, "resource_opts", "shmem"), str(exc)))
+        tasks.append(task.model_copy(update={"resources": resources, "resource_opts": options}))
+    return spec.model_copy(update={"tasks": tasks}), issues
 
 
 def _check(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
@@ -157,7 +111,7 @@ def _check(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
     first_index: dict[str, int] = {}
     for index, task in enumerate(spec.tasks):
         loc: Loc = ("tasks", index)
-        if not TASK_NAME.match(task.name):
+        if not TASK_NAME.fullmatch(task.name):
             yield doc.issue(
                 (*loc, "name"), f"{task.name!r} is not a task name (letters, digits, '_', '.', '-')"
             )
@@ -195,29 +149,18 @@ def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> It
         yield doc.issue(
             (*loc, "module_uri"), "module_uri is ignored: the command runs as written", severity="warning"
         )
-    for slot, value in list(task.resources.items()):
-        try:
-            task.resources[slot] = normalize_slot(str(slot), value)
-        except ValueError as exc:
-            yield doc.issue((*loc, "resources", str(slot)), str(exc))
-    for option, value in list(task.resource_opts.items()):
-        if option == "shmem":
-            try:
-                task.resource_opts[option] = normalize_memory(value)
-            except ValueError as exc:
-                yield doc.issue((*loc, "resource_opts", option), str(exc))
     yield from _check_shmem(task.resources.get("mem"), task.resource_opts.get("shmem"), loc, doc)
     seen_vfolders: set[str] = set()
-    for m_index, mount in enumerate(task.mounts):
-        problem = _mount_problem(mount)
+    for m_index, text in enumerate(task.mounts):
         mount_loc = (*loc, "mounts", m_index)
-        if problem:
-            yield doc.issue(mount_loc, problem)
+        try:
+            mount = Mount.parse(text)
+        except ValueError as exc:
+            yield doc.issue(mount_loc, str(exc))
             continue
-        vfolder = mount.partition(":")[0]
-        if vfolder in seen_vfolders:
-            yield doc.issue(mount_loc, f"vfolder {vfolder!r} is mounted twice")
-        seen_vfolders.add(vfolder)
+        if mount.name in seen_vfolders:
+            yield doc.issue(mount_loc, f"vfolder {mount.name!r} is mounted twice")
+        seen_vfolders.add(mount.name)
     yield from _check_envs(task.environment.envs, (*loc, "environment", "envs"), doc)
 
 
@@ -232,22 +175,9 @@ def _check_shmem(mem: Any, shmem: Any, loc: Loc, doc: YamlDocument) -> Iterator[
         yield doc.issue((*loc, "resource_opts", "shmem"), f"shmem {shmem} must be smaller than mem {mem}")
 
 
-def _mount_problem(mount: str) -> str | None:
-    name, sep, alias = mount.strip().partition(":")
-    if not VFOLDER.match(name):
-        return f"{mount!r} is not a mount: use 'vfolder' or 'vfolder:alias' (vfolder names: letters, digits, '.', '_', '-')"
-    if sep and not alias:
-        return f"{mount!r}: the alias after ':' is empty"
-    if alias and (not MOUNT_ALIAS.match(alias) or ".." in alias.split("/")):
-        return (
-            f"{mount!r}: {alias!r} is not a mount alias (a relative or absolute path without '..' or spaces)"
-        )
-    return None
-
-
 def _check_envs(envs: dict[str, str], loc: Loc, doc: YamlDocument) -> Iterator[Issue]:
     for key, value in envs.items():
-        if not ENV_NAME.match(key):
+        if not ENV_NAME.fullmatch(key):
             yield doc.issue((*loc, key), f"{key!r} is not an environment variable name", key=True)
         if "{{" in value or "{%" in value:
             try:
@@ -288,13 +218,13 @@ def _check_graph(spec: PipelineSpec, doc: YamlDocument, index_of: dict[str, int]
 def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
     options = spec.airflow
     loc: Loc = ("airflow",)
-    if options.dag_id is not None and not DAG_ID.match(options.dag_id):
+    if options.dag_id is not None and not DAG_ID.fullmatch(options.dag_id):
         yield doc.issue(
             (*loc, "dag_id"), f"{options.dag_id!r} is not a DAG id (letters, digits, '_', '.', '-')"
         )
-    elif not DAG_ID.match(spec.dag_id):
+    elif not DAG_ID.fullmatch(spec.dag_id):
         yield doc.issue(("name",), f"{spec.name!r} gives no valid DAG id; set airflow.dag_id")
-    if options.vfolder is not None and not VFOLDER.match(options.vfolder):
+    if options.vfolder is not None and not VFOLDER_NAME.fullmatch(options.vfolder):
         yield doc.issue((*loc, "vfolder"), f"{options.vfolder!r} is not a vfolder name")
     try:
         import pendulum
@@ -328,20 +258,6 @@ def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
                 yield doc.issue(
                     (*loc, "notifications", "slack", event), f"template syntax error: {exc.message}"
                 )
-
-
-def schedule_problem(schedule: str) -> str | None:
-    """Why ``schedule`` is not a cron expression or preset, or ``None`` when it is one."""
-    if schedule in UNTIMED_PRESETS or schedule in CRON_PRESETS:
-        return None
-    if schedule.startswith("@"):
-        presets = ", ".join(sorted([*CRON_PRESETS, *UNTIMED_PRESETS]))
-        return f"{schedule!r} is not a schedule preset ({presets})"
-    from croniter import croniter
-
-    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
-        return f"{schedule!r} is not a cron expression (minute hour day month weekday, e.g. '0 3 * * *')"
-    return None
 
 
 def _unknown_fields(model: BaseModel, loc: Loc, doc: YamlDocument) -> Iterator[Issue]:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_fasttrack import slots as slotlib
+from airflow_provider_fasttrack.exceptions import LiteConfigError
 from airflow_provider_fasttrack.lite.cli import main
-from airflow_provider_fasttrack.lite.config import ConfigError, LiteConfig, load_config
+from airflow_provider_fasttrack.lite.config import LiteConfig, load_config
 from airflow_provider_fasttrack.lite.scheduler import decide
 
 
@@ -17,7 +18,7 @@ def test_config_error_names_file_field_and_line(tmp_path: Path) -> None:
     path.write_text(
         "keypairs:\n  - access_key: AKIATEST\n    secret_key: s3cr3t-value-1234\nfaults:\n  error_rate: 2\n"
     )
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(LiteConfigError) as caught:
         load_config(path)
     message = str(caught.value)
     assert str(path) in message and "faults.error_rate" in message and f"{path}:5:" in message
@@ -27,15 +28,17 @@ def test_config_error_names_file_field_and_line(tmp_path: Path) -> None:
 def test_config_bad_yaml_and_bad_slot(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("keypairs: [\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(LiteConfigError, match=r"broken.yaml:\d+:\d+: YAML syntax error: "):
         load_config(broken)
     slots = tmp_path / "slots.yaml"
     slots.write_text("scaling_groups:\n  default:\n    slots: {mem: lots}\n")
-    with pytest.raises(ConfigError, match="mem"):
+    with pytest.raises(LiteConfigError, match="mem"):
         load_config(slots)
     twice = tmp_path / "twice.yaml"
     twice.write_text("faults:\n  error_rate: 0.1\n  error_rate: 0.5\n")
-    with pytest.raises(ConfigError, match=r"twice.yaml:3:3 faults.error_rate: duplicate key 'error_rate'"):
+    with pytest.raises(
+        LiteConfigError, match=r"twice.yaml:3:3 faults.error_rate: duplicate key 'error_rate'"
+    ):
         load_config(twice)
 
 

@@ -13,26 +13,34 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline
+from airflow_provider_fasttrack.exceptions import PipelineSpecError
+from airflow_provider_fasttrack.pipeline.validate import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = sorted((Path(__file__).resolve().parent / "broken").glob("*.yaml"))
-NO_FIELD = {"yaml_syntax", "not_mapping"}  # the file is not a mapping: there is no field to name
+NO_FIELD = {
+    "yaml_syntax",
+    "not_mapping",
+    "integer_too_long",
+}  # refused while parsing: there is no field to name
 
 #: (field path of the first error, a fragment of its reason)
 EXPECTED = {
     "airflow_bad_cron": ("airflow.schedule", "is not a cron expression"),
     "airflow_bad_dag_id": ("airflow.dag_id", "is not a DAG id"),
+    "airflow_dag_id_newline": ("airflow.dag_id", "'demo\\n' is not a DAG id"),
     "airflow_bad_preset": ("airflow.schedule", "is not a schedule preset"),
     "airflow_max_runs_no_schedule": ("airflow.max_runs", "needs a cron or preset schedule"),
     "airflow_max_runs_no_start": ("airflow.max_runs", "needs start_date"),
     "airflow_max_runs_zero": ("airflow.max_runs", "greater than or equal to 1"),
     "airflow_pool_policy": ("airflow.pool_policy", "'all' is not allowed"),
     "airflow_retries_negative": ("airflow.retries", "greater than or equal to 0"),
+    "airflow_retry_delay_inf": ("airflow.retry_delay_seconds", "finite number"),
     "airflow_start_date": ("airflow.start_date", "valid datetime"),
     "airflow_timezone": ("airflow.timezone", "is not a time zone"),
     "airflow_unknown_field": ("airflow.schedul", "unknown field"),
     "airflow_vfolder": ("airflow.vfolder", "is not a vfolder name"),
+    "airflow_vfolder_newline": ("airflow.vfolder", "'data\\n' is not a vfolder name"),
     "bad_cluster_mode": ("tasks[0].cluster_mode", "'multi' is not allowed"),
     "bad_type": ("tasks[0].type", "'Batch' is not allowed"),
     "blank_command": ("tasks[0].command", "command is empty"),
@@ -47,8 +55,10 @@ EXPECTED = {
     "duplicate_task": ("tasks[1].name", "duplicate task name 'prepare'"),
     "empty_command": ("tasks[0].command", "command is empty"),
     "env_name": ("tasks[0].environment.envs.1BAD", "not an environment variable name"),
+    "env_name_newline": ("tasks[0].environment.envs['TOKEN_DIR\\n']", "not an environment variable name"),
     "env_null": ("environment.envs.TOKEN", "needs a value"),
     "env_template": ("environment.envs.TOKEN", "template syntax error"),
+    "integer_too_long": ("", "the integer has more than 4300 digits"),
     "image_space": ("tasks[0].environment.image", "not an image reference"),
     "mem_gb": ("tasks[1].resources.mem", "'16gb' is not a memory size (use 16g or 512m)"),
     "missing_command": ("tasks[0].command", "command is empty"),
@@ -72,6 +82,10 @@ EXPECTED = {
     "slack_template": ("airflow.notifications.slack.on_success", "template syntax error"),
     "slack_unknown_field": ("airflow.notifications.slack.channel", "unknown field"),
     "task_name_bad": ("tasks[0].name", "is not a task name"),
+    "task_name_newline": ("tasks[0].name", "'prepare\\n' is not a task name"),
+    "type_empty": ("tasks[0].type", "'' is not allowed (use 'Custom Task', 'default' or 'serving')"),
+    "type_null": ("tasks[0].type", "None is not allowed (use 'Custom Task', 'default' or 'serving')"),
+    "type_zero": ("tasks[0].type", "0 is not allowed (use 'Custom Task', 'default' or 'serving')"),
     "unknown_dependency": ("tasks[1].dependencies[0]", "unknown dependency 'prepair'"),
     "unknown_slot": ("tasks[1].resources.gpu", "unknown resource slot 'gpu'"),
     "yaml_syntax": ("", "YAML syntax error"),
@@ -99,7 +113,7 @@ def test_broken_pipeline_gives_one_line_error(path: Path) -> None:
     assert "\n" not in text and "Traceback" not in text
     assert (first.file, first.line) == (path.name, _marker_line(path)), text
     if path.stem in NO_FIELD:
-        assert re.match(rf"^{re.escape(path.name)}:\d+:\d+ \S", text), text
+        assert re.match(rf"^{re.escape(path.name)}:\d+:\d+: \S", text), text
     else:
         assert text.startswith(f"{path.name}:{first.line}:{first.column} {field}: "), text
     assert fragment in text
@@ -114,8 +128,8 @@ def test_validate_cli_reports_every_file_without_traceback(run_cli) -> None:
     for path in BROKEN:
         mine = [line for line in lines if line.startswith(f"{path}:")]
         assert mine, f"no error line for {path.name}"
-        assert all(re.match(rf"^{re.escape(str(path))}:\d+:\d+ ", line) for line in mine)
-    assert len(lines) == sum(1 for line in lines if re.match(r"^\S+\.yaml:\d+:\d+ ", line))
+        assert all(re.match(rf"^{re.escape(str(path))}:\d+:\d+:? ", line) for line in mine)
+    assert len(lines) == sum(1 for line in lines if re.match(r"^\S+\.yaml:\d+:\d+:? ", line))
 
 
 def test_console_script_exit_status(example_path: Path) -> None:

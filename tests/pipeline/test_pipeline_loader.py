@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.pipeline import loader
-from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = Path(__file__).resolve().parent / "broken"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_fasttrack.pipeline.validate import PipelineSpecError, load_pipeline, load_pipeline_text
+from airflow_provider_fasttrack.exceptions import PipelineSpecError
+from airflow_provider_fasttrack.pipeline.validate import load_pipeline, load_pipeline_text
 
 MINIMAL = """
 name: mini
@@ -122,7 +123,7 @@ def test_unreadable_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00name")
     with pytest.raises(PipelineSpecError) as info:
         load_pipeline(path)
-    assert str(info.value).startswith("binary.yaml:1:1 cannot read the file")
+    assert str(info.value) == "binary.yaml:1:1: cannot read the file: not UTF-8 text (byte 0xff)"
 
 
 def test_json_schema_describes_both_parts(run_cli) -> None:

