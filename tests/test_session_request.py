@@ -95,7 +95,7 @@ def test_bad_fields_are_refused(fields: dict[str, object], message: str) -> None
 
 def test_bad_mount_text_fails_when_the_body_is_made() -> None:
     request = SessionRequest(image="python:3.11", command="true", mounts=["bad name"])
-    with pytest.raises(ValueError, match="'bad name' is not a vfolder name"):
+    with pytest.raises(ValueError, match="'bad name' is not a mount"):
         request.body("ft-a-1")
 
 
