@@ -275,6 +275,9 @@ def parse_session_spec(config: LiteConfig, body: Any) -> SessionSpec:
     max_wait = body.get("maxWaitSeconds") or 0
     if isinstance(max_wait, bool) or not isinstance(max_wait, (int, float)) or max_wait < 0:
         raise _bad("maxWaitSeconds must be a non-negative number")
+    callback_url = _first(body, "callback_url", "callbackUrl")
+    if callback_url is not None and not isinstance(callback_url, str):
+        raise _bad("callback_url must be a URL string")
     resource_opts = cfg.get("resource_opts") or cfg.get("resourceOpts") or {}
     if not isinstance(resource_opts, dict):
         raise _bad("config.resource_opts must be a mapping")
@@ -295,7 +298,7 @@ def parse_session_spec(config: LiteConfig, body: Any) -> SessionSpec:
         bootstrap_script=bootstrap,
         batch_timeout=parse_batch_timeout(_first(body, "batchTimeout", "batch_timeout")),
         dependencies=deps,
-        callback_url=body.get("callback_url") or body.get("callbackUrl"),
+        callback_url=callback_url,
         priority=priority,
         scaling_group=scaling_group,
         kernel_slots=_parse_resources(config, cfg.get("resources")),
