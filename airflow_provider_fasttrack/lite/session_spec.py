@@ -267,7 +267,7 @@ def parse_session_spec(config: LiteConfig, body: Any) -> SessionSpec:
         raise _bad("config must be a JSON object")
     scaling_group = _first(cfg, "scalingGroup", "scaling_group") or _first(body, "scalingGroup")
     scaling_group = scaling_group or config.default_scaling_group
-    if scaling_group not in config.scaling_groups:
+    if not isinstance(scaling_group, str) or scaling_group not in config.scaling_groups:
         raise _bad(f"Unknown scaling group {scaling_group!r} (known: {', '.join(config.scaling_groups)})")
     ports = cfg.get("preopen_ports") or cfg.get("preopenPorts") or []
     if not isinstance(ports, list) or not all(isinstance(p, int) and 1024 <= p <= 65535 for p in ports):
