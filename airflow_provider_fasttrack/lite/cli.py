@@ -7,11 +7,13 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import sys
 from pathlib import Path
 
 from airflow_provider_fasttrack.exceptions import LiteConfigError
+from airflow_provider_fasttrack.lite.auth import MAX_CLOCK_SKEW
 from airflow_provider_fasttrack.lite.config import (
     KeypairConfig,
     LiteConfig,
@@ -19,10 +21,36 @@ from airflow_provider_fasttrack.lite.config import (
     load_config,
 )
 
-__all__ = ["main"]
+__all__ = ["RedactTokens", "main", "plain_http_warning"]
 
 DEFAULT_PORT = 8091
 DEFAULT_DATA_DIR = "~/.local/share/backendai-lite"
+_TOKEN_RE = re.compile(r"(token=)[^&\s\"]*")
+
+
+class RedactTokens(logging.Filter):
+    """Replaces the value of every ``token=`` query parameter (transfer tokens) in a log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_RE.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_RE.sub(r"\1***", record.msg)
+        return True
+
+
+def plain_http_warning(host: str) -> str:
+    """What serving a non-loopback address without TLS exposes."""
+    minutes = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+    return (
+        f"backendai-lite: WARNING: serving {host} over plain HTTP. The request signature covers the method, "
+        "path, query, date, host, content type and API version, but not the body; anyone on the network "
+        "path can read every request and response (session commands, environment values, files, transfer "
+        f"tokens), change a signed request's body, and replay a signed request for {minutes} minutes. "
+        "Pass --tls-cert and --tls-key to serve HTTPS."
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,8 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=None, help=f"state directory (default: {DEFAULT_DATA_DIR})"
     )
     serve.add_argument(
-        "--allow-remote", action="store_true", help="allow binding a non-loopback address (no TLS!)"
+        "--allow-remote",
+        action="store_true",
+        help="allow binding a non-loopback address (use with --tls-cert/--tls-key)",
     )
+    serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate (chain)")
+    serve.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -56,11 +88,11 @@ def _is_loopback(host: str) -> bool:
 
 
 def _development_keypair(data_dir: Path) -> KeypairConfig:
-    """The data dir's development keypair, created (mode 0600) on first use."""
+    """The data dir's development keypair (an admin), created (mode 0600) on first use."""
     path = data_dir / "dev-keypair.json"
     if path.exists():
-        return KeypairConfig.model_validate(json.loads(path.read_text()))
-    keypair = generate_keypair()
+        return KeypairConfig.model_validate({**json.loads(path.read_text()), "is_admin": True})
+    keypair = generate_keypair().model_copy(update={"is_admin": True})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump({"access_key": keypair.access_key, "secret_key": keypair.secret_key}, out)
@@ -72,10 +104,20 @@ def serve(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.allow_remote:
         print(
             f"backendai-lite: refusing to bind {args.host!r}, which is not a loopback address; "
-            "pass --allow-remote to expose it (requests are signed but not encrypted)",
+            "pass --allow-remote to expose it (with --tls-cert and --tls-key for HTTPS)",
             file=sys.stderr,
         )
         return 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("backendai-lite: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    for option, file in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if file is not None and not file.is_file():
+            print(f"backendai-lite: {option} {file}: no such file", file=sys.stderr)
+            return 2
+    tls = args.tls_cert is not None
+    if not _is_loopback(args.host) and not tls:
+        print(plain_http_warning(args.host), file=sys.stderr, flush=True)
     try:
         config: LiteConfig = load_config(args.config)
     except LiteConfigError as exc:
@@ -103,7 +145,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"backendai-lite: cannot bind {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
     port = sock.getsockname()[1]
-    url = f"http://{args.host if family == socket.AF_INET else '[' + args.host + ']'}:{port}"
+    scheme = "https" if tls else "http"
+    url = f"{scheme}://{args.host if family == socket.AF_INET else '[' + args.host + ']'}:{port}"
     (data_dir / "server.json").write_text(json.dumps({"url": url, "port": port, "pid": os.getpid()}))
     print(f"backendai-lite: serving {url} (data dir {data_dir})", flush=True)
     logging.basicConfig(
@@ -126,8 +169,11 @@ def serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             timeout_graceful_shutdown=3,
             lifespan="on",
+            ssl_certfile=args.tls_cert,
+            ssl_keyfile=args.tls_key,
         )
     )
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())  # after uvicorn configured its logging
     server.run(sockets=[sock])
     return 0
 

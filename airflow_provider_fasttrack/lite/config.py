@@ -38,7 +38,8 @@ class KeypairConfig(_Model):
     secret_key: str = Field(min_length=8, repr=False)
     user_email: str = "user@lite.local"
     user_uuid: str = "00000000-0000-4000-8000-000000000001"
-    is_admin: bool = True
+    #: an admin sees every owner's sessions in ``/lite/sessions`` and may watch their events
+    is_admin: bool = False
     #: keypair resource policy ``total_resource_slots`` (unset slot: unlimited)
     total_resource_slots: dict[str, Any] = Field(default_factory=dict)
     #: keypair resource policy ``max_concurrent_sessions`` (0: unlimited)
@@ -136,6 +137,10 @@ class LiteConfig(_Model):
     inherit_environment: list[str] = Field(
         default_factory=lambda: ["PYTHONPATH", "HF_*", "TRANSFORMERS_*", "TOKENIZERS_PARALLELISM", "TZ"]
     )
+    #: largest API request body in bytes (413 above it); the storage side (``/upload``) is not limited
+    max_request_body_bytes: int = Field(default=2**20, ge=1024)
+    #: seconds an upload or download token stays valid after ``request-upload``/``request-download``
+    transfer_token_seconds: float = Field(default=3600.0, gt=0)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
     def model_post_init(self, context: Any, /) -> None:

@@ -29,6 +29,7 @@ KINDS: dict[str, tuple[int, str]] = {
     "invalid-auth-params": (400, "Missing or invalid authorization parameters."),
     "insufficient-privilege": (403, "Insufficient privilege."),
     "rate-limit-exceeded": (429, "Rate limit exceeded."),
+    "request-too-large": (413, "Request entity too large."),
     "not-implemented": (501, "This API is not implemented."),
     "server-frozen": (503, "The server is frozen due to maintenance. Please try again later."),
     "internal-error": (500, "Something has gone wrong."),

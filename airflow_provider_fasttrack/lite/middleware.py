@@ -1,4 +1,4 @@
-"""ASGI middleware: fault injection, latency, API version and keypair signature checks."""
+"""ASGI middleware: fault injection, latency, API version and keypair signature checks, body size limit."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from airflow_provider_fasttrack.lite.errors import LiteError, problem_response
 
 __all__ = ["LiteMiddleware", "UNSIGNED_PATHS"]
 
-#: paths answered without a signature: version negotiation and the storage side (token-based)
-UNSIGNED_PATHS = frozenset({"/", "/upload", "/download"})
+#: the storage side: token-based, and not under the API's body size limit (tus uploads are large by design)
+STORAGE_PATHS = frozenset({"/upload", "/download"})
+#: paths answered without a signature: version negotiation and the storage side
+UNSIGNED_PATHS = frozenset({"/"}) | STORAGE_PATHS
 #: streams cannot be replaced after they started
 STREAM_PATHS = ("/events/",)
 
@@ -51,6 +53,13 @@ class LiteMiddleware:
                 await problem_response(error)(scope, receive, send)
                 return
             scope.setdefault("state", {})["keypair"] = keypair
+        if path not in STORAGE_PATHS:
+            limit = ctx.config.max_request_body_bytes
+            declared = dict(scope["headers"]).get(b"content-length", b"0")
+            if not declared.isdigit() or int(declared) > limit:
+                await problem_response(_too_large(limit))(scope, receive, send)
+                return
+            receive = _limited(receive, limit)
         if fault is None:
             await self.app(scope, receive, send)
             return
@@ -60,3 +69,26 @@ class LiteMiddleware:
 
         await self.app(scope, receive, swallow)
         await problem_response(fault.error(), fault.headers())(scope, receive, send)
+
+
+def _too_large(limit: int) -> LiteError:
+    return LiteError(
+        "request-too-large",
+        f"The request body is larger than {limit} bytes (max_request_body_bytes in the server config).",
+    )
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that refuses a body (also a chunked one) growing past ``limit`` bytes."""
+    seen = 0
+
+    async def limited_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _too_large(limit)
+        return message
+
+    return limited_receive

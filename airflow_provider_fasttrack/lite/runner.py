@@ -10,7 +10,12 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_provider_fasttrack.lite.sandbox import MountSpec, namespace_command, prepare_fallback
+from airflow_provider_fasttrack.lite.sandbox import (
+    MountSpec,
+    death_signal_prefix,
+    namespace_command,
+    prepare_fallback,
+)
 
 __all__ = ["KernelLaunch", "kill_group", "processes_of_session", "start_kernel", "sweep_session"]
 
@@ -36,7 +41,11 @@ class KernelLaunch:
 
 
 async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
-    """Start the kernel's command with bash in a new process group; output goes to its log file."""
+    """Start the kernel's command with bash in a new process group; output goes to its log file.
+
+    Its first process gets SIGKILL when the server dies (where ``setpriv`` exists); in namespace mode that
+    process roots a PID namespace, so the whole session tree dies with the server.
+    """
     launch.workdir.mkdir(parents=True, exist_ok=True)
     launch.scratch.mkdir(parents=True, exist_ok=True)
     env = dict(launch.environ)
@@ -54,7 +63,7 @@ async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
         extra, notes = prepare_fallback(launch.scratch, launch.mounts)
         env.update(extra)
         env["HOME"] = str(launch.scratch)
-        argv = ["/bin/bash", "-c", launch.command]
+        argv = [*death_signal_prefix(), "/bin/bash", "-c", launch.command]
         cwd = launch.scratch
     with launch.log_path.open("ab") as log:
         for line in notes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -11,7 +12,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-__all__ = ["MountSpec", "SandboxError", "namespace_command", "namespaces_available", "prepare_fallback"]
+__all__ = [
+    "MountSpec",
+    "SandboxError",
+    "death_signal_prefix",
+    "namespace_command",
+    "namespaces_available",
+    "pid_namespaces_available",
+    "prepare_fallback",
+]
 
 #: top-level directories a session gets fresh (not the host's)
 PRIVATE_TOP_DIRS = frozenset({"home", "tmp"})
@@ -31,9 +40,11 @@ class MountSpec:
     label: str
 
 
-# Runs inside `unshare --mount --propagation private`: builds a root on a tmpfs from the host's top-level
+# Runs inside `unshare --mount --propagation private` (and, where allowed, `--pid --fork --kill-child
+# --mount-proc`, which makes this script PID 1 of the session's own PID namespace: when it exits or is killed,
+# the kernel kills every process of the namespace, and it is killed when the server dies). It builds a root on a tmpfs from the host's top-level
 # directories (except /home and /tmp, which are private), binds the scratch home and the mounts, and runs the
-# command chrooted there. Inputs come through LITE_* variables, which are removed before the command starts.
+# command chrooted there as a child (not exec: PID 1 ignores signals it has no handler for, its children do not). Inputs come through LITE_* variables, which are removed before the command starts.
 _NAMESPACE_SCRIPT = r"""
 set -eu
 root="$LITE_ROOT"
@@ -61,7 +72,9 @@ while IFS="$(printf '\t')" read -r src dst perm; do
 done < "$LITE_MOUNTS"
 if [ -f "$LITE_HOSTS" ] && [ -e "$root/etc/hosts" ]; then mount --bind "$LITE_HOSTS" "$root/etc/hosts"; fi
 unset LITE_ROOT LITE_SCRATCH LITE_EXTRA_BINDS LITE_MOUNTS LITE_HOSTS
-exec chroot "$root" /bin/bash -c 'cd /home/work && lite_command="$LITE_COMMAND" && unset LITE_COMMAND && exec /bin/bash -c "$lite_command"'
+status=0
+chroot "$root" /bin/bash -c 'cd /home/work && lite_command="$LITE_COMMAND" && unset LITE_COMMAND && exec /bin/bash -c "$lite_command"' || status=$?
+exit "$status"
 """
 
 
@@ -71,21 +84,53 @@ def namespaces_available() -> tuple[bool, str]:
     if unshare is None or shutil.which("chroot") is None:
         return False, "the unshare or chroot command is not installed"
     with tempfile.TemporaryDirectory(prefix="backendai-lite-probe-") as probe:
-        cmd = [*_unshare_prefix(unshare), "mount", "-t", "tmpfs", "backendai-lite-probe", probe]
+        cmd = [*_unshare_prefix(unshare, pid=False), "mount", "-t", "tmpfs", "backendai-lite-probe", probe]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, f"unshare failed: {exc}"
     if done.returncode != 0:
         return False, f"unshare --mount failed: {done.stderr.strip() or done.returncode}"
-    return True, "private mount namespaces (unshare --mount)"
+    if pid_namespaces_available():
+        return True, "private mount and PID namespaces (unshare --mount --pid)"
+    return True, "private mount namespaces (unshare --mount; no PID namespace here)"
 
 
-def _unshare_prefix(unshare: str) -> list[str]:
+@functools.cache
+def pid_namespaces_available() -> bool:
+    """Whether sessions can also get their own PID namespace (with a fresh ``/proc``); probed once."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return False
+    cmd = [*_unshare_prefix(unshare, pid=False), *_PID_FLAGS, "true"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+#: a PID namespace whose PID 1 (the namespace script) is killed when unshare dies, with a /proc of its own
+_PID_FLAGS = ("--pid", "--fork", "--kill-child", "--mount-proc")
+
+
+def _unshare_prefix(unshare: str, *, pid: bool) -> list[str]:
     prefix = [unshare, "--mount", "--propagation", "private"]
     if os.geteuid() != 0:
         prefix[1:1] = ["--user", "--map-root-user"]
+    if pid:
+        prefix.extend(_PID_FLAGS)
     return prefix
+
+
+def death_signal_prefix() -> list[str]:
+    """``setpriv --pdeathsig KILL`` where available: the kernel's first process dies with the server.
+
+    The signal reaches only that process; in a PID namespace it is the namespace's root (through unshare's
+    ``--kill-child``), which takes the whole session with it.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
 
 
 def check_destination(destination: str) -> None:
@@ -153,7 +198,8 @@ def namespace_command(
         "LITE_EXTRA_BINDS": str(binds_file),
         "LITE_HOSTS": str(hosts_file),
     }
-    return [*_unshare_prefix(unshare), "/bin/bash", str(script)], env
+    prefix = _unshare_prefix(unshare, pid=pid_namespaces_available())
+    return [*death_signal_prefix(), *prefix, "/bin/bash", str(script)], env
 
 
 def prepare_fallback(scratch: Path, mounts: list[MountSpec]) -> tuple[dict[str, str], list[str]]:

@@ -267,7 +267,7 @@ def parse_session_spec(config: LiteConfig, body: Any) -> SessionSpec:
         raise _bad("config must be a JSON object")
     scaling_group = _first(cfg, "scalingGroup", "scaling_group") or _first(body, "scalingGroup")
     scaling_group = scaling_group or config.default_scaling_group
-    if scaling_group not in config.scaling_groups:
+    if not isinstance(scaling_group, str) or scaling_group not in config.scaling_groups:
         raise _bad(f"Unknown scaling group {scaling_group!r} (known: {', '.join(config.scaling_groups)})")
     ports = cfg.get("preopen_ports") or cfg.get("preopenPorts") or []
     if not isinstance(ports, list) or not all(isinstance(p, int) and 1024 <= p <= 65535 for p in ports):
@@ -275,6 +275,9 @@ def parse_session_spec(config: LiteConfig, body: Any) -> SessionSpec:
     max_wait = body.get("maxWaitSeconds") or 0
     if isinstance(max_wait, bool) or not isinstance(max_wait, (int, float)) or max_wait < 0:
         raise _bad("maxWaitSeconds must be a non-negative number")
+    callback_url = _first(body, "callback_url", "callbackUrl")
+    if callback_url is not None and not isinstance(callback_url, str):
+        raise _bad("callback_url must be a URL string")
     resource_opts = cfg.get("resource_opts") or cfg.get("resourceOpts") or {}
     if not isinstance(resource_opts, dict):
         raise _bad("config.resource_opts must be a mapping")
@@ -295,7 +298,7 @@ def parse_session_spec(config: LiteConfig, body: Any) -> SessionSpec:
         bootstrap_script=bootstrap,
         batch_timeout=parse_batch_timeout(_first(body, "batchTimeout", "batch_timeout")),
         dependencies=deps,
-        callback_url=body.get("callback_url") or body.get("callbackUrl"),
+        callback_url=callback_url,
         priority=priority,
         scaling_group=scaling_group,
         kernel_slots=_parse_resources(config, cfg.get("resources")),

@@ -1,4 +1,4 @@
-"""SQLite state in the data dir: sessions, kernels (with their logs), vfolders, transfer tokens."""
+"""SQLite state in the data dir: sessions, kernels (with their logs), vfolders (transfer tokens stay in memory)."""
 
 from __future__ import annotations
 
@@ -77,15 +77,7 @@ CREATE TABLE IF NOT EXISTS vfolders (
     created_at TEXT NOT NULL,
     UNIQUE (name, access_key)
 );
-CREATE TABLE IF NOT EXISTS transfers (
-    token TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    vfolder_id TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER,
-    archive INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL
-);
+DROP TABLE IF EXISTS transfers;
 """
 
 _JSON_COLUMNS = frozenset(
@@ -220,17 +212,5 @@ class Store:
         return [record for record in map(_decode, rows) if record is not None]
 
     def delete_vfolder(self, vfolder_id: str) -> None:
-        """Forget a vfolder and its transfer tokens."""
-        with self._lock:
-            self._execute("DELETE FROM transfers WHERE vfolder_id = ?", [vfolder_id])
-            self._execute("DELETE FROM vfolders WHERE id = ?", [vfolder_id])
-
-    # transfer tokens
-    def insert_transfer(self, values: dict[str, Any]) -> None:
-        """Record an upload or download token."""
-        self._insert("transfers", values)
-
-    def transfer(self, token: str, kind: str) -> dict[str, Any] | None:
-        """An upload/download token."""
-        row = self._execute("SELECT * FROM transfers WHERE token = ? AND kind = ?", [token, kind]).fetchone()
-        return _decode(row)
+        """Forget a vfolder."""
+        self._execute("DELETE FROM vfolders WHERE id = ?", [vfolder_id])

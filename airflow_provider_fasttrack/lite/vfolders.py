@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import secrets
 import shutil
+import stat
+import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -13,9 +19,50 @@ from typing import Any
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.store import Store
 
-__all__ = ["VFolders"]
+__all__ = ["MAX_NAME_BYTES", "MAX_PATH_BYTES", "Transfer", "VFolders", "parse_relpath"]
 
 VFOLDER_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: longest file or directory name (the usual NAME_MAX) and longest path inside a vfolder, in UTF-8 bytes
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 1024
+
+
+def parse_relpath(value: Any, *, allow_root: bool, field: str = "path") -> str:
+    """A path inside a vfolder as a request gives it, checked; ``""`` is the vfolder itself.
+
+    Refused with 400 ``invalid-api-params``: a non-string, a NUL, text that is not UTF-8, ``..``, a name longer
+    than ``MAX_NAME_BYTES``, a path longer than ``MAX_PATH_BYTES`` and (unless ``allow_root``) an empty path.
+    """
+    if not isinstance(value, str):
+        raise LiteError("invalid-api-params", f"{field} (a path inside the virtual folder) is required")
+    if "\0" in value:
+        raise LiteError("invalid-api-params", f"{field} must not contain a NUL character")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise LiteError("invalid-api-params", f"{field} is not valid UTF-8 text") from None
+    if size > MAX_PATH_BYTES:
+        raise LiteError("invalid-api-params", f"{field} is longer than {MAX_PATH_BYTES} bytes")
+    parts = PurePosixPath("/" + value.strip()).parts[1:]
+    if ".." in parts:
+        raise LiteError("invalid-api-params", f"{field} {value!r} must not contain '..'")
+    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts):
+        raise LiteError("invalid-api-params", f"{field} has a name longer than {MAX_NAME_BYTES} bytes")
+    if not parts and not allow_root:
+        raise LiteError("invalid-api-params", f"{field} must name a file or directory inside the folder")
+    return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What one upload or download token allows: one operation on one path of one vfolder, until it expires."""
+
+    kind: str
+    vfolder_id: str
+    path: str
+    size: int | None
+    archive: bool
+    expires_at: float  # time.monotonic()
 
 
 def vfolder_uuid(text: str) -> str | None:
@@ -39,6 +86,8 @@ class VFolders:
         self.root = root
         #: upload tokens whose file is complete (a repeated final PATCH is answered, not appended)
         self.completed_uploads: set[str] = set()
+        #: live transfer tokens; kept in memory only, so none survives a restart
+        self._transfers: dict[str, Transfer] = {}
 
     def path(self, row: dict[str, Any]) -> Path:
         """The directory holding a vfolder's files."""
@@ -90,6 +139,9 @@ class VFolders:
         """Remove a vfolder and its files at once (no trash bin)."""
         shutil.rmtree(self.path(row), ignore_errors=True)
         self.store.delete_vfolder(row["id"])
+        for token in [token for token, grant in self._transfers.items() if grant.vfolder_id == row["id"]]:
+            del self._transfers[token]
+            self.completed_uploads.discard(token)
 
     def delete_files(self, row: dict[str, Any], paths: list[str], recursive: bool) -> None:
         """Delete files (and, with ``recursive``, directories) inside a vfolder."""
@@ -129,26 +181,67 @@ class VFolders:
         }
 
     def info(self, row: dict[str, Any]) -> dict[str, Any]:
-        """``GET /folders/{name}``: the item plus file count and usage."""
-        base = self.path(row)
-        files = [p for p in base.rglob("*") if p.is_file()]
+        """``GET /folders/{name}``: the item plus file count and usage (symlinks are not followed)."""
+        sizes = [
+            entry.st_size
+            for parent, _, names in os.walk(self.path(row))
+            for entry in map(os.lstat, (os.path.join(parent, name) for name in names))
+            if stat.S_ISREG(entry.st_mode)
+        ]
         info = self.describe(row)
-        info.update(numFiles=len(files), used_bytes=sum(p.stat().st_size for p in files))
+        info.update(numFiles=len(sizes), used_bytes=sum(sizes))
         return info
 
     def resolve(self, row: dict[str, Any], relpath: str, *, must_exist: bool = False) -> Path:
-        """A path inside the vfolder; refuses anything that escapes it."""
-        clean = PurePosixPath("/" + (relpath or "").strip()).parts[1:]
-        if ".." in clean:
-            raise LiteError("invalid-api-params", f"path {relpath!r} must not contain '..'")
+        """A path inside the vfolder (see :func:`parse_relpath`); refuses anything that escapes it."""
+        clean = parse_relpath(relpath, allow_root=True)
         base = self.path(row)
-        target = base.joinpath(*clean) if clean else base
-        resolved = target.resolve()
-        if resolved != base.resolve() and base.resolve() not in resolved.parents:
+        target = base / clean if clean else base
+        try:
+            resolved = target.resolve()
+            exists = target.exists()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, a name the filesystem refuses
+            raise LiteError("invalid-api-params", f"path {relpath!r} cannot be resolved: {exc}") from None
+        if not self.contains(row, resolved):
             raise LiteError("invalid-api-params", f"path {relpath!r} leaves the virtual folder")
-        if must_exist and not target.exists():
+        if must_exist and not exists:
             raise LiteError("object-not-found", f"No such file or directory in {row['name']}: {relpath!r}")
         return target
+
+    def contains(self, row: dict[str, Any], resolved: Path) -> bool:
+        """Whether a resolved (symlink-free) path lies inside the vfolder."""
+        base = self.path(row).resolve()
+        return resolved == base or base in resolved.parents
+
+    def open_inside(self, row: dict[str, Any], path: Path) -> int | None:
+        """A read-only descriptor of the regular file ``path`` resolves to, if that lies inside the vfolder.
+
+        The check is made on the opened file itself, so a symlink swapped in after a check cannot redirect it.
+        """
+        try:
+            fd = os.open(path.resolve(strict=True), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except (OSError, RuntimeError):
+            return None
+        real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if not self.contains(row, real) or not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return fd
+
+    def archive_members(self, row: dict[str, Any], directory: Path) -> Iterator[tuple[str, int]]:
+        """``(name in the zip, open descriptor)`` of every file a directory download holds.
+
+        Regular files, and symlinks to regular files inside the same vfolder; symlinks that resolve outside it
+        (or nowhere) are left out, and symlinked directories are not descended into. The caller closes each
+        descriptor.
+        """
+        for parent, dirnames, filenames in os.walk(directory):  # os.walk does not follow symlinked dirs
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(parent, name)
+                fd = self.open_inside(row, path)
+                if fd is not None:
+                    yield path.relative_to(directory).as_posix(), fd
 
     def list_files(self, row: dict[str, Any], relpath: str) -> list[dict[str, Any]]:
         """Entries of a directory in the vfolder."""
@@ -172,27 +265,32 @@ class VFolders:
         return items
 
     def new_transfer(
-        self, row: dict[str, Any], kind: str, path: str, size: int | None, archive: bool = False
+        self,
+        row: dict[str, Any],
+        kind: str,
+        path: str,
+        size: int | None,
+        archive: bool = False,
+        *,
+        lifetime: float,
     ) -> str:
-        """Issue an upload or download token."""
+        """Issue an upload or download token valid for ``lifetime`` seconds."""
+        now = time.monotonic()
+        for stale in [token for token, grant in self._transfers.items() if grant.expires_at <= now]:
+            del self._transfers[stale]
+            self.completed_uploads.discard(stale)
         token = secrets.token_urlsafe(24)
-        self.store.insert_transfer(
-            {
-                "token": token,
-                "kind": kind,
-                "vfolder_id": row["id"],
-                "path": path,
-                "size": size,
-                "archive": int(archive),
-                "created_at": now_iso(),
-            }
-        )
+        self._transfers[token] = Transfer(kind, row["id"], path, size, archive, now + lifetime)
         return token
 
-    def transfer(self, token: str | None, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The transfer and vfolder for a token; 404 when unknown."""
-        record = self.store.transfer(token or "", kind)
-        row = self.store.vfolder_by_id(record["vfolder_id"]) if record else None
-        if record is None or row is None:
+    def transfer(self, token: str | None, kind: str) -> tuple[Transfer, dict[str, Any]]:
+        """The transfer and vfolder for a token; 404 when unknown, expired or for another operation."""
+        grant = self._transfers.get(token or "")
+        if grant is not None and grant.expires_at <= time.monotonic():
+            with contextlib.suppress(KeyError):
+                del self._transfers[token or ""]
+            grant = None
+        row = self.store.vfolder_by_id(grant.vfolder_id) if grant is not None and grant.kind == kind else None
+        if grant is None or row is None:
             raise LiteError("object-not-found", "Unknown or expired transfer token.")
-        return record, row
+        return grant, row

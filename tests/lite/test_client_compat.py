@@ -45,7 +45,7 @@ def test_a_request_without_content_type_is_signed_as_octet_stream(lite_server: L
 @pytest.fixture(scope="module")
 def two_owners() -> Iterator[tuple[LiteServer, dict[str, Any], dict[str, Any]]]:
     """A server with an admin keypair and a user keypair."""
-    admin = {**generate_keypair().model_dump(), "user_email": "admin@lite.local"}
+    admin = {**generate_keypair().model_dump(), "user_email": "admin@lite.local", "is_admin": True}
     user = {**generate_keypair().model_dump(), "user_email": "user@example.com", "is_admin": False}
     with LiteServer(keypairs=[admin, user], sandbox="none") as server:
         yield server, admin, user

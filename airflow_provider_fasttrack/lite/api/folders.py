@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import zipfile
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from airflow_provider_fasttrack.lite.api.session import json_body, json_object_body
 from airflow_provider_fasttrack.lite.context import caller, context
 from airflow_provider_fasttrack.lite.errors import LiteError
+from airflow_provider_fasttrack.lite.vfolders import parse_relpath
 
 router = APIRouter()
 
@@ -63,12 +65,9 @@ async def make_directory(request: Request, name: str) -> JSONResponse:
     paths = body.get("path") if isinstance(body, dict) else None
     if isinstance(paths, str):
         paths = [paths]
-    if (
-        not isinstance(paths, list)
-        or not paths
-        or not all(isinstance(p, str) and p.strip("/") for p in paths)
-    ):
+    if not isinstance(paths, list) or not paths:
         raise LiteError("invalid-api-params", "path must be a directory path or a list of them")
+    paths = [parse_relpath(path, allow_root=False) for path in paths]
     parents = bool(body.get("parents", True))
     exist_ok = bool(body.get("exist_ok", False))
     targets = [(path, ctx.vfolders.resolve(row, path)) for path in paths]
@@ -94,18 +93,17 @@ def _storage_url(request: Request, endpoint: str) -> str:
 async def request_upload(request: Request, name: str) -> dict[str, str]:
     """A token and URL for a tus upload of one file."""
     ctx = context(request)
-    body = await json_body(request)
+    body = await json_object_body(request)
     row = ctx.vfolders.get(caller(request).access_key, name)
-    path = body.get("path") if isinstance(body, dict) else None
-    size = body.get("size") if isinstance(body, dict) else None
-    if not isinstance(path, str) or not path.strip("/"):
-        raise LiteError("invalid-api-params", "path (the file's path inside the vfolder) is required")
+    path = parse_relpath(body.get("path"), allow_root=False)
+    size = body.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise LiteError("invalid-api-params", "size (the file's size in bytes) is required")
     target = ctx.vfolders.resolve(row, path)
     if target.is_dir():
         raise LiteError("invalid-api-params", f"{path!r} is a directory")
-    token = ctx.vfolders.new_transfer(row, "upload", path, size)
+    lifetime = ctx.config.transfer_token_seconds
+    token = ctx.vfolders.new_transfer(row, "upload", path, size, lifetime=lifetime)
     return {"token": token, "url": _storage_url(request, "/upload")}
 
 
@@ -113,16 +111,15 @@ async def request_upload(request: Request, name: str) -> dict[str, str]:
 async def request_download(request: Request, name: str) -> dict[str, str]:
     """A token and URL to download one file (or a directory as a zip archive)."""
     ctx = context(request)
-    body = await json_body(request)
+    body = await json_object_body(request)
     row = ctx.vfolders.get(caller(request).access_key, name)
-    path = body.get("path") if isinstance(body, dict) else None
-    if not isinstance(path, str):
-        raise LiteError("invalid-api-params", "path is required")
-    archive = bool(body.get("archive")) if isinstance(body, dict) else False
+    path = parse_relpath(body.get("path"), allow_root=True)
+    archive = bool(body.get("archive"))
     target = ctx.vfolders.resolve(row, path, must_exist=True)
     if target.is_dir() and not archive:
         raise LiteError("invalid-api-params", f"{path!r} is a directory; ask with archive=true")
-    token = ctx.vfolders.new_transfer(row, "download", path, None, archive)
+    lifetime = ctx.config.transfer_token_seconds
+    token = ctx.vfolders.new_transfer(row, "download", path, None, archive, lifetime=lifetime)
     return {"token": token, "url": _storage_url(request, "/download")}
 
 
@@ -144,16 +141,16 @@ async def tus_options() -> Response:
 async def tus_head(request: Request, token: str | None = None) -> Response:
     """tus: the current offset of an upload."""
     ctx = context(request)
-    record, row = ctx.vfolders.transfer(token, "upload")
-    final = ctx.vfolders.resolve(row, record["path"])
+    grant, row = ctx.vfolders.transfer(token, "upload")
+    final = ctx.vfolders.resolve(row, grant.path)
     partial = final.with_name(final.name + ".lite-upload-" + str(token)[:8])
     if token in ctx.vfolders.completed_uploads:
-        offset = record["size"]
+        offset = grant.size
     else:
-        offset = partial.stat().st_size if partial.exists() else 0
+        offset = partial.lstat().st_size if partial.exists() else 0
     return Response(
         status_code=200,
-        headers=_tus_headers(**{"Upload-Offset": str(offset), "Upload-Length": str(record["size"])}),
+        headers=_tus_headers(**{"Upload-Offset": str(offset), "Upload-Length": str(grant.size)}),
     )
 
 
@@ -161,31 +158,33 @@ async def tus_head(request: Request, token: str | None = None) -> Response:
 async def tus_patch(request: Request, token: str | None = None) -> Response:
     """tus: append a chunk at ``Upload-Offset``; the file appears when the last byte arrives."""
     ctx = context(request)
-    record, row = ctx.vfolders.transfer(token, "upload")
+    grant, row = ctx.vfolders.transfer(token, "upload")
+    size = grant.size or 0
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/offset+octet-stream":
         return Response(status_code=415, headers=_tus_headers())
     try:
         offset = int(request.headers.get("upload-offset", ""))
     except ValueError:
         raise LiteError("invalid-api-params", "Upload-Offset header is required") from None
-    final = ctx.vfolders.resolve(row, record["path"])
+    final = ctx.vfolders.resolve(row, grant.path)
     partial = final.with_name(final.name + ".lite-upload-" + str(token)[:8])
     if token in ctx.vfolders.completed_uploads:
-        current = record["size"]
+        current = size
     else:
-        current = partial.stat().st_size if partial.exists() else 0
+        current = partial.lstat().st_size if partial.exists() else 0
     if offset != current:
         return Response(status_code=409, headers=_tus_headers(**{"Upload-Offset": str(current)}))
     chunk = await request.body()
     if token in ctx.vfolders.completed_uploads and not chunk:
         return Response(status_code=204, headers=_tus_headers(**{"Upload-Offset": str(current)}))
-    if current + len(chunk) > record["size"]:
+    if current + len(chunk) > size:
         raise LiteError("invalid-api-params", "The upload is larger than the announced size.")
     final.parent.mkdir(parents=True, exist_ok=True)
-    with partial.open("ab") as out:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW  # never write through a planted symlink
+    with os.fdopen(os.open(partial, flags, 0o644), "ab") as out:
         out.write(chunk)
     new_offset = current + len(chunk)
-    if new_offset == record["size"]:
+    if new_offset == size:
         os.replace(partial, final)
         ctx.vfolders.completed_uploads.add(str(token))
     return Response(status_code=204, headers=_tus_headers(**{"Upload-Offset": str(new_offset)}))
@@ -193,16 +192,23 @@ async def tus_patch(request: Request, token: str | None = None) -> Response:
 
 @router.get("/download")
 async def download(request: Request, token: str | None = None) -> Response:
-    """The file (or a zip of the directory) behind a download token."""
+    """The file (or a zip of the directory) behind a download token.
+
+    A zip holds only files inside the vfolder: see :meth:`VFolders.archive_members`.
+    """
     ctx = context(request)
-    record, row = ctx.vfolders.transfer(token, "download")
-    target = ctx.vfolders.resolve(row, record["path"], must_exist=True)
+    grant, row = ctx.vfolders.transfer(token, "download")
+    target = ctx.vfolders.resolve(row, grant.path, must_exist=True)
+    if target.is_dir() and not grant.archive:
+        raise LiteError("invalid-api-params", f"{grant.path!r} is a directory; ask with archive=true")
     if target.is_dir():
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file in sorted(target.rglob("*")):
-                if file.is_file():
-                    archive.write(file, file.relative_to(target).as_posix())
+            for member, fd in ctx.vfolders.archive_members(row, target):
+                info = zipfile.ZipInfo.from_file(f"/proc/self/fd/{fd}", member)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with os.fdopen(fd, "rb") as source, archive.open(info, "w") as out:
+                    shutil.copyfileobj(source, out)
         name = (target.name or row["name"]) + ".zip"
         return Response(
             buffer.getvalue(),

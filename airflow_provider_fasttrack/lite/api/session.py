@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,15 +16,43 @@ from airflow_provider_fasttrack.lite.session_spec import parse_session_spec
 router = APIRouter()
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{text[:20]}... does not fit a 64-bit integer")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} does not fit a floating-point number")
+    return value
+
+
 async def json_body(request: Request) -> Any:
-    """The JSON body, or 400 ``invalid-api-params``."""
+    """The JSON body, or 400 ``invalid-api-params``.
+
+    Strict JSON: ``NaN``/``Infinity``, numbers that overflow to infinity or 64 bits, nesting deeper than the parser can
+    follow and unpaired UTF-16 surrogates (text no file system or database takes) are refused.
+    """
     raw = await request.body()
     if not raw:
         return {}
     try:
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite, parse_int=_int64)
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise LiteError("invalid-api-params", "Malformed request body (nested too deeply).") from None
+    except UnicodeError:
+        raise LiteError("invalid-api-params", "Malformed request body (not UTF-8 text).") from None
     except ValueError as exc:
-        raise LiteError("invalid-api-params", "Malformed request body (not JSON).") from exc
+        raise LiteError("invalid-api-params", f"Malformed request body (not JSON): {exc}") from None
+    return body
 
 
 async def json_object_body(request: Request) -> dict[str, Any]:
