@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
+from airflow.sdk.log import mask_secret
 
 from airflow_provider_fasttrack.exceptions import (
     BackendAIBadRequestError,
@@ -285,8 +286,10 @@ class BackendAIHook(BackendAIBaseHook):
         url = str(ticket["url"])
         if "://" not in url:
             url = self.settings.endpoint + "/" + url.lstrip("/")
+        token = str(ticket["token"])
+        mask_secret(token)  # httpx logs request URLs; Airflow's masker keeps the token out of task logs
         separator = "&" if "?" in url else "?"
-        return f"{url}{separator}token={ticket['token']}"
+        return f"{url}{separator}token={token}"
 
     # -- Airflow -------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from airflow_provider_fasttrack.exceptions import (
     BackendAIBadRequestError,
     BackendAINotFoundError,
 )
-from airflow_provider_fasttrack.hooks.backendai import BackendAIHook, ConnectionSettings
+from airflow_provider_fasttrack.hooks.backendai import REQUEST_DOWNLOAD, BackendAIHook, ConnectionSettings
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.session_request import SessionRequest
 from tests.helpers import session_processes, wait_for
@@ -190,3 +190,17 @@ def test_find_sessions_by_name_includes_terminated(hook: BackendAIHook) -> None:
     assert [item["id"] for item in found] == [session_id]
     assert found[0]["status"] == "TERMINATED"
     assert hook.find_sessions("hook-no-such-session") == []
+
+
+def test_transfer_tokens_are_masked_in_logs(hook: BackendAIHook) -> None:
+    """httpx logs each request URL; the storage token in it is registered with Airflow's secrets masker."""
+    from airflow.sdk._shared.secrets_masker.secrets_masker import redact
+
+    hook.ensure_vfolder("masked")
+    hook.upload_file("masked", "a.txt", b"x")
+    ticket = hook._call(
+        REQUEST_DOWNLOAD, path_args={"name": "masked"}, json={"path": "a.txt", "archive": False}
+    )
+    url = hook._storage_url(ticket)
+    assert ticket["token"] in url
+    assert ticket["token"] not in str(redact(f"HTTP Request: GET {url}"))
