@@ -78,17 +78,20 @@ class BackendAIHook(BackendAIBaseHook):
         """
         name = str(body["name"])
         existed = {item["id"] for item in self.find_sessions(name)}
+        answer_lost = False
         for attempt in self.retrying():
             with attempt:
-                try:
-                    return dict(self._request_once(self.client, *CREATE_SESSION, json=dict(body)).json())
-                except RETRYABLE_ERRORS:  # the answer may be lost although the session was created
+                if answer_lost:  # look first: the lost answer may have created it (a failed look is retried)
                     ours = [
                         item for item in self._find_sessions(name, retry=False) if item["id"] not in existed
                     ]
                     if ours:
                         self.log.info("Session %s was created although the answer was lost", name)
                         return {"sessionId": ours[0]["id"], "sessionName": name, "status": ours[0]["status"]}
+                try:
+                    return dict(self._request_once(self.client, *CREATE_SESSION, json=dict(body)).json())
+                except RETRYABLE_ERRORS:
+                    answer_lost = True
                     raise
         raise AssertionError("unreachable")  # the retry loop either returns or re-raises
 

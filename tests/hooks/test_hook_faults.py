@@ -62,3 +62,43 @@ def test_an_upload_has_one_retry_loop(hook, monkeypatch) -> None:  # type: ignor
     with pytest.raises(BackendAIConnectionError):
         hook.upload_file("uploads", "a.txt", b"content")
     assert hook.retries - before == 2  # three attempts in all
+
+
+def test_a_lost_create_answer_then_a_failed_lookup_makes_no_second_session(lite, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The create succeeds but its answer is lost; the first look for it fails too; the session has ended.
+
+    The next attempt must look again before it creates (a re-create would start a second session, since
+    ``reuseIfExists`` only reuses a live one).
+    """
+    from airflow_provider_fasttrack.exceptions import BackendAIServerError
+
+    monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_LOST", connection_env(lite))
+    hook = BackendAIHook("backendai_lost", retry_limit=4, retry_delay=0.01)
+    name = f"lost-answer-{time.monotonic_ns()}"
+    body = SessionRequest(image="python:3.11", command="true").body(name)
+    real_request, real_find = hook._request_once, hook._find_sessions
+    failures = {"create": 1, "find": 1}
+
+    def request_once(client, method, path, **kwargs):  # type: ignore[no-untyped-def]
+        answer = real_request(client, method, path, **kwargs)
+        if (method, path) == ("POST", "/session") and failures["create"]:
+            failures["create"] -= 1
+            session_id = answer.json()["sessionId"]
+            deadline = time.monotonic() + 30
+            while not hook.get_session_state(session_id).is_terminal:  # ended before anyone looks
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            raise BackendAIServerError(502, title="answer lost", method=method, path=path)
+        return answer
+
+    def find_sessions(found_name: str, *, retry: bool):  # type: ignore[no-untyped-def]
+        if not retry and failures["find"]:
+            failures["find"] -= 1
+            raise BackendAIServerError(503, title="lookup failed", method="POST", path="/admin/gql")
+        return real_find(found_name, retry=retry)
+
+    monkeypatch.setattr(hook, "_request_once", request_once)
+    monkeypatch.setattr(hook, "_find_sessions", find_sessions)
+    created = hook.create_session(body)
+    assert [item["id"] for item in hook.find_sessions(name)] == [created["sessionId"]]
+    hook.close()
