@@ -230,9 +230,13 @@ def parse_session_spec(config: LiteConfig, body: Any) -> SessionSpec:
     image = _first(body, "image", "lang")
     if not isinstance(image, str) or not image:
         raise _bad("image is required")
-    session_type = str(_first(body, "type", "sessionType") or "interactive").lower()
-    if session_type not in SESSION_TYPES:
+    # absent: interactive, as on the manager; present, it must name a type (0, "" or null is no default)
+    session_type = (
+        _first(body, "type", "sessionType") if {"type", "sessionType"} & body.keys() else "interactive"
+    )
+    if not isinstance(session_type, str) or session_type.lower() not in SESSION_TYPES:
         raise _bad(f"type must be one of {', '.join(SESSION_TYPES)}")
+    session_type = session_type.lower()
     cluster_mode = str(_first(body, "clusterMode", "cluster_mode") or "single-node")
     if cluster_mode not in CLUSTER_MODES:
         raise _bad(f"clusterMode must be one of {', '.join(CLUSTER_MODES)}")

@@ -51,6 +51,12 @@ def session_body(**fields: Any) -> dict[str, Any]:
     return {**body, **fields}
 
 
+@pytest.mark.parametrize("session_type", [0, "", None, ["batch"]])
+def test_a_session_type_that_names_no_type_is_refused(http: httpx.Client, session_type: object) -> None:
+    """Only an absent ``type`` defaults to interactive (a session that would hold its slots until destroyed)."""
+    assert_problem(http.post("/session", json=session_body(type=session_type)))
+
+
 @pytest.mark.parametrize("callback", [{"url": "http://x"}, ["http://x"], 1e30])
 def test_callback_url_must_be_a_string(http: httpx.Client, callback: object) -> None:
     assert_problem(http.post("/session", json=session_body(callback_url=callback)))
