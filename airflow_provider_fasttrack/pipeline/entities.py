@@ -50,6 +50,8 @@ class PipelineGraph:
     retries: int
     retry_delay: dt.timedelta
     tags: tuple[str, ...]
+    #: declared run parameters: name -> (default, JSON-schema keywords)
+    params: tuple[tuple[str, Any, dict[str, Any]], ...] = ()
 
 
 def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask:
@@ -98,4 +100,5 @@ def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
         retries=options.retries,
         retry_delay=dt.timedelta(seconds=options.retry_delay_seconds),
         tags=tags,
+        params=tuple((name, p.default, p.schema()) for name, p in options.params.items()),
     )

@@ -53,6 +53,7 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
         "tags": set(graph.tags),
         "default_args": {"owner": graph.owner, "retries": graph.retries, "retry_delay": graph.retry_delay},
         "params": {
+            **{name: Param(default, **schema) for name, default, schema in graph.params},
             SKIP_TASKS_PARAM: Param(
                 [],
                 type="array",

@@ -226,3 +226,60 @@ def test_skip_and_fail_fast_together_build_a_valid_dag() -> None:
         DAG("ff", schedule=None, fail_fast=True),
     ):
         EmptyOperator(task_id="after_skip", trigger_rule="none_failed")
+
+
+PARAMS_BLOCK = """
+version: 25.6.5
+name: with-params
+tasks:
+- name: train
+  command: python -m train --preset {{ params.preset }} --steps {{ params.max_steps }}
+  environment: {image: 'python:3.11', envs: {LANGUAGE: '{{ params.language }}'}}
+airflow:
+  params:
+    preset: {default: big, enum: [big, small], title: Recipe}
+    max_steps: {default: -1, type: integer, minimum: -1}
+    language: {default: ko, type: string, description: Data language}
+"""
+
+
+def test_params_become_the_trigger_form_and_render_in_commands() -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = build_pipeline(load_pipeline_text(PARAMS_BLOCK, "params.yaml"))
+    assert list(dag.params) == ["preset", "max_steps", "language", "skip_tasks"]
+    preset = dag.params.get_param("preset")
+    assert (preset.value, preset.schema["enum"], preset.schema["title"]) == ("big", ["big", "small"], "Recipe")
+    assert dag.params.get_param("max_steps").schema == {"type": "integer", "minimum": -1}
+    task = dag.get_task("train")
+    params = {**dag.params.validate(), "preset": "small", "max_steps": 3}  # a run's conf over the defaults
+    rendered = task.render_template(task.command, {"params": params})
+    assert rendered == "python -m train --preset small --steps 3"
+    assert task.render_template(task.env, {"params": params}) == {"LANGUAGE": "ko"}
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert restored.params.get_param("max_steps").value == -1
+
+
+def test_a_run_value_outside_the_param_schema_is_refused() -> None:
+    import copy
+
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    dag = build_pipeline(load_pipeline_text(PARAMS_BLOCK, "params.yaml"))
+    params = copy.deepcopy(dag.params)
+    with pytest.raises(ParamValidationError, match="preset"):
+        params["preset"] = "huge"
+    with pytest.raises(ParamValidationError, match="max_steps"):
+        params["max_steps"] = -2
+
+
+def test_shipped_trade_qa_pipeline_declares_its_offline_params() -> None:
+    loaded = load_pipeline(ROOT / "dags" / "pipelines" / "trade-qa-finetune.yaml")
+    assert loaded.warnings == []
+    dag = build_pipeline(loaded)
+    assert dag.get_task("extract-qa").skip is True
+    assert dag.get_task("prepare-dataset").session_resources.keys() == {"cpu", "mem"}  # no GPU
+    for task_id in ("finetune", "evaluate"):
+        assert "cuda.shares" in dag.get_task(task_id).session_resources
+    assert dag.params.get_param("preset").value == "gemma2-2b-seed"
+    assert dag.params.get_param("preset").schema["enum"] == ["gemma2-2b-seed", "smollm2-135m-cpu"]
