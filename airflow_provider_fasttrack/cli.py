@@ -239,7 +239,11 @@ def register_stage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     parser.add_argument("vfolder", metavar="VFOLDER", help="the vfolder to stage into (created if missing)")
     parser.add_argument(
-        "--code", action="append", default=[], metavar="DIR|WHEEL", help="package folder or wheel (repeatable)"
+        "--code",
+        action="append",
+        default=[],
+        metavar="DIR|WHEEL",
+        help="package folder or wheel (repeatable)",
     )
     parser.add_argument(
         "--data", action="append", default=[], metavar="DIR", help="data folder whose files go to --data-dir"

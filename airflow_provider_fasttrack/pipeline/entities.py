@@ -100,5 +100,5 @@ def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
         retries=options.retries,
         retry_delay=dt.timedelta(seconds=options.retry_delay_seconds),
         tags=tags,
-        params=tuple((name, p.default, p.schema()) for name, p in options.params.items()),
+        params=tuple((name, p.default, p.keywords()) for name, p in options.params.items()),
     )

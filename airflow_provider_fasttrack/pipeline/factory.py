@@ -61,7 +61,7 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
                 uniqueItems=True,
                 title="Tasks to skip",
                 description="Tasks to skip in this run; their downstream tasks still run.",
-            )
+            ),
         },
     }
 

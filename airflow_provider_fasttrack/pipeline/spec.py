@@ -167,7 +167,7 @@ class ParamSpec(_OwnModel):
     minimum: float | None = None
     maximum: float | None = None
 
-    def schema(self) -> dict[str, Any]:
+    def keywords(self) -> dict[str, Any]:
         """The JSON-schema keywords (everything but ``default``), as ``Param(default, **schema)`` takes them."""
         return self.model_dump(exclude={"default"}, exclude_none=True)
 

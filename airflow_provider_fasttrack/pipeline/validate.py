@@ -27,7 +27,9 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PARAM_NAME = ENV_NAME
 #: The run parameter every pipeline DAG has (tasks to skip in one run); it cannot be declared again.
 BUILT_IN_PARAMS = frozenset({"skip_tasks"})
-SECRET_NAME = re.compile(r"TOKEN(?!IZER)|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"TOKEN(?!IZER)|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE
+)
 VFOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MOUNT_ALIAS = re.compile(r"^[A-Za-z0-9_./-]+$")
 CRON_PRESETS = {
@@ -353,7 +355,7 @@ def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
         if param.default is None:
             continue
         try:
-            jsonschema.validate(param.default, param.schema())
+            jsonschema.validate(param.default, param.keywords())
         except jsonschema.ValidationError as exc:
             yield doc.issue((*loc, "default"), f"the default does not fit the param: {exc.message}")
         except jsonschema.SchemaError as exc:

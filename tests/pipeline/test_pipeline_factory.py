@@ -249,7 +249,11 @@ def test_params_become_the_trigger_form_and_render_in_commands() -> None:
     dag = build_pipeline(load_pipeline_text(PARAMS_BLOCK, "params.yaml"))
     assert list(dag.params) == ["preset", "max_steps", "language", "skip_tasks"]
     preset = dag.params.get_param("preset")
-    assert (preset.value, preset.schema["enum"], preset.schema["title"]) == ("big", ["big", "small"], "Recipe")
+    assert (preset.value, preset.schema["enum"], preset.schema["title"]) == (
+        "big",
+        ["big", "small"],
+        "Recipe",
+    )
     assert dag.params.get_param("max_steps").schema == {"type": "integer", "minimum": -1}
     task = dag.get_task("train")
     params = {**dag.params.validate(), "preset": "small", "max_steps": 3}  # a run's conf over the defaults

@@ -17,9 +17,9 @@ from tests.training.model_fixtures import qa_dataset_fixture  # noqa: F401
 
 MAP_ON_READ_ONLY = (
     "python -c 'from training.data import load_splits; "
-    "data = load_splits(\"/home/work/prepared\"); "
-    "mapped = data[\"train\"].map(lambda row: {\"n\": len(row[\"question\"])}); "
-    "print(\"mapped\", len(mapped))'"
+    'data = load_splits("/home/work/prepared"); '
+    'mapped = data["train"].map(lambda row: {"n": len(row["question"])}); '
+    'print("mapped", len(mapped))\''
 )
 
 
