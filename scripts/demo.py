@@ -24,10 +24,13 @@ TRADE_QA = "trade-qa-finetune"
 OFFLINE_PARAMS = ROOT / "dags" / "pipelines" / f"{TRADE_QA}.offline.json"
 #: declared capacity of backendai-lite's scaling group; the fGPU shares are accounted only (no device)
 SLOTS = {"cpu": 8, "mem": "32g", "cuda.shares": 10}
-#: log lines worth showing while the run goes on: task states, training steps, evaluation batches
+#: Airflow's log line: time, level, message, then the logger in brackets and key=value pairs
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)\S* \[\s*\w+\s*\] (.*?)(?: \[[\w.]+\].*)?$")
+#: messages worth showing while the run goes on: tasks starting and ending, training steps, evaluation batches
 PROGRESS = re.compile(
-    r"(Backend\.AI session \S+ \(|state=|Marking task|step \d+/\d+|generated \d+/\d+|scoring with|judging \d+"
-    r"|prepared \d+ rows|converting |mock accelerator|error:|Error)"
+    r"^\[DAG TEST\] starting|^Backend\.AI session \S+ \(|^Backend\.AI session \S+ TERMINATED|^Skipping task|"
+    r"\] (step \d+/\d+|generated \d+/\d+|scoring with|judging \d+|prepared \d+ rows|converting |mock accelerator"
+    r"|error:|\S*Error)"
 )
 
 
@@ -58,14 +61,17 @@ def dags_test(dag_id: str, conf: dict[str, Any], log: Path) -> bool:
         assert process.stdout is not None
         for line in process.stdout:
             out.write(line)
-            if PROGRESS.search(line):
-                print("  " + _short(line), flush=True)
+            parsed = LOG_LINE.match(line.strip())
+            if parsed and PROGRESS.search(parsed.group(2)):
+                message = parsed.group(2)
+                if message.startswith("Skipping task") and "reason=" in line:
+                    message = line.split("reason=", 1)[1].strip().strip("'")
+                print(f"  {parsed.group(1)} {_short(message)}", flush=True)
     return process.returncode == 0 and "state=success" in log.read_text()
 
 
-def _short(line: str, width: int = 150) -> str:
-    text = line.strip()
-    text = re.sub(r"^\[[^\]]*\] \{[^}]*\} \w+ - ", "", text)  # Airflow's log prefix
+def _short(text: str, width: int = 140) -> str:
+    text = text.replace("[DAG TEST] starting task_id=", "task started: ").split(" map_index=")[0]
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

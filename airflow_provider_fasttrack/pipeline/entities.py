@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
 from airflow_provider_fasttrack.session_request import SessionRequest
