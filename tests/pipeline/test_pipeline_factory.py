@@ -194,10 +194,10 @@ def test_env_templates_render_at_run_time() -> None:
     dag = build_pipeline(
         load_pipeline_text(AIRFLOW_BLOCK.replace("conn.hf.password", "run_id"), "tuned.yaml")
     )
-    task = dag.get_task("prepare")
+    task = dag.get_task("train")  # "prepare" is skipped: a skipped task renders nothing
     assert task.template_fields == ("request",) and "env" in task.request.template_fields
     task.render_template_fields({"run_id": "manual__1"})  # Airflow renders the request's fields in place
-    assert task.request.env == {"SHARED": "task", "TOKEN": "manual__1"}
+    assert task.request.env == {"SHARED": "pipeline", "TOKEN": "manual__1"}
 
 
 def test_dag_serialises(example_path: Path) -> None:
@@ -257,9 +257,9 @@ def test_params_become_the_trigger_form_and_render_in_commands() -> None:
     assert dag.params.get_param("max_steps").schema == {"type": "integer", "minimum": -1}
     task = dag.get_task("train")
     params = {**dag.params.validate(), "preset": "small", "max_steps": 3}  # a run's conf over the defaults
-    rendered = task.render_template(task.command, {"params": params})
-    assert rendered == "python -m train --preset small --steps 3"
-    assert task.render_template(task.env, {"params": params}) == {"LANGUAGE": "ko"}
+    task.render_template_fields({"params": params})
+    assert task.request.command == "python -m train --preset small --steps 3"
+    assert task.request.env == {"LANGUAGE": "ko"}
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     assert restored.params.get_param("max_steps").value == -1
 
@@ -282,8 +282,8 @@ def test_shipped_trade_qa_pipeline_declares_its_offline_params() -> None:
     assert loaded.warnings == []
     dag = build_pipeline(loaded)
     assert dag.get_task("extract-qa").skip is True
-    assert dag.get_task("prepare-dataset").session_resources.keys() == {"cpu", "mem"}  # no GPU
+    assert dag.get_task("prepare-dataset").request.resources.keys() == {"cpu", "mem"}  # no GPU
     for task_id in ("finetune", "evaluate"):
-        assert "cuda.shares" in dag.get_task(task_id).session_resources
+        assert "cuda.shares" in dag.get_task(task_id).request.resources
     assert dag.params.get_param("preset").value == "gemma2-2b-seed"
     assert dag.params.get_param("preset").schema["enum"] == ["gemma2-2b-seed", "smollm2-135m-cpu"]
