@@ -1,4 +1,4 @@
-"""The ``fasttrack`` command: validate, inspect and export FastTrack pipeline files.
+"""The ``fasttrack`` command: validate, inspect and export FastTrack pipeline files; stage code and data.
 
 Each subcommand is one ``register_*`` function that adds its parser and sets ``handler``; adding a
 subcommand is one more entry in :data:`SUBCOMMANDS`.
@@ -205,6 +205,65 @@ def register_pools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     sync.set_defaults(handler=_cmd_pools_sync)
 
 
+def _cmd_stage(args: argparse.Namespace) -> int:
+    from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+    from airflow_provider_fasttrack.staging import code_files, data_files, stage
+
+    files = [f for path in args.code for f in code_files(Path(path))]
+    files += [f for path in args.data for f in data_files(Path(path), args.data_dir)]
+    if not files and not args.create:
+        print("fasttrack: nothing to stage: give --code, --data or --create", file=sys.stderr)
+        return 2
+    hook = BackendAIHook(args.conn_id)
+    try:
+        for name in args.create:
+            hook.ensure_vfolder(name)
+            print(f"{name}: vfolder ready")
+        if files:
+            report = stage(hook, args.vfolder, files)
+            for path in report.uploaded:
+                print(f"  uploaded {path}")
+            print(
+                f"{args.vfolder}: {len(report.uploaded)} files uploaded ({report.uploaded_bytes} bytes), "
+                f"{len(report.unchanged)} unchanged"
+            )
+    finally:
+        hook.close()
+    return 0
+
+
+def register_stage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "stage",
+        help="upload code and data into a vfolder that pipeline tasks mount (only what changed)",
+        description="Upload a package folder or wheel (to code/) and data folders (to --data-dir) into VFOLDER. "
+        "A manifest in the vfolder records sizes and SHA-256 hashes, so a second run uploads nothing new.",
+    )
+    parser.add_argument("vfolder", metavar="VFOLDER", help="the vfolder to stage into (created if missing)")
+    parser.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        metavar="DIR|WHEEL",
+        help="package folder or wheel (repeatable)",
+    )
+    parser.add_argument(
+        "--data", action="append", default=[], metavar="DIR", help="data folder whose files go to --data-dir"
+    )
+    parser.add_argument("--data-dir", default="data", help="folder in the vfolder for --data (default: data)")
+    parser.add_argument(
+        "--create",
+        action="append",
+        default=[],
+        metavar="VFOLDER",
+        help="also create this vfolder when missing, e.g. a model cache (repeatable)",
+    )
+    parser.add_argument(
+        "--conn-id", default="backendai_default", help="backendai connection (default %(default)s)"
+    )
+    parser.set_defaults(handler=_cmd_stage)
+
+
 #: One entry per subcommand.
 SUBCOMMANDS: list[Register] = [
     register_validate,
@@ -212,6 +271,7 @@ SUBCOMMANDS: list[Register] = [
     register_graph,
     register_export,
     register_pools,
+    register_stage,
 ]
 
 
@@ -236,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return 1
-    except (LookupError, OSError, BackendAIError) as exc:
+    except (LookupError, OSError, ValueError, BackendAIError) as exc:
         print(f"fasttrack: {exc}", file=sys.stderr)
         return 1
 

@@ -25,7 +25,9 @@ def load_splits(path: str | Path, splits: tuple[str, ...] = SPLITS) -> Any:
         raise DatasetError(f"{root}: no such dataset folder")
     for candidate in (root, root / "dataset"):
         if (candidate / "dataset_dict.json").is_file():
-            loaded = datasets.load_from_disk(str(candidate))
+            # in memory: a dataset read from disk would get cache files written next to it by every map(), and
+            # an upstream task's output is mounted read-only
+            loaded = datasets.load_from_disk(str(candidate), keep_in_memory=True)
             missing = [s for s in splits if s not in loaded]
             if missing:
                 raise DatasetError(

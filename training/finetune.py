@@ -3,8 +3,9 @@
 Trains on the ``prompt``/``completion`` pairs of the ``train`` split (loss on the completion only, rendered with
 the tokenizer's own chat template), reports the loss on ``validation``, checkpoints as it goes and resumes from
 the last checkpoint after an interruption. Writes into the output folder:
-``adapter/`` (LoRA weights + tokenizer), ``merged/`` (with ``--merge``), ``checkpoints/``, ``metrics.json`` and
-``finetune-config.yaml`` (the recipe as run).
+``adapter/`` (LoRA weights + tokenizer), ``merged/`` (with ``--merge``), ``checkpoints/``, ``metrics.json``,
+``result.json`` (steps, losses, tokens per second: a pipeline task's result) and ``finetune-config.yaml`` (the
+recipe as run).
 """
 
 from __future__ import annotations
@@ -161,7 +162,18 @@ def finetune(
         tokenizer.save_pretrained(str(merged_dir))
         metrics["merged_dir"] = str(merged_dir)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    (output / "result.json").write_text(json.dumps(headline(metrics)) + "\n")
     return metrics
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers a pipeline passes on as the task's result: steps, losses, training throughput."""
+    result = {key: metrics.get(key) for key in ("global_step", "train_loss", "eval_loss", "num_tokens")}
+    runtime = metrics.get("train_runtime")
+    tokens = metrics.get("num_tokens")
+    result["train_seconds"] = runtime
+    result["train_tokens_per_second"] = round(tokens / runtime, 1) if tokens and runtime else None
+    return result
 
 
 @dataclass(frozen=True)

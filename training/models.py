@@ -77,13 +77,16 @@ def convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
     model.load_state_dict(loaded.state_dict())
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
-    partial = target.with_name(target.name + ".partial")
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")  # sessions sharing a cache vfolder
     model.save_pretrained(str(partial))
     tokenizer.save_pretrained(str(partial))
     (partial / ".complete").write_text("converted from " + gguf_file + "\n")
-    if target.exists():
-        import shutil
+    import shutil
 
+    if (target / ".complete").is_file():  # another session finished first
+        shutil.rmtree(partial)
+        return
+    if target.exists():
         shutil.rmtree(target)
     partial.rename(target)
 

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.lite.config import LiteConfig
 from airflow_provider_fasttrack.lite.runner import KernelLaunch
 from airflow_provider_fasttrack.lite.sandbox import MountSpec
@@ -94,4 +95,18 @@ def kernel_launch(
         mounts=[MountSpec(Path(src), dst, ro, label) for src, dst, ro, label in lite["mounts"]],
         hostnames=[k["hostname"] for k in kernels],
         use_namespace=use_namespace,
+        notes=accelerator_notes(row),
     )
+
+
+def accelerator_notes(row: dict[str, Any]) -> list[str]:
+    """A log line saying that requested accelerator slots are only accounted: no device is attached."""
+    requested = slotlib.from_json(row["requested_slots"])
+    accelerators = {slot: amount for slot, amount in requested.items() if "." in slot and amount}
+    if not accelerators:
+        return []
+    shown = ", ".join(f"{slot}={amount}" for slot, amount in sorted(accelerators.items()))
+    return [
+        f"[backendai-lite] mock accelerator: {shown} accounted by the scheduler, but no device is attached; "
+        "the session runs on the CPU"
+    ]

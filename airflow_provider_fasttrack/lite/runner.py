@@ -38,6 +38,8 @@ class KernelLaunch:
     mounts: list[MountSpec] = field(default_factory=list)
     hostnames: list[str] = field(default_factory=list)
     use_namespace: bool = True
+    #: lines written at the top of the kernel's log (what differs from a real agent)
+    notes: list[str] = field(default_factory=list)
 
 
 async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
@@ -50,7 +52,7 @@ async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
     launch.scratch.mkdir(parents=True, exist_ok=True)
     env = dict(launch.environ)
     env["PATH"] = f"{launch.bin_dir}:{SYSTEM_PATH}"
-    notes: list[str] = []
+    notes = list(launch.notes)
     if launch.use_namespace:
         argv, extra = namespace_command(
             launch.workdir, launch.scratch, launch.mounts, launch.hostnames, launch.bin_dir
@@ -60,7 +62,8 @@ async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
         env["LITE_COMMAND"] = launch.command
         cwd = launch.workdir
     else:
-        extra, notes = prepare_fallback(launch.scratch, launch.mounts)
+        extra, fallback_notes = prepare_fallback(launch.scratch, launch.mounts)
+        notes += fallback_notes
         env.update(extra)
         env["HOME"] = str(launch.scratch)
         argv = [*death_signal_prefix(), "/bin/bash", "-c", launch.command]

@@ -57,9 +57,28 @@ from airflow_provider_fasttrack.lite.config import generate_keypair
 from airflow_provider_fasttrack.lite.runner import sweep_session
 from airflow_provider_fasttrack.signing import BackendAIAuth
 
-__all__ = ["DEFAULT_SLOTS", "LiteServer"]
+__all__ = ["DEFAULT_SLOTS", "SESSION_RUNTIME", "LiteServer", "session_runtime_config"]
 
 DEFAULT_SLOTS: dict[str, Any] = {"cpu": 8, "mem": "32g", "cuda.shares": 10, "cuda.device": 2}
+#: The session runtime that ``scripts/bootstrap`` builds in the checkout: training's requirements, no Airflow.
+SESSION_RUNTIME = ".venv-session"
+#: The images of the shipped pipelines.
+PIPELINE_IMAGES = "cr.backend.ai/*"
+
+
+def session_runtime_config(checkout: str | os.PathLike[str]) -> dict[str, Any]:
+    """Config keys that run the pipelines' images in ``<checkout>/.venv-session`` and pass no ``PYTHONPATH`` on.
+
+    A session then has training's requirements but neither Airflow nor the provider, and imports only the code
+    staged into the vfolders it mounts (``fasttrack stage``), as on a cluster.
+    """
+    from airflow_provider_fasttrack.lite.config import LiteConfig
+
+    runtime = Path(checkout).resolve() / SESSION_RUNTIME
+    if not (runtime / "bin" / "python").exists():
+        raise FileNotFoundError(f"{runtime}: no session runtime; scripts/bootstrap builds it")
+    inherit = [name for name in LiteConfig().inherit_environment if name != "PYTHONPATH"]
+    return {"images": [{"pattern": PIPELINE_IMAGES, "runtime": str(runtime)}], "inherit_environment": inherit}
 
 
 class LiteServer:

@@ -163,10 +163,21 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
 
     # -- execute --------------------------------------------------------------------------------
 
-    def execute(self, context: Context) -> Any:
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render nothing for a skipped task: its templates may read connections that exist only where it runs."""
+        if self._skip_reason(context) is None:
+            super().render_template_fields(context, jinja_env)
+
+    def _skip_reason(self, context: Context) -> str | None:
         skip_now = set(context["params"].get(SKIP_TASKS_PARAM) or ()) if "params" in context else set()
-        if self.skip or self.task_id in skip_now:
-            why = "skip: true" if self.skip else f"listed in the run's '{SKIP_TASKS_PARAM}' param"
+        if self.skip:
+            return "skip: true"
+        if self.task_id in skip_now:
+            return f"listed in the run's '{SKIP_TASKS_PARAM}' param"
+        return None
+
+    def execute(self, context: Context) -> Any:
+        if why := self._skip_reason(context):
             raise AirflowSkipException(f"Task {self.task_id} skipped ({why}); no session started")
         if self.fail_fast and self._failed_tasks_in_run(context):
             raise AirflowSkipException(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
 from airflow_provider_fasttrack.session_request import SessionRequest
@@ -50,6 +51,8 @@ class PipelineGraph:
     retries: int
     retry_delay: dt.timedelta
     tags: tuple[str, ...]
+    #: declared run parameters: name -> (default, JSON-schema keywords)
+    params: tuple[tuple[str, Any, dict[str, Any]], ...] = ()
 
 
 def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask:
@@ -98,4 +101,5 @@ def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
         retries=options.retries,
         retry_delay=dt.timedelta(seconds=options.retry_delay_seconds),
         tags=tags,
+        params=tuple((name, p.default, p.keywords()) for name, p in options.params.items()),
     )

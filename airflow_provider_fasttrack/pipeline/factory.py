@@ -54,6 +54,7 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
         "tags": set(graph.tags),
         "default_args": {"owner": graph.owner, "retries": graph.retries, "retry_delay": graph.retry_delay},
         "params": {
+            **{name: Param(default, **schema) for name, default, schema in graph.params},
             SKIP_TASKS_PARAM: Param(
                 [],
                 type="array",
@@ -61,7 +62,7 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
                 uniqueItems=True,
                 title="Tasks to skip",
                 description="Tasks to skip in this run; their downstream tasks still run.",
-            )
+            ),
         },
     }
 

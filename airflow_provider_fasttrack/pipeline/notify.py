@@ -3,7 +3,7 @@
 One message per DAG run. Airflow runs DAG callbacks in the DAG processor with the context of the run's last
 task instance: for a failure, the failed task that ended last; for a success, the task that ended last. Messages
 are Jinja templates rendered with that context, so they can read any task's results from XCom, e.g.
-``{{ ti.xcom_pull(task_ids='evaluate')['semscore'] }}``.
+``{{ ti.xcom_pull(task_ids='evaluate')['semscore_finetuned'] }}``.
 """
 
 from __future__ import annotations

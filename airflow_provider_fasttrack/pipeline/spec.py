@@ -15,6 +15,7 @@ __all__ = [
     "AirflowOptions",
     "Notifications",
     "Ownership",
+    "ParamSpec",
     "PipelineEnvironment",
     "PipelineSpec",
     "SlackNotification",
@@ -148,6 +149,29 @@ class Notifications(_OwnModel):
     slack: SlackNotification | None = None
 
 
+JsonType = Literal["string", "integer", "number", "boolean", "array", "object", "null"]
+
+
+class ParamSpec(_OwnModel):
+    """One run parameter of the trigger form (an Airflow ``Param``): a default and JSON-schema keywords.
+
+    Commands, environment values and Slack messages read it as ``{{ params.<name> }}``; a run overrides it from
+    the trigger form or ``--conf``.
+    """
+
+    default: Any = None
+    type: JsonType | list[JsonType] | None = None
+    title: Text | None = None
+    description: Text | None = None
+    enum: list[Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def keywords(self) -> dict[str, Any]:
+        """The JSON-schema keywords (everything but ``default``), as ``Param(default, **schema)`` takes them."""
+        return self.model_dump(exclude={"default"}, exclude_none=True)
+
+
 class AirflowOptions(_OwnModel):
     """What FastTrack's export does not say but Airflow needs (all optional)."""
 
@@ -170,6 +194,9 @@ class AirflowOptions(_OwnModel):
     vfolder: Text | None = None
     fail_fast: bool = True
     notifications: Notifications = Field(default_factory=Notifications)
+    params: dict[str, ParamSpec] = Field(
+        default_factory=dict, description="run parameters of the trigger form, read as {{ params.<name> }}"
+    )
 
 
 class PipelineSpec(_FastTrackModel):

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.nodes
+import jsonschema
 from pydantic import BaseModel
 
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
@@ -30,7 +32,12 @@ __all__ = ["LoadedPipeline", "load_pipeline", "load_pipeline_text"]
 TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 DAG_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE)
+PARAM_NAME = ENV_NAME
+#: The run parameter every pipeline DAG has (tasks to skip in one run); it cannot be declared again.
+BUILT_IN_PARAMS = frozenset({"skip_tasks"})
+SECRET_NAME = re.compile(
+    r"TOKEN(?!IZER)|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE
+)
 _JINJA = jinja2.Environment()
 
 
@@ -124,6 +131,7 @@ def _check(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
         yield from _check_task(task_index=index, spec=spec, doc=doc)
     yield from _check_graph(spec, doc, first_index)
     yield from _check_airflow(spec, doc)
+    yield from _check_params(spec, doc)
 
 
 def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
@@ -137,6 +145,11 @@ def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> It
         return
     if not task.command.strip():
         yield doc.issue((*loc, "command"), "command is empty")
+    elif "{{" in task.command or "{%" in task.command:
+        try:
+            _JINJA.parse(task.command)
+        except jinja2.TemplateSyntaxError as exc:
+            yield doc.issue((*loc, "command"), f"template syntax error: {exc.message}")
     if not task.environment.image.strip() or any(c.isspace() for c in task.environment.image.strip()):
         yield doc.issue(
             (*loc, "environment", "image"), f"{task.environment.image!r} is not an image reference"
@@ -258,6 +271,68 @@ def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
                 yield doc.issue(
                     (*loc, "notifications", "slack", event), f"template syntax error: {exc.message}"
                 )
+
+
+def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+    """Declared params: names, defaults that fit their schema; templates may read only declared params."""
+    declared = spec.airflow.params
+    for name, param in declared.items():
+        loc: Loc = ("airflow", "params", name)
+        if not PARAM_NAME.fullmatch(name):
+            yield doc.issue(loc, f"{name!r} is not a param name (letters, digits, '_')", key=True)
+        elif name in BUILT_IN_PARAMS:
+            yield doc.issue(loc, f"{name!r} is a built-in param of every pipeline", key=True)
+        if param.default is None:
+            continue
+        try:
+            jsonschema.validate(param.default, param.keywords())
+        except jsonschema.ValidationError as exc:
+            yield doc.issue((*loc, "default"), f"the default does not fit the param: {exc.message}")
+        except jsonschema.SchemaError as exc:
+            yield doc.issue(loc, f"not a valid param schema: {exc.message}")
+    known = set(declared) | BUILT_IN_PARAMS
+    for loc, text in _templates(spec):
+        for used in sorted(_params_read(text) - known):
+            listed = ", ".join(sorted(declared)) or "none"
+            yield doc.issue(loc, f"params.{used} is not declared in airflow.params (declared: {listed})")
+
+
+def _templates(spec: PipelineSpec) -> Iterator[tuple[Loc, str]]:
+    """Every text Airflow renders as a template: commands, environment values, Slack messages."""
+    for key, value in spec.environment.envs.items():
+        yield ("environment", "envs", key), value
+    for index, task in enumerate(spec.tasks):
+        yield ("tasks", index, "command"), task.command
+        for key, value in task.environment.envs.items():
+            yield ("tasks", index, "environment", "envs", key), value
+    slack = spec.airflow.notifications.slack
+    for event in ("on_success", "on_failure"):
+        message = getattr(slack, event, None) if slack else None
+        if isinstance(message, str):
+            yield ("airflow", "notifications", "slack", event), message
+
+
+def _params_read(text: str) -> set[str]:
+    """Names read as ``params.<name>`` or ``params['<name>']`` in a template (nothing when it does not parse)."""
+    if "params" not in text or ("{{" not in text and "{%" not in text):
+        return set()
+    try:
+        tree = _JINJA.parse(text)
+    except jinja2.TemplateSyntaxError:
+        return set()  # reported where the text's syntax is checked
+    names = {
+        node.attr
+        for node in tree.find_all(jinja2.nodes.Getattr)
+        if isinstance(node.node, jinja2.nodes.Name) and node.node.name == "params"
+    }
+    for node in tree.find_all(jinja2.nodes.Getitem):
+        if (
+            isinstance(node.node, jinja2.nodes.Name)
+            and node.node.name == "params"
+            and isinstance(node.arg, jinja2.nodes.Const)
+        ):
+            names.add(str(node.arg.value))
+    return names
 
 
 def _unknown_fields(model: BaseModel, loc: Loc, doc: YamlDocument) -> Iterator[Issue]:

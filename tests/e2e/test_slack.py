@@ -28,7 +28,7 @@ def test_one_message_per_run(airflow_deployment, lite) -> None:  # type: ignore[
         run = airflow_deployment.run_dag("notify-once")
         assert run["state"] == "success"
         # two final tasks, one message, with a result of one task read from XCom
-        assert settled(received) == [{"text": "notify-once: semscore 0.8731"}]
+        assert settled(received) == [{"text": "notify-once: SemScore 0.449 -> 0.509"}]
 
         received.clear()
         run = airflow_deployment.run_dag("notify-fail-fast", timeout=200)

@@ -277,3 +277,15 @@ def test_check_presets_shape(http: httpx.Client) -> None:
         body["scaling_group_remaining"]["mem"] == str(16 * 2**30)
         or int(body["scaling_group_remaining"]["mem"]) < 16 * 2**30
     )
+
+
+def test_accelerator_slots_are_accounted_and_logged_as_mock(http: httpx.Client) -> None:
+    config = {"resources": {"cpu": 1, "mem": "256m", "cuda.shares": "2.5"}}
+    gpu = create_session(http, "echo trained", config=config)
+    cpu = create_session(http, "echo prepared")
+    for created in (gpu, cpu):
+        assert wait_for(http, created["sessionId"], terminated)["result"] == "SUCCESS"
+    gpu_log = session_logs(http, gpu["sessionId"])
+    assert gpu_log.startswith("[backendai-lite] mock accelerator: cuda.shares=2.5 accounted by the scheduler")
+    assert gpu_log.rstrip().endswith("trained")
+    assert "mock accelerator" not in session_logs(http, cpu["sessionId"])

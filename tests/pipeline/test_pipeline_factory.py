@@ -194,10 +194,10 @@ def test_env_templates_render_at_run_time() -> None:
     dag = build_pipeline(
         load_pipeline_text(AIRFLOW_BLOCK.replace("conn.hf.password", "run_id"), "tuned.yaml")
     )
-    task = dag.get_task("prepare")
+    task = dag.get_task("train")  # "prepare" is skipped: a skipped task renders nothing
     assert task.template_fields == ("request",) and "env" in task.request.template_fields
     task.render_template_fields({"run_id": "manual__1"})  # Airflow renders the request's fields in place
-    assert task.request.env == {"SHARED": "task", "TOKEN": "manual__1"}
+    assert task.request.env == {"SHARED": "pipeline", "TOKEN": "manual__1"}
 
 
 def test_dag_serialises(example_path: Path) -> None:
@@ -226,3 +226,64 @@ def test_skip_and_fail_fast_together_build_a_valid_dag() -> None:
         DAG("ff", schedule=None, fail_fast=True),
     ):
         EmptyOperator(task_id="after_skip", trigger_rule="none_failed")
+
+
+PARAMS_BLOCK = """
+version: 25.6.5
+name: with-params
+tasks:
+- name: train
+  command: python -m train --preset {{ params.preset }} --steps {{ params.max_steps }}
+  environment: {image: 'python:3.11', envs: {LANGUAGE: '{{ params.language }}'}}
+airflow:
+  params:
+    preset: {default: big, enum: [big, small], title: Recipe}
+    max_steps: {default: -1, type: integer, minimum: -1}
+    language: {default: ko, type: string, description: Data language}
+"""
+
+
+def test_params_become_the_trigger_form_and_render_in_commands() -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = build_pipeline(load_pipeline_text(PARAMS_BLOCK, "params.yaml"))
+    assert list(dag.params) == ["preset", "max_steps", "language", "skip_tasks"]
+    preset = dag.params.get_param("preset")
+    assert (preset.value, preset.schema["enum"], preset.schema["title"]) == (
+        "big",
+        ["big", "small"],
+        "Recipe",
+    )
+    assert dag.params.get_param("max_steps").schema == {"type": "integer", "minimum": -1}
+    task = dag.get_task("train")
+    params = {**dag.params.validate(), "preset": "small", "max_steps": 3}  # a run's conf over the defaults
+    task.render_template_fields({"params": params})
+    assert task.request.command == "python -m train --preset small --steps 3"
+    assert task.request.env == {"LANGUAGE": "ko"}
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert restored.params.get_param("max_steps").value == -1
+
+
+def test_a_run_value_outside_the_param_schema_is_refused() -> None:
+    import copy
+
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    dag = build_pipeline(load_pipeline_text(PARAMS_BLOCK, "params.yaml"))
+    params = copy.deepcopy(dag.params)
+    with pytest.raises(ParamValidationError, match="preset"):
+        params["preset"] = "huge"
+    with pytest.raises(ParamValidationError, match="max_steps"):
+        params["max_steps"] = -2
+
+
+def test_shipped_trade_qa_pipeline_declares_its_offline_params() -> None:
+    loaded = load_pipeline(ROOT / "dags" / "pipelines" / "trade-qa-finetune.yaml")
+    assert loaded.warnings == []
+    dag = build_pipeline(loaded)
+    assert dag.get_task("extract-qa").skip is True
+    assert dag.get_task("prepare-dataset").request.resources.keys() == {"cpu", "mem"}  # no GPU
+    for task_id in ("finetune", "evaluate"):
+        assert "cuda.shares" in dag.get_task(task_id).request.resources
+    assert dag.params.get_param("preset").value == "gemma2-2b-seed"
+    assert dag.params.get_param("preset").schema["enum"] == ["gemma2-2b-seed", "smollm2-135m-cpu"]

@@ -42,7 +42,7 @@ from airflow_provider_fasttrack.pipeline.spec import SlackNotification
 
 
 def evaluate():
-    return {"semscore": 0.8731, "truthfulness": 0.62}
+    return {"n": 42, "semscore_base": 0.449, "semscore_finetuned": 0.509}
 
 
 def crash():
@@ -51,7 +51,8 @@ def crash():
 
 on_success, on_failure = slack_notifiers(SlackNotification(
     conn_id="slack_stub",
-    on_success="{{ dag.dag_id }} done: semscore={{ ti.xcom_pull(task_ids='evaluate')['semscore'] }}",
+    on_success="{{ dag.dag_id }} done: SemScore {{ ti.xcom_pull(task_ids='evaluate')['semscore_base'] }} -> "
+    "{{ ti.xcom_pull(task_ids='evaluate')['semscore_finetuned'] }}",
     on_failure=True,
 ))
 
@@ -87,7 +88,7 @@ def notify_dags(tmp_path, monkeypatch: pytest.MonkeyPatch, airflow_db: None):
 def test_success_message_carries_metrics_from_xcom(slack_stub: list[dict], notify_dags) -> None:
     run = notify_dags["slack_success_check"].test()
     assert run.state == "success"
-    assert slack_stub == [{"text": "slack_success_check done: semscore=0.8731"}]
+    assert slack_stub == [{"text": "slack_success_check done: SemScore 0.449 -> 0.509"}]
 
 
 def test_failure_message_names_the_task(slack_stub: list[dict], notify_dags) -> None:

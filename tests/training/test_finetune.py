@@ -51,6 +51,9 @@ def test_finetune_resumes_from_checkpoint_and_adapter_generates(
     assert first["global_step"] == 2 and first["resumed_from"] is None
     assert (output / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").is_file()
     assert first["num_tokens"] > 0 and first["eval_loss"] > 0
+    result = json.loads((output / "result.json").read_text())  # the pipeline task's result
+    assert result["global_step"] == 2 and result["eval_loss"] == first["eval_loss"]
+    assert result["train_tokens_per_second"] == round(first["num_tokens"] / first["train_runtime"], 1)
 
     # The resumed run merges in fp32, so that the merged model must match the adapter to float precision.
     resumed = ("--set", "sft.max_steps=3", "--set", "precision=fp32", "--merge")

@@ -1,0 +1,178 @@
+"""The demo's driver (run by ``scripts/demo``): backendai-lite, staging, ``airflow dags test``, a summary.
+
+``python scripts/demo.py WORK_DIR [DAG_ID] [CONF_JSON]``: runs the pipeline DAG_ID (default trade-qa-finetune, with
+its offline params from ``dags/pipelines/trade-qa-finetune.offline.json`` and CONF_JSON on top) on a fresh
+backendai-lite in WORK_DIR, showing progress lines while it runs and a summary at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_fasttrack.lite.testing import LiteServer, session_runtime_config
+
+ROOT = Path(__file__).resolve().parent.parent
+TRADE_QA = "trade-qa-finetune"
+OFFLINE_PARAMS = ROOT / "dags" / "pipelines" / f"{TRADE_QA}.offline.json"
+#: declared capacity of backendai-lite's scaling group; the fGPU shares are accounted only (no device)
+SLOTS = {"cpu": 8, "mem": "32g", "cuda.shares": 10}
+#: Airflow's log line: time, level, message, then the logger in brackets and key=value pairs
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)\S* \[\s*\w+\s*\] (.*?)(?: \[[\w.]+\].*)?$")
+#: messages worth showing while the run goes on: tasks starting and ending, training steps, evaluation batches
+PROGRESS = re.compile(
+    r"^\[DAG TEST\] starting|^Backend\.AI session \S+ \(|^Backend\.AI session \S+ TERMINATED|^Skipping task|"
+    r"\] (step \d+/\d+|generated \d+/\d+|scoring with|judging \d+|prepared \d+ rows|converting |mock accelerator"
+    r"|error:|\S*Error)"
+)
+
+
+def stage(lite: LiteServer) -> None:
+    """Code and the English sample into the vfolder trade-qa; the model cache vfolder trade-qa-models."""
+    command = [
+        *(sys.executable, "-m", "airflow_provider_fasttrack.cli", "stage", "trade-qa"),
+        *("--code", str(ROOT / "training"), "--data", str(ROOT / "training" / "samples" / "en")),
+        *("--create", "trade-qa-models"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    print(done.stdout.splitlines()[-1] if done.returncode == 0 else done.stdout + done.stderr, flush=True)
+    if done.returncode != 0:
+        sys.exit(1)
+
+
+def dags_test(dag_id: str, conf: dict[str, Any], log: Path) -> bool:
+    """``airflow dags test`` with progress lines echoed as they come; the whole output goes to ``log``."""
+    command = [sys.executable, "-m", "airflow", "dags", "test", dag_id]
+    if conf:
+        command += ["--conf", json.dumps(conf)]
+    with (
+        log.open("w") as out,
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        ) as process,
+    ):
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.write(line)
+            parsed = LOG_LINE.match(line.strip())
+            if parsed and PROGRESS.search(parsed.group(2)):
+                message = parsed.group(2)
+                if message.startswith("Skipping task") and "reason=" in line:
+                    message = line.split("reason=", 1)[1].strip().strip("'")
+                print(f"  {parsed.group(1)} {_short(message)}", flush=True)
+    return process.returncode == 0 and "state=success" in log.read_text()
+
+
+def _short(text: str, width: int = 140) -> str:
+    text = text.replace("[DAG TEST] starting task_id=", "task started: ").split(" map_index=")[0]
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def task_times(lite: LiteServer, dag_id: str) -> dict[str, float | None]:
+    """Wall time of each task's session (started -> terminated), from backendai-lite's records."""
+    with lite.client() as http:
+        sessions = http.get("/lite/sessions").json()["sessions"]
+    times: dict[str, float | None] = {}
+    for session in sessions:
+        if session["tag"] == dag_id:
+            task = session["name"][3:].rsplit("-", 1)[0]
+            times[task] = _seconds(session["started_at"], session["terminated_at"])
+    return times
+
+
+def summary(lite: LiteServer, dag_id: str, started: float) -> list[str]:
+    """The lines a person reads at the end of the trade-QA demo."""
+    vfolder = lite.vfolder_path(f"fasttrack-{dag_id}")
+    evaluations = sorted(vfolder.glob("*/evaluate/report.json"), key=lambda p: p.stat().st_mtime)
+    lines = [f"Summary of {dag_id} (total {time.monotonic() - started:.0f} s)"]
+    if not evaluations:
+        return [*lines, "  no evaluation report was written"]
+    folder = evaluations[-1].parent
+    report = json.loads(evaluations[-1].read_text())
+    base, tuned = (report["summary"][m]["semscore"]["mean"] for m in ("base", "finetuned"))
+    diff = report["semscore_difference"]
+    lines.append(
+        f"  SemScore ({report['settings']['embedding_model']}, {report['n']} held-out questions): "
+        f"base {base:.3f} -> fine-tuned {tuned:.3f}; paired difference {diff['mean']:+.3f} "
+        f"(95% CI {diff['ci95_low']:+.3f} .. {diff['ci95_high']:+.3f})"
+    )
+    truth = {m: report["summary"][m]["truthfulness"] for m in ("base", "finetuned")}
+    if truth["base"] is not None and truth["finetuned"] is not None:
+        lines.append(
+            f"  Truthfulness ({report['settings']['judge']}): low (1-2) {truth['base']['low']} -> "
+            f"{truth['finetuned']['low']}, high (4-5) {truth['base']['high']} -> {truth['finetuned']['high']}"
+        )
+    else:
+        lines.append("  Truthfulness: no judge in this run (params judge=none)")
+    finetune = folder.parent / "finetune" / "result.json"
+    if finetune.is_file():
+        result = json.loads(finetune.read_text())
+        lines.append(
+            f"  Training: {result['global_step']} steps, {result['train_tokens_per_second']} tokens/s, "
+            f"train loss {result['train_loss']:.3f}, eval loss {result['eval_loss']:.3f}"
+        )
+    times = task_times(lite, dag_id)
+    lines.append(
+        "  Task sessions: "
+        + ", ".join(
+            f"{task} {secs:.0f} s" if secs is not None else f"{task} -" for task, secs in times.items()
+        )
+    )
+    lines.append(f"  Report: {folder / 'report.md'}")
+    plots = [str(p) for p in sorted(folder.glob("*.png"))]
+    lines.append(f"  Plots: {', '.join(plots) if plots else 'none'}")
+    return lines
+
+
+def main() -> int:
+    work = Path(sys.argv[1])
+    dag_id = sys.argv[2] if len(sys.argv) > 2 else TRADE_QA
+    conf: dict[str, Any] = json.loads(OFFLINE_PARAMS.read_text()) if dag_id == TRADE_QA else {}
+    if len(sys.argv) > 3:
+        conf.update(json.loads(sys.argv[3]))
+    started = time.monotonic()
+    with LiteServer(
+        data_dir=work / "backendai-lite", slots=SLOTS, extra_config=session_runtime_config(ROOT)
+    ) as lite:
+        os.environ["AIRFLOW_CONN_BACKENDAI_DEFAULT"] = json.dumps(
+            {
+                "conn_type": "backendai",
+                "host": lite.url,
+                "login": lite.access_key,
+                "password": lite.secret_key,
+            }
+        )
+        print(f"backendai-lite at {lite.url}, data in {lite.data_dir}", flush=True)
+        print(
+            f"  scaling group default: {SLOTS} (fGPU shares accounted only: no GPU is attached)", flush=True
+        )
+        if dag_id == TRADE_QA:
+            stage(lite)
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+        print(f"airflow dags test {dag_id} --conf '{json.dumps(conf)}'", flush=True)
+        log = work / "dags-test.log"
+        ok = dags_test(dag_id, conf, log)
+        print(f"airflow dags test {dag_id}: {'success' if ok else 'FAILED'} (log: {log})")
+        if dag_id == TRADE_QA:
+            print("\n".join(summary(lite, dag_id, started)))
+        else:
+            for result in sorted(lite.data_dir.rglob("result.json")):
+                print(f"  {result.relative_to(lite.data_dir)}: {result.read_text().strip()}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The shipped trade-QA pipeline, shortened through its run params, through Airflow (dag.test()) on backendai-lite.
+
+The sessions run in backendai-lite's session runtime (``.venv-session``: training's requirements, no Airflow); the
+code and the English sample reach them through ``fasttrack stage``; upstream outputs are mounted read-only; the
+judge is a local OpenAI-compatible server behind the Airflow connection ``llm_judge``; the run's Slack message
+goes to a local webhook stub.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_fasttrack.cli import main as fasttrack
+from airflow_provider_fasttrack.lite.testing import LiteServer, session_runtime_config
+from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
+from tests.conftest import load_test_dag
+from tests.helpers import LOG_FILES, SECRETS, connection_env
+from tests.lite.conftest import create_session, session_logs, terminated, wait_for
+from tests.slack_stub import slack_webhook_stub
+from tests.training.openai_stub import OpenAIStub
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "trade-qa-finetune"
+JUDGE_KEY = "judge-key-4f1c9e"
+#: The offline params as the trigger form or ``--conf`` gives them, shortened: a few steps and questions, a judge.
+SHORT_RUN = {
+    **json.loads((ROOT / "dags" / "pipelines" / f"{DAG_ID}.offline.json").read_text()),
+    "max_steps": 2,
+    "judge": "openai",
+    "eval_limit": 4,
+    "max_new_tokens": 16,
+}
+IMAGE = "cr.backend.ai/stable/python:3.11-ubuntu22.04"
+
+
+@pytest.fixture(scope="module")
+def session_lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiteServer]:
+    """A backendai-lite whose pipeline images run in the session runtime, with 10 (mock) fGPU shares."""
+    config = session_runtime_config(ROOT)
+    slots = {"cpu": 8, "mem": "32g", "cuda.shares": 10}
+    with LiteServer(
+        data_dir=tmp_path_factory.mktemp("lite-session"), slots=slots, extra_config=config
+    ) as lite:
+        SECRETS.add(lite.secret_key)
+        LOG_FILES.append(lite.log_path)
+        yield lite
+
+
+@pytest.fixture
+def connections(session_lite: LiteServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """backendai_default, llm_judge (a local judge) and slack_default (a webhook stub); yields Slack's messages."""
+    SECRETS.add(JUDGE_KEY)
+    with OpenAIStub() as judge, slack_webhook_stub() as (webhook, received):
+        monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_DEFAULT", connection_env(session_lite))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_LLM_JUDGE",
+            json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": judge.base_url,
+                    "password": JUDGE_KEY,
+                    "extra": {"model": "stub"},
+                }
+            ),
+        )
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SLACK_DEFAULT", json.dumps({"conn_type": "slackwebhook", "password": webhook})
+        )
+        yield received
+
+
+def logs_of(lite: LiteServer, run_id: str, task_id: str) -> str:
+    name = session_name(DAG_ID, run_id, task_id)
+    with lite.client() as http:
+        (session,) = [s for s in http.get("/lite/sessions").json()["sessions"] if s["name"] == name]
+        return session_logs(http, session["id"])
+
+
+def mount_options(lite: LiteServer, run_id: str, task_id: str) -> dict[str, Any]:
+    with closing(sqlite3.connect(lite.data_dir / "lite.sqlite3")) as db:
+        (config,) = db.execute(
+            "SELECT config FROM sessions WHERE name = ?", (session_name(DAG_ID, run_id, task_id),)
+        ).fetchone()
+    return dict(json.loads(config).get("mount_options") or {})
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
+    session_lite: LiteServer, connections: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stage = [
+        "stage",
+        "trade-qa",
+        "--code",
+        str(ROOT / "training"),
+        "--data",
+        str(ROOT / "training/samples/en"),
+    ]
+    assert fasttrack([*stage, "--create", "trade-qa-models"]) == 0, capsys.readouterr().err
+
+    dag = load_test_dag(DAG_ID)
+    run = dag.test(run_conf=SHORT_RUN)
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == {
+        "extract-qa": "skipped",
+        "prepare-dataset": "success",
+        "finetune": "success",
+        "evaluate": "success",
+    }, states
+
+    # result.json of each step is its XCom value
+    evaluate = run.get_task_instance("evaluate")
+    result = evaluate.xcom_pull(task_ids="evaluate")
+    job = session_lite.vfolder_path("fasttrack-trade-qa-finetune") / pipeline_job_id(DAG_ID, run.run_id)
+    assert result == json.loads((job / "evaluate" / "result.json").read_text())
+    assert result["n"] == 4 and result["embedding_model"] == SHORT_RUN["embedding_model"]
+    assert 0 < result["semscore_base"] <= 1 and 0 < result["semscore_finetuned"] <= 1
+    low, high = result["truthfulness_base_low"], result["truthfulness_base_high"]
+    assert low + high + result["truthfulness_base_failures"] <= 4
+    finetune = evaluate.xcom_pull(task_ids="finetune")
+    assert finetune == json.loads((job / "finetune" / "result.json").read_text())
+    assert finetune["global_step"] == 2 and finetune["train_tokens_per_second"] > 0
+    assert (job / "evaluate" / "report.md").is_file() and (job / "evaluate" / "semscore.png").is_file()
+
+    # the run's one Slack message: the DAG's own notifier, rendered with the run's last task
+    dag.on_success_callback({"dag": dag, "run_id": run.run_id, "ti": evaluate})
+    assert connections == [
+        {
+            "text": f":white_check_mark: {DAG_ID} (run {run.run_id}): SemScore {result['semscore_base']} -> "
+            f"{result['semscore_finetuned']} on 4 test questions ({result['embedding_model']}); "
+            f"truthfulness low (1-2) {low} -> {result['truthfulness_finetuned_low']}, "
+            f"high (4-5) {high} -> {result['truthfulness_finetuned_high']}"
+        }
+    ]
+
+    # upstream outputs were mounted read-only into the model tasks
+    for task_id, inputs in (("finetune", 1), ("evaluate", 2)):
+        options = mount_options(session_lite, run.run_id, task_id)
+        assert len(options) == inputs and all(o == {"permission": "ro"} for o in options.values())
+    # the offline model was converted once, by the first model task, into the shared cache vfolder
+    assert "converting" in logs_of(session_lite, run.run_id, "finetune")
+    assert "converting" not in logs_of(session_lite, run.run_id, "evaluate")
+    converted = session_lite.vfolder_path("trade-qa-models") / "converted"
+    assert [p.name for p in converted.iterdir()] == ["SmolLM2-135M-Instruct-v1"]
+    assert "mock accelerator: cuda.shares=5" in logs_of(session_lite, run.run_id, "finetune")
+
+
+def test_sessions_of_the_pipeline_image_have_no_airflow_and_only_staged_code(
+    session_lite: LiteServer,
+) -> None:
+    with session_lite.client() as http:
+        airflow = create_session(http, "python -c 'import airflow'", image=IMAGE)
+        staged = create_session(http, "python -c 'import training'", image=IMAGE)
+        runtime = create_session(
+            http, "python -c 'import torch, trl, peft, datasets, sentence_transformers'", image=IMAGE
+        )
+        records = {
+            name: (
+                wait_for(http, created["sessionId"], terminated, timeout=120),
+                session_logs(http, created["sessionId"]),
+            )
+            for name, created in (("airflow", airflow), ("staged", staged), ("runtime", runtime))
+        }
+    assert records["airflow"][0]["result"] == "FAILURE"
+    assert "No module named 'airflow'" in records["airflow"][1]
+    assert records["staged"][0]["result"] == "FAILURE"  # training comes only from the staged vfolder
+    assert "No module named 'training'" in records["staged"][1]
+    assert records["runtime"][0]["result"] == "SUCCESS", records["runtime"][1]

@@ -1,0 +1,44 @@
+"""A prepared dataset mounted read-only (as upstream outputs are on a cluster) loads and maps without writing to it.
+
+``datasets`` writes cache files next to the Arrow files of a dataset loaded from disk; ``load_splits`` loads it
+into memory so that the trainer's tokenisation (``Dataset.map``) writes nothing into the input folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_fasttrack.lite.sandbox import namespaces_available
+from tests.lite.conftest import create_session, session_logs, terminated, wait_for
+from tests.training.model_fixtures import qa_dataset_fixture  # noqa: F401
+
+MAP_ON_READ_ONLY = (
+    "python -c 'from training.data import load_splits; "
+    'data = load_splits("/home/work/prepared"); '
+    'mapped = data["train"].map(lambda row: {"n": len(row["question"])}); '
+    'print("mapped", len(mapped))\''
+)
+
+
+def test_a_read_only_dataset_maps_without_writing(lite, qa_dataset: Path) -> None:  # type: ignore[no-untyped-def]
+    if not namespaces_available()[0]:
+        pytest.skip("read-only mounts need private mount namespaces")
+    with lite.client() as http:
+        assert http.post("/folders", json={"name": "ro-prepared"}).status_code in (201, 400)
+        shutil.copytree(qa_dataset, lite.vfolder_path("ro-prepared"), dirs_exist_ok=True)
+        before = sorted(p.name for p in lite.vfolder_path("ro-prepared").rglob("*"))
+        config = {
+            "resources": {"cpu": 1, "mem": "1g"},
+            "mounts": ["ro-prepared"],
+            "mount_map": {"ro-prepared": "prepared"},
+            "mount_options": {"ro-prepared": {"permission": "ro"}},
+        }
+        created = create_session(http, MAP_ON_READ_ONLY, config=config, image="python:3.11")
+        record = wait_for(http, created["sessionId"], terminated, timeout=300)
+        logs = session_logs(http, created["sessionId"])
+    assert record["result"] == "SUCCESS", logs
+    assert "mapped 330" in logs
+    assert sorted(p.name for p in lite.vfolder_path("ro-prepared").rglob("*")) == before
