@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, load_pi
 from training.yamldoc import YamlDocument
 
 if TYPE_CHECKING:
-    from airflow.sdk import DAG, BaseOperator
+    from airflow.sdk import DAG, BaseOperator, Param
 
 __all__ = [
     "build_dag",
@@ -33,16 +34,13 @@ __all__ = [
 
 
 def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
-    """The ``DAG(...)`` arguments of a pipeline (no tasks)."""
+    """The ``DAG(...)`` arguments of a pipeline (no tasks; ``skip_tasks`` comes after them, see build_dag)."""
     from airflow.sdk import Param
-
-    from airflow_provider_fasttrack.operators.session import SKIP_TASKS_PARAM
 
     start_date = aware(graph.start_date, graph.timezone)
     end_date = None
     if graph.max_runs is not None and graph.schedule is not None and graph.start_date is not None:
         end_date = last_run_date(graph.schedule, graph.start_date, graph.timezone, graph.max_runs)
-    names = [task.task_id for task in graph.tasks]
     return {
         "dag_id": graph.dag_id,
         "dag_display_name": graph.display_name,
@@ -53,18 +51,22 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
         "catchup": graph.catchup,
         "tags": set(graph.tags),
         "default_args": {"owner": graph.owner, "retries": graph.retries, "retry_delay": graph.retry_delay},
-        "params": {
-            **{name: Param(default, **schema) for name, default, schema in graph.params},
-            SKIP_TASKS_PARAM: Param(
-                [],
-                type="array",
-                items={"type": "string", "enum": names},
-                uniqueItems=True,
-                title="Tasks to skip",
-                description="Tasks to skip in this run; their downstream tasks still run.",
-            ),
-        },
+        "params": {name: Param(default, **schema) for name, default, schema in graph.params},
     }
+
+
+def skip_tasks_param(task_ids: Sequence[str]) -> Param:
+    """The run's ``skip_tasks`` param: a multi-select of the pipeline's tasks in the trigger form."""
+    from airflow.sdk import Param
+
+    return Param(
+        [],
+        type="array",
+        items={"type": "string", "enum": list(task_ids)},
+        uniqueItems=True,
+        title="Tasks to skip",
+        description="Tasks to skip in this run; their downstream tasks still run.",
+    )
 
 
 def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG) -> BaseOperator:
@@ -90,6 +92,8 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
     """The DAG of a checked pipeline spec; a failure becomes a :class:`PipelineSpecError` naming the task."""
     from airflow.sdk import DAG
 
+    from airflow_provider_fasttrack.operators.session import SKIP_TASKS_PARAM
+
     doc = document or YamlDocument(name=spec.name, data=None)
     graph = graph_from_spec(spec)
     try:
@@ -112,6 +116,10 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
     for task in graph.tasks:
         for upstream in task.upstream:
             operators[upstream] >> operators[task.task_id]
+    # Added once the tasks exist: every operator deep-copies the DAG's params when it is created, and a
+    # task's params are schema-checked again when the DAG is serialised; the task list would make both
+    # O(tasks^2). Airflow merges the DAG's params into each task's at run time (process_params).
+    dag.params[SKIP_TASKS_PARAM] = skip_tasks_param(list(operators))
     try:
         dag.validate()
     except Exception as exc:
