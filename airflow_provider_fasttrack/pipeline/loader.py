@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fasttrack.exceptions import PipelineImportError, PipelineSpecError, PipelineWarning
 from airflow_provider_fasttrack.pipeline.factory import build_pipeline
+from airflow_provider_fasttrack.pipeline.references import ReferencePolicy
 from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, load_pipeline_text
 from training.yamldoc import Issue, decode
 
@@ -37,7 +38,7 @@ __all__ = [
 PIPELINES_DIR_ENV = "FASTTRACK_PIPELINES_DIR"
 PATTERNS = ("*.yaml", "*.yml")
 
-_SPEC_CACHE: dict[tuple[str, str], LoadedPipeline | PipelineSpecError] = {}
+_SPEC_CACHE: dict[tuple[str, str, ReferencePolicy], LoadedPipeline | PipelineSpecError] = {}
 
 
 @dataclass
@@ -68,11 +69,13 @@ def load_spec_cached(path: Path, display_name: str) -> LoadedPipeline:
         raise PipelineSpecError(
             [Issue(display_name, 0, 0, (), f"cannot read the file: {exc.strerror or exc}")]
         ) from None
-    key = (display_name, hashlib.sha256(raw).hexdigest())
+    references = ReferencePolicy.from_airflow_config()
+    key = (display_name, hashlib.sha256(raw).hexdigest(), references)
     cached = _SPEC_CACHE.get(key)
     if cached is None:
         try:
-            cached = load_pipeline_text(decode(raw, display_name, PipelineSpecError), display_name)
+            text = decode(raw, display_name, PipelineSpecError)
+            cached = load_pipeline_text(text, display_name, references=references)
         except PipelineSpecError as exc:
             cached = exc
         _SPEC_CACHE[key] = cached

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.mounts import VFOLDER_NAME, Mount
+from airflow_provider_fasttrack.pipeline.references import ReferencePolicy
 from airflow_provider_fasttrack.pipeline.schedule import UNTIMED_PRESETS, schedule_problem
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
 from airflow_provider_fasttrack.slots import normalize_memory, normalize_slot, parse_memory
@@ -50,21 +51,24 @@ class LoadedPipeline:
     warnings: list[Issue] = field(default_factory=list)
 
 
-def load_pipeline(path: str | Path, *, display_name: str | None = None) -> LoadedPipeline:
+def load_pipeline(
+    path: str | Path, *, display_name: str | None = None, references: ReferencePolicy | None = None
+) -> LoadedPipeline:
     """Read and check one pipeline file; raises :class:`PipelineSpecError`.
 
-    ``display_name`` is the name used in messages (default: the file name).
+    ``display_name`` is the name used in messages (default: the file name); ``references``: the connections
+    and variables its templates may read (default: the deployment's Airflow configuration).
     """
     path = Path(path)
-    return _load(path, display_name or path.name)
+    return _load(path, display_name or path.name, references)
 
 
-def load_pipeline_text(text: str, name: str) -> LoadedPipeline:
+def load_pipeline_text(text: str, name: str, *, references: ReferencePolicy | None = None) -> LoadedPipeline:
     """Check the pipeline in ``text``; ``name`` is the file name used in messages."""
-    return _load(text, name)
+    return _load(text, name, references)
 
 
-def _load(source: Path | str, name: str) -> LoadedPipeline:
+def _load(source: Path | str, name: str, references: ReferencePolicy | None) -> LoadedPipeline:
     parsed, doc = load_model(
         source,
         PipelineSpec,
@@ -74,7 +78,8 @@ def _load(source: Path | str, name: str) -> LoadedPipeline:
         error=PipelineSpecError,
     )
     spec, normalized = _normalized(parsed, doc)
-    checked = [*normalized, *_check(spec, doc)]
+    policy = references if references is not None else ReferencePolicy.from_airflow_config()
+    checked = [*normalized, *_check(spec, doc), *_check_references(spec, doc, policy)]
     errors = sorted((i for i in checked if i.severity == "error"), key=lambda i: (i.line, i.column))
     if errors:
         raise PipelineSpecError(errors)
@@ -297,14 +302,30 @@ def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
             yield doc.issue(loc, f"params.{used} is not declared in airflow.params (declared: {listed})")
 
 
+def _check_references(spec: PipelineSpec, doc: YamlDocument, policy: ReferencePolicy) -> Iterator[Issue]:
+    """Templates read only the connections and variables the deployment allows."""
+    if not policy.restricts:
+        return
+    for loc, text in _templates(spec):
+        for reason in policy.refusals(text):
+            yield doc.issue(loc, f"the template {reason}")
+
+
 def _templates(spec: PipelineSpec) -> Iterator[tuple[Loc, str]]:
-    """Every text Airflow renders as a template: commands, environment values, Slack messages."""
+    """Every text Airflow renders as a template: commands, environment values, images, mounts, resource
+    values (the session request's template fields) and Slack messages."""
     for key, value in spec.environment.envs.items():
         yield ("environment", "envs", key), value
     for index, task in enumerate(spec.tasks):
         yield ("tasks", index, "command"), task.command
+        yield ("tasks", index, "environment", "image"), task.environment.image
         for key, value in task.environment.envs.items():
             yield ("tasks", index, "environment", "envs", key), value
+        for position, mount in enumerate(task.mounts):
+            yield ("tasks", index, "mounts", position), mount
+        for slot, amount in task.resources.items():
+            if isinstance(amount, str):
+                yield ("tasks", index, "resources", slot), amount
     slack = spec.airflow.notifications.slack
     for event in ("on_success", "on_failure"):
         message = getattr(slack, event, None) if slack else None
