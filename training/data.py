@@ -62,6 +62,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DatasetError(f"{path}, line {number}: not valid JSON ({e.msg})") from e
+            except RecursionError:
+                raise DatasetError(f"{path}, line {number}: nested too deeply to read") from None
             rows.append(validate_row(row, f"{path}, line {number}"))
     if not rows:
         raise DatasetError(f"{path}: no rows")

@@ -34,8 +34,6 @@ TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 DAG_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PARAM_NAME = ENV_NAME
-#: The run parameter every pipeline DAG has (tasks to skip in one run); it cannot be declared again.
-BUILT_IN_PARAMS = frozenset({"skip_tasks"})
 SECRET_NAME = re.compile(
     r"TOKEN(?!IZER)|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE
 )
@@ -280,12 +278,15 @@ def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
 
 def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
     """Declared params: names, defaults that fit their schema; templates may read only declared params."""
+    from airflow_provider_fasttrack.operators.session import SKIP_TASKS_PARAM
+
+    built_in = {SKIP_TASKS_PARAM}  # the run parameter every pipeline DAG has; it cannot be declared again
     declared = spec.airflow.params
     for name, param in declared.items():
         loc: Loc = ("airflow", "params", name)
         if not PARAM_NAME.fullmatch(name):
             yield doc.issue(loc, f"{name!r} is not a param name (letters, digits, '_')", key=True)
-        elif name in BUILT_IN_PARAMS:
+        elif name in built_in:
             yield doc.issue(loc, f"{name!r} is a built-in param of every pipeline", key=True)
         if param.default is None:
             continue
@@ -295,7 +296,7 @@ def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
             yield doc.issue((*loc, "default"), f"the default does not fit the param: {exc.message}")
         except jsonschema.SchemaError as exc:
             yield doc.issue(loc, f"not a valid param schema: {exc.message}")
-    known = set(declared) | BUILT_IN_PARAMS
+    known = set(declared) | built_in
     for loc, text in _templates(spec):
         for used in sorted(_params_read(text) - known):
             listed = ", ".join(sorted(declared)) or "none"

@@ -62,7 +62,9 @@ def test_no_restriction_by_default_reads_anything() -> None:
     assert load_pipeline_text(text, "refs.yaml", references=ReferencePolicy()).spec.tasks
 
 
-def test_the_loader_takes_the_policy_from_airflow_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_loader_takes_the_policy_from_airflow_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "refs.yaml").write_text(pipeline("echo {{ conn.backendai_default.password }}"))
     monkeypatch.setenv("AIRFLOW__FASTTRACK__PIPELINE_CONNECTIONS", "openai_default")
     result = load_folder(tmp_path)

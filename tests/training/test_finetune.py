@@ -179,3 +179,17 @@ def test_lm_head_scores_only_labelled_positions_with_the_same_loss(
     assert ours == pytest.approx(every_position, rel=1e-5)
     for grad, reference in zip(our_grads, reference_grads, strict=True):
         torch.testing.assert_close(grad, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_a_deeply_nested_dataset_line_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.training.qa_fixture import write_dataset
+
+    data = write_dataset(tmp_path / "prepared")
+    (data / "dataset").rename(tmp_path / "saved")  # leave only the JSONL files
+    lines = (data / "train.jsonl").read_text().splitlines()
+    lines[1] = "[" * 100_000 + "]" * 100_000
+    (data / "train.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["--dataset", str(data), "--output", str(tmp_path / "out")]) == 2
+    assert f"{data / 'train.jsonl'}, line 2: nested too deeply to read" in capsys.readouterr().err
