@@ -83,7 +83,8 @@ with session_dag("op_never_fits_policy"):
 
 with session_dag("op_fgpu", retries=0):
     # Three GPU tasks in a scaling group with room for all three. Each session waits at a barrier (a file per
-    # session in a vfolder) until all three have started, for at most 30 s: so all three overlap unless
+    # session in a vfolder): until a second task has started (for up to 2 minutes, however slowly the
+    # worker starts tasks), then until the third has (for up to 15 s more). So all three overlap unless
     # something holds the third back, and when something does, the first two still overlap.
     for index in range(3):
         BackendAISessionOperator(
@@ -91,7 +92,8 @@ with session_dag("op_fgpu", retries=0):
             command=(
                 f"gates={POOL_GATES_PATH}/$BACKENDAI_PIPELINE_JOB_ID; mkdir -p $gates; "
                 "touch $gates/$BACKENDAI_PIPELINE_TASK_ID; "
-                "for i in $(seq 300); do [ $(ls $gates | wc -l) -ge 3 ] && break; sleep 0.1; done"
+                "for i in $(seq 1200); do [ $(ls $gates | wc -l) -ge 2 ] && break; sleep 0.1; done; "
+                "for i in $(seq 150); do [ $(ls $gates | wc -l) -ge 3 ] && break; sleep 0.1; done"
             ),
             image=IMAGE,
             resources=GPU_TASK_RESOURCES,

@@ -32,7 +32,7 @@ def test_pool_keeps_at_most_two_five_share_sessions_running(airflow_deployment, 
         presets = http.post("/resource/check-presets", json={"scaling_group": WIDE_GPU_GROUP}).json()
     free_shares = Decimal(presets["scaling_groups"][WIDE_GPU_GROUP]["available"]["cuda.shares"])
     assert free_shares >= 3 * Decimal(GPU_TASK_RESOURCES["cuda.shares"])  # Backend.AI would run all three
-    task_pool = gpu_pool(WIDE_GPU_GROUP, GPU_TASK_RESOURCES)
+    task_pool = gpu_pool(WIDE_GPU_GROUP, GPU_TASK_RESOURCES, cluster_size=1)
     assert task_pool is not None
     pool, slots_per_task = task_pool
     airflow_deployment.cli(
