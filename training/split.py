@@ -76,7 +76,9 @@ def related_components(pairs: Sequence[QAPair], threshold: float) -> list[int]:
     index = {key: i for i, key in enumerate(keys)}
     node = [index[(p.source, p.group)] for p in pairs]
     vectors = fact_vectors([fact_text(p) for p in pairs])
-    edges = [(node[i], node[j]) for i, j, _ in similar_pairs(vectors, vectors, threshold) if node[i] != node[j]]
+    edges = [
+        (node[i], node[j]) for i, j, _ in similar_pairs(vectors, vectors, threshold) if node[i] != node[j]
+    ]
     rows = [a for a, _ in edges]
     cols = [b for _, b in edges]
     graph = coo_matrix(([1] * len(edges), (rows, cols)), shape=(len(keys), len(keys)))
