@@ -83,13 +83,15 @@ TERM_TEMPLATES = {
     ),
 }
 
-_LEADING_ARTICLE = re.compile(r"^(A|An|The) ")
+# A leading article, or a capitalised common word followed by a lower-case word ("Software that ..."); a proper
+# name ("World Customs Organization") keeps its capital.
+_LOWER_CASED_START = re.compile(r"^(?:A|An|The)\b|^[A-Z][a-z]+(?= [a-z])")
 
 
 def description_answer(templates: TermTemplates, term: str, description: str) -> str:
     """The answer of a term->description question (see :class:`TermTemplates`)."""
     if not templates.description_answer.startswith("{description}"):
-        description = _LEADING_ARTICLE.sub(lambda m: m.group(1).lower() + " ", description)
+        description = _LOWER_CASED_START.sub(lambda m: m.group(0).lower(), description)
     return fill(templates.description_answer, term=term, description=description)
 
 
