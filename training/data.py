@@ -94,3 +94,40 @@ def validate_row(row: Any, where: str) -> dict[str, Any]:
         if not isinstance(row[field], str) or not row[field].strip():
             raise DatasetError(f"{where}: field '{field}' must be non-empty text")
     return row
+
+
+def read_definitions(path: Path, prompt_template: str) -> list[dict[str, Any]]:
+    """A second evaluation set: JSONL of ``{"question", "answer"}`` (plus optional ``id`` and ``term``) turned
+    into contract rows whose prompt uses the dataset's ``prompt_template``; a bad line names file, line, field."""
+    from training.prompts import fill
+
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"{where}: not valid JSON ({e.msg})") from e
+            if not isinstance(record, dict):
+                raise DatasetError(f"{where}: a row must be a JSON object")
+            for field in ("question", "answer"):
+                if not isinstance(record.get(field), str) or not record[field].strip():
+                    raise DatasetError(f"{where}: field '{field}' must be non-empty text")
+            question, answer = record["question"].strip(), record["answer"].strip()
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": fill(prompt_template, question=question)}],
+                    "completion": [{"role": "assistant", "content": answer}],
+                    "question": question,
+                    "answer": answer,
+                    "source": "definitions",
+                    "id": str(record.get("id") or f"{path.stem}:{number}"),
+                    "term": record.get("term"),
+                }
+            )
+    if not rows:
+        raise DatasetError(f"{path}: no rows")
+    return rows

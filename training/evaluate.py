@@ -1,9 +1,11 @@
 """``python -m training evaluate``: the base model against the fine-tuned one on the held-out test split.
 
-Both models answer every test prompt (batched greedy generation); the answers are scored with SemScore and,
-when a judge is configured, with a 1-5 truthfulness judge. Writes ``report.json``, ``report.md``,
-``truthfulness.png`` (with a judge), ``semscore.png`` and ``result.json`` (the headline numbers, which a pipeline
-task returns) into the output folder.
+Both models answer every test prompt (batched greedy generation); the answers are scored with SemScore, the
+novel-token F1 and, when a judge is configured, with a 1-5 truthfulness judge. ``--definitions`` adds a second
+set of plain definitional questions (the shipped English one: ``--definitions en``), reported in its own
+section. Writes ``report.json``, ``report.md``, ``truthfulness.png`` (with a judge), ``semscore.png``,
+``definitions_semscore.png`` (with ``--definitions``), ``answer_lengths.png`` and ``result.json`` (the headline
+numbers, which a pipeline task returns) into the output folder.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from training.data import load_splits
+from training.data import load_splits, read_definitions
 from training.exceptions import BaseModelError, ConfigError, DatasetError, EvaluationError
 from training.judge import Judge, JudgeItem, LocalJudge, OpenAIJudge, Verdict
 from training.models import (
@@ -34,7 +36,8 @@ from training.models import (
     torch_dtype,
 )
 from training.paths import default_input_dir, default_output_dir
-from training.report import MODELS, ModelResult, build_report, headline, write_outputs
+from training.prepare import SAMPLES_DIR
+from training.report import MODELS, ModelResult, build_report, headline, sections, write_outputs
 from training.semscore import PACKAGED_MODEL, load_embedder, semscores
 
 log = logging.getLogger("training.evaluate")
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-model", help="base model (default: the one the fine-tuning recorded)")
     parser.add_argument("--output", type=Path, default=default_output_dir(), help="output folder")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each set")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts generated together")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument(
@@ -69,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=PACKAGED_MODEL,
         help="sentence-transformers model for SemScore (paper: sentence-transformers/all-mpnet-base-v2; "
         "Korean: a multilingual model)",
+    )
+    parser.add_argument(
+        "--definitions",
+        help="a second evaluation set: a JSONL of {question, answer} rows, or 'en' for the shipped English "
+        "definitional questions (training/samples/en/definitions_eval/)",
     )
     parser.add_argument("--judge", choices=("none", "openai", "local"), default="none")
     parser.add_argument("--judge-url", help="OpenAI-compatible base URL, e.g. http://host:8000/v1")
@@ -117,15 +125,25 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if finetuned.is_adapter and not base_name:
         raise EvaluationError(f"{finetuned.path}: the base model is not recorded; pass --base-model")
     judge_settings = judge_description(args)
+    extra_rows, definitions_file = [], None
+    if args.definitions:
+        definitions_file = definitions_path(args.definitions)
+        extra_rows = read_definitions(definitions_file, prompt_template(args.dataset, rows[0]))
+        extra_rows = extra_rows[: args.limit] if args.limit is not None else extra_rows
 
-    answers = generate_answers(rows, finetuned, base_name, args)
+    answers = generate_answers([*rows, *extra_rows], finetuned, base_name, args)
     log.info("scoring with %s", args.embedding_model)
     embedder = load_embedder(args.embedding_model)
-    references = [row["answer"] for row in rows]
-    results = {
-        name: ModelResult(answers[name], semscores(embedder, answers[name], references)) for name in MODELS
+    scored = {
+        name: (answers[name], semscores(embedder, answers[name], [r["answer"] for r in rows + extra_rows]))
+        for name in MODELS
     }
     del embedder
+    n = len(rows)
+    results = {name: ModelResult(a[:n], s[:n]) for name, (a, s) in scored.items()}
+    definitions = None
+    if extra_rows:
+        definitions = (extra_rows, {name: ModelResult(a[n:], s[n:]) for name, (a, s) in scored.items()})
 
     judge = make_judge(args)
     if judge is not None:
@@ -141,8 +159,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "judge": judge_settings,
         "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens,
+        "definitions": str(definitions_file) if definitions_file else None,
     }
-    report = build_report(rows, results, settings=settings)
+    report = build_report(rows, results, settings=settings, definitions=definitions)
     write_outputs(report, args.output)
     write_plots(report, args.output)
     return headline(report)
@@ -155,6 +174,36 @@ def test_rows(dataset: Path, split: str, limit: int | None) -> list[dict[str, An
     if not rows:
         raise DatasetError(f"{dataset}: split {split!r} has no rows")
     return rows
+
+
+def definitions_path(value: str) -> Path:
+    """The file of ``--definitions``: a shipped set by language (``en``) or a path."""
+    shipped = SAMPLES_DIR / value / "definitions_eval" / "definitions.jsonl"
+    if shipped.is_file():
+        return shipped
+    path = Path(value)
+    if not path.is_file():
+        raise DatasetError(f"--definitions {value}: no such file (and no shipped set of that name)")
+    return path
+
+
+def prompt_template(dataset: Path, row: dict[str, Any]) -> str:
+    """The instruction template the dataset was prepared with: ``stats.json`` of ``prepare``, else read back
+    from a row (its prompt with the question replaced by ``{question}``)."""
+    for folder in (dataset, dataset.parent):
+        stats = folder / "stats.json"
+        if stats.is_file():
+            template = (
+                json.loads(stats.read_text(encoding="utf-8")).get("settings", {}).get("prompt_template")
+            )
+            if isinstance(template, str) and "{question}" in template:
+                return template
+    content = str(row["prompt"][-1]["content"])
+    if content.count(row["question"]) != 1:
+        raise DatasetError(
+            f"{dataset}: cannot tell the prompt template (no stats.json); pass a prepared dataset"
+        )
+    return content.replace(row["question"], "{question}")
 
 
 def locate_finetuned(path: Path) -> FinetunedModel:
@@ -284,8 +333,15 @@ def run_judge(
 
 
 def write_plots(report: dict[str, Any], folder: Path) -> None:
-    from training.plots import plot_semscore, plot_truthfulness
+    from training.plots import plot_answer_lengths, plot_semscore, plot_truthfulness
 
     plot_semscore(report, folder / "semscore.png")
+    titled = [
+        ("held-out split" if not prefix else "definitional questions", section)
+        for prefix, section in sections(report)
+    ]
+    if len(titled) > 1:
+        plot_semscore(report, folder / "definitions_semscore.png", titled[1][1])
+    plot_answer_lengths(titled, folder / "answer_lengths.png")
     if all(report["summary"][name]["truthfulness"] is not None for name in MODELS):
         plot_truthfulness(report, folder / "truthfulness.png")

@@ -1,4 +1,4 @@
-"""PNG plots of the evaluation: truthfulness distribution and SemScore distribution, base vs fine-tuned."""
+"""PNG plots of the evaluation: truthfulness and SemScore distributions, base vs fine-tuned, and answer lengths."""
 
 from __future__ import annotations
 
@@ -47,9 +47,12 @@ def plot_truthfulness(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_semscore(report: dict[str, Any], path: Path) -> None:
-    """Per-item SemScore: histograms of both models (left) and base vs fine-tuned per item (right)."""
+def plot_semscore(report: dict[str, Any], path: Path, section: dict[str, Any] | None = None) -> None:
+    """Per-item SemScore of ``section`` (default: the test split): histograms of both models (left) and base vs
+    fine-tuned per item (right)."""
     plt = _pyplot()
+    embedding_model = report["settings"]["embedding_model"]
+    report = report if section is None else section
     items = report["items"]
     scores = {name: [item[name]["semscore"] for item in items] for name in ("base", "finetuned")}
     fig, (hist, pairs) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
@@ -74,9 +77,7 @@ def plot_semscore(report: dict[str, Any], path: Path) -> None:
     hist.set_xlim(low, 1.0)
     hist.set_xlabel("SemScore (cosine similarity to the reference)")
     hist.set_ylabel("answers")
-    hist.set_title(
-        f"SemScore distribution ({report['settings']['embedding_model'].split('/')[-1]})", fontsize=10
-    )
+    hist.set_title(f"SemScore distribution ({embedding_model.split('/')[-1]})", fontsize=10)
     hist.legend(fontsize=8, loc="upper left")
     pairs.scatter(scores["base"], scores["finetuned"], s=14, alpha=0.7, color=COLORS["finetuned"])
     pairs.plot([low, 1], [low, 1], color="black", linewidth=0.8, linestyle=":")
@@ -87,6 +88,28 @@ def plot_semscore(report: dict[str, Any], path: Path) -> None:
     pairs.set_xlabel("base")
     pairs.set_ylabel("fine-tuned")
     pairs.set_title(f"per question: fine-tuned higher on {better}/{len(items)}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_answer_lengths(sections: list[tuple[str, dict[str, Any]]], path: Path) -> None:
+    """Box plots of answer lengths in words (base, fine-tuned, reference), one panel per evaluated set."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(sections), figsize=(5 * len(sections), 4.2), dpi=120, squeeze=False)
+    for ax, (title, section) in zip(axes[0], sections, strict=True):
+        items = section["items"]
+        data = [[item[name]["words"] for item in items] for name in ("base", "finetuned")]
+        data.append([item["reference_words"] for item in items])
+        box = ax.boxplot(data, patch_artist=True, tick_labels=["base", "fine-tuned", "reference"])
+        for patch, color in zip(box["boxes"], [COLORS["base"], COLORS["finetuned"], "#2ca02c"], strict=True):
+            patch.set_facecolor(color)
+            patch.set_alpha(0.6)
+        means = [sum(values) / len(values) if values else 0 for values in data]
+        ax.plot([1, 2, 3], means, "k^", markersize=6, label="mean")
+        ax.set_ylabel("words per answer")
+        ax.set_title(f"{title} ({len(items)} questions)", fontsize=10)
+        ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

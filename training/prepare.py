@@ -30,7 +30,7 @@ from training.formats.terms import read_term_folder
 from training.formats.transcripts import read_transcript_folder
 from training.prompts import INSTRUCTION_PROMPTS, LANGUAGES, TERM_TEMPLATES, TermTemplates, fill
 from training.records import SOURCES, QAPair, SkipLog, collapse_spaces, normalize_key
-from training.split import SPLITS, split_pairs
+from training.split import DEFAULT_RELATED_THRESHOLD, SPLITS, split_pairs
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--test-fraction", type=float, default=0.1)
     shape.add_argument("--near-duplicate-threshold", type=float, default=DEFAULT_NEAR_THRESHOLD)
     shape.add_argument("--no-near-duplicates", action="store_true", help="remove exact duplicates only")
+    shape.add_argument(
+        "--related-threshold",
+        type=float,
+        default=DEFAULT_RELATED_THRESHOLD,
+        help="fact cosine at which pairs of different groups or sources are kept in one split",
+    )
     extraction = parser.add_argument_group("extraction of raw transcripts")
     extraction.add_argument(
         "--extract", action="store_true", help=f"run LLM extraction on {RAW_TRANSCRIPTS}/"
@@ -235,6 +241,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     near = None if args.no_near_duplicates else args.near_duplicate_threshold
     if near is not None and not 0 < near <= 1:
         raise PrepareError("--near-duplicate-threshold must be in (0, 1]")
+    if not 0 < args.related_threshold <= 1:
+        raise PrepareError("--related-threshold must be in (0, 1]")
 
     skips = SkipLog()
     extra_transcripts: list[Path] = []
@@ -272,7 +280,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     kept = deduplicate(read, skips, near)
     try:
-        splits = split_pairs(kept, args.seed, args.validation_fraction, args.test_fraction)
+        splits = split_pairs(
+            kept, args.seed, args.validation_fraction, args.test_fraction, args.related_threshold
+        )
     except ValueError as exc:
         raise PrepareError(str(exc)) from exc
     save_outputs(
@@ -288,7 +298,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "validation_fraction": args.validation_fraction,
         "test_fraction": args.test_fraction,
         "near_duplicate_threshold": near,
-        "split_unit": "group (a glossary term's two pairs share one group)",
+        "related_threshold": args.related_threshold,
+        "split_unit": "related groups (a glossary term's two pairs share a group; groups stating a related fact "
+        "share a unit, across sources)",
     }
     stats = build_stats(read, kept, splits, skips, settings_record)
     if extraction_reports:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -20,13 +21,17 @@ class TermTemplates:
 
     ``description_to_term`` uses ``{description}``; ``term_to_description`` uses ``{term}``, which is the term
     label (``term_label_with_eng`` when an English term is given). ``answer_with_eng`` is the answer of the
-    description->term question when an English term is given.
+    description->term question when an English term is given. ``description_answer`` (optional, default
+    ``{description}``) is the answer of the term->description question, with ``{term}`` (the label) and
+    ``{description}``; text before ``{description}`` (``{term} is {description}``) makes a full sentence, and a
+    leading article of the description is then lower-cased ("Demurrage is a charge ...").
     """
 
     description_to_term: str
     term_to_description: str
     term_label_with_eng: str
     answer_with_eng: str
+    description_answer: str = "{description}"
 
     @classmethod
     def from_json(cls, path: Path) -> TermTemplates:
@@ -36,9 +41,13 @@ class TermTemplates:
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path}: cannot read term templates: {exc}") from exc
         names = [f.name for f in fields(cls)]
-        if not isinstance(data, dict) or set(data) != set(names):
-            raise ValueError(f"{path}: term templates must be a JSON object with exactly the keys {names}")
-        if not all(isinstance(data[name], str) for name in names):
+        required = [name for name in names if name != "description_answer"]
+        if not isinstance(data, dict) or not set(required) <= set(data) or not set(data) <= set(names):
+            raise ValueError(
+                f"{path}: term templates must be a JSON object with the keys {required} "
+                "(and optionally description_answer)"
+            )
+        if not all(isinstance(value, str) for value in data.values()):
             raise ValueError(f"{path}: every term template must be a string")
         templates = cls(**data)
         templates.check(str(path))
@@ -51,6 +60,7 @@ class TermTemplates:
             "term_to_description": "{term}",
             "term_label_with_eng": "{eng_term}",
             "answer_with_eng": "{eng_term}",
+            "description_answer": "{description}",
         }
         for name, placeholder in required.items():
             if placeholder not in getattr(self, name):
@@ -69,8 +79,21 @@ TERM_TEMPLATES = {
         term_to_description="What does the trade term '{term}' mean?",
         term_label_with_eng="{term} ({eng_term})",
         answer_with_eng="{term} ({eng_term})",
+        description_answer="{term} is {description}",
     ),
 }
+
+# A leading article, or a capitalised common word followed by a lower-case word ("Software that ..."); a proper
+# name ("World Customs Organization") keeps its capital.
+_LOWER_CASED_START = re.compile(r"^(?:A|An|The)\b|^[A-Z][a-z]+(?= [a-z])")
+
+
+def description_answer(templates: TermTemplates, term: str, description: str) -> str:
+    """The answer of a term->description question (see :class:`TermTemplates`)."""
+    if not templates.description_answer.startswith("{description}"):
+        description = _LOWER_CASED_START.sub(lambda m: m.group(0).lower(), description)
+    return fill(templates.description_answer, term=term, description=description)
+
 
 EXTRACTION_PROMPTS = {
     "ko": (

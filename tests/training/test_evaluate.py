@@ -117,13 +117,26 @@ def test_evaluation_without_judge_uses_pipeline_outputs_folder(
     monkeypatch.setenv("BACKENDAI_PIPELINE_OUTPUTS", str(outputs))
     monkeypatch.setenv("BACKENDAI_PIPELINE_INPUT1", str(qa_dataset))
     monkeypatch.setenv("BACKENDAI_PIPELINE_INPUT2", str(tiny_finetune))
-    assert main(["--model-cache", str(model_cache), "--limit", "2", "--max-new-tokens", "8"]) == 0
+    argv = ["--model-cache", str(model_cache), "--limit", "2", "--max-new-tokens", "8", "--definitions", "en"]
+    assert main(argv) == 0
     assert build_parser().parse_args([]).output == outputs
     result = json.loads((outputs / "result.json").read_text())
     assert result["n"] == 2 and "truthfulness_base_low" not in result
-    assert (outputs / "semscore.png").is_file() and not (outputs / "truthfulness.png").exists()
+    assert result["definitions_n"] == 2  # --limit applies to each set
+    report = json.loads((outputs / "report.json").read_text())
+    for prefix, section in (("", report), ("definitions_", report["definitions"])):
+        assert result[prefix + "semscore_finetuned"] == round(
+            section["summary"]["finetuned"]["semscore"]["mean"], 4
+        )
+        words = [len(item["finetuned"]["answer"].split()) for item in section["items"]]
+        assert result[prefix + "words_finetuned"] == round(sum(words) / len(words), 4)
+    assert report["definitions"]["items"][0]["question"] == "In port operations, what is a stevedore?"
+    for plot in ("semscore.png", "definitions_semscore.png", "answer_lengths.png"):
+        assert (outputs / plot).read_bytes().startswith(PNG_MAGIC)
+    assert not (outputs / "truthfulness.png").exists()
     markdown = (outputs / "report.md").read_text()
     assert "](semscore.png)" in markdown and "truthfulness.png" not in markdown  # no link to a missing plot
+    assert "## Definitional questions" in markdown and "](answer_lengths.png)" in markdown
 
 
 def test_missing_finetuned_model_is_a_clear_error(

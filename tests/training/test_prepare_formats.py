@@ -10,7 +10,7 @@ import pytest
 from training.formats.exam import normalize_options, read_exam_file, read_exam_folder, split_options
 from training.formats.terms import read_term_file, read_term_folder
 from training.formats.transcripts import read_transcript_file, read_transcript_folder
-from training.prompts import TERM_TEMPLATES, TermTemplates
+from training.prompts import TERM_TEMPLATES, TermTemplates, description_answer
 from training.records import SkipLog
 
 # ---------------------------------------------------------------- exam
@@ -171,9 +171,12 @@ def test_english_templates_and_jsonl_with_a_broken_line(tmp_path: Path) -> None:
     pairs = read_term_file(path, TERM_TEMPLATES["en"], skips)
     assert [(p.question, p.answer) for p in pairs] == [
         ("Which trade term is described as follows: Delivery on board the vessel.", "Free On Board (FOB)"),
-        ("What does the trade term 'Free On Board (FOB)' mean?", "Delivery on board the vessel."),
+        (
+            "What does the trade term 'Free On Board (FOB)' mean?",
+            "Free On Board (FOB) is delivery on board the vessel.",
+        ),
         ("Which trade term is described as follows: Time allowed for loading.", "Laytime"),
-        ("What does the trade term 'Laytime' mean?", "Time allowed for loading."),
+        ("What does the trade term 'Laytime' mean?", "Laytime is time allowed for loading."),
     ]
     assert [(s.location, s.reason) for s in skips.items] == [("line 2", "broken_json")]
 
@@ -199,6 +202,24 @@ def test_custom_term_templates_from_a_file(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValueError, match="must contain"):
         TermTemplates.from_json(_write(tmp_path / "bad.json", templates | {"term_to_description": "Define."}))
+    sentence = templates | {"description_answer": "{term} means {description}"}
+    pairs = read_term_folder(
+        folder, TermTemplates.from_json(_write(tmp_path / "s.json", sentence)), SkipLog()
+    )
+    assert pairs[1].answer == "Cost and Freight/CFR means seller pays freight."
+    with pytest.raises(ValueError, match="description_answer"):
+        TermTemplates.from_json(_write(tmp_path / "extra.json", templates | {"unknown": "{term}"}))
+
+
+def test_description_answer_lower_cases_only_a_common_first_word() -> None:
+    english = TERM_TEMPLATES["en"]
+    assert description_answer(english, "HS", "The World Customs Organization's code.") == (
+        "HS is the World Customs Organization's code."
+    )
+    assert description_answer(english, "X", "World Customs Organization rules.") == (
+        "X is World Customs Organization rules."
+    )
+    assert description_answer(TERM_TEMPLATES["ko"], "관세", "The text.") == "The text."  # answer is the text
 
 
 # ---------------------------------------------------------------- transcripts

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from training.formats import JSONProblem, list_files, load_json, read_text
-from training.prompts import TermTemplates, fill
+from training.prompts import TermTemplates, description_answer, fill
 from training.records import QAPair, SkipLog, collapse_spaces, normalize_key
 
 SOURCE = "term"
@@ -75,7 +75,13 @@ def entry_pairs(
         QAPair(
             SOURCE, fill(templates.description_to_term, description=description), answer_term, origin, group
         ),
-        QAPair(SOURCE, fill(templates.term_to_description, term=label), description, origin, group),
+        QAPair(
+            SOURCE,
+            fill(templates.term_to_description, term=label),
+            description_answer(templates, label, description),
+            origin,
+            group,
+        ),
     ]
 
 
