@@ -80,7 +80,7 @@ def test_nested_term_lists_as_deep_as_the_reader_allows(tmp_path: Path) -> None:
     (tmp_path / "nested.json").write_text("[" * depth + json.dumps(entry) + "]" * depth)
     skips = SkipLog()
     pairs = read_term_folder(tmp_path, TERM_TEMPLATES["en"], skips)
-    assert [p.answer for p in pairs] == ["Laytime", "time to load a ship"]
+    assert [p.answer for p in pairs] == ["Laytime", "Laytime is time to load a ship"]
     assert pairs[0].origin == f"{tmp_path / 'nested.json'}:item {'[0]' * depth}"
     assert skips.items == []
 
