@@ -127,7 +127,8 @@ with session_dag("op_crash_sync", retries=1, retry_delay=timedelta(seconds=1)):
     # a real deployment kills the task's process; the retry reattaches through the task state store
     BackendAISessionOperator(
         task_id="crash_sync_victim",
-        command="until [ -e gates/crash-sync-gate ]; do sleep 0.2; done; echo survived",
+        # the first line reaches the task log only once the operator polls, i.e. after it stored the id
+        command="echo waiting-at-gate; until [ -e gates/crash-sync-gate ]; do sleep 0.2; done; echo survived",
         image=IMAGE,
         mounts=["gates"],
         deferrable=False,

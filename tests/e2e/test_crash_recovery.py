@@ -26,10 +26,16 @@ def test_killed_task_process_retry_reattaches_by_stored_id(airflow_deployment, l
         lambda: [s for s in lite_sessions_named(lite, "ft-crash-sync-victim-") if s["status"] == "RUNNING"],
         timeout=120,
     )
+    logs = airflow_deployment.home / "logs" / "dag_id=op_crash_sync"
+    # Airflow stores the id after submit_job returns; a kill before that is its documented gap (a retry then
+    # submits again), so kill once the task logs the session's output, which it polls for after storing
+    first_log = wait_for(
+        lambda: next(logs.glob("run_id=*/task_id=crash_sync_victim/attempt=1.log"), None), 60
+    )
+    wait_for(lambda: "waiting-at-gate" in first_log.read_text(errors="replace"), timeout=60)
     (pid,) = wait_for(task_process_ids, timeout=30)
     os.kill(pid, signal.SIGKILL)  # the worker dies while the task waits on its session
 
-    logs = airflow_deployment.home / "logs" / "dag_id=op_crash_sync"
     retry_log = wait_for(
         lambda: next(logs.glob("run_id=*/task_id=crash_sync_victim/attempt=2.log"), None), 120
     )
