@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_fasttrack.lite.testing import LiteServer, session_runtime_config
+from training.report import sections
 
 ROOT = Path(__file__).resolve().parent.parent
 TRADE_QA = "trade-qa-finetune"
@@ -29,9 +30,11 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)\S* \[\s*\w+\s*\] (.*?)
 #: messages worth showing while the run goes on: tasks starting and ending, training steps, evaluation batches
 PROGRESS = re.compile(
     r"^\[DAG TEST\] starting|^Backend\.AI session \S+ \(|^Backend\.AI session \S+ TERMINATED|^Skipping task|"
-    r"\] (step \d+/\d+|generated \d+/\d+|scoring with|judging \d+|prepared \d+ rows|converting |mock accelerator"
+    r"(?:\] |: )(step \d+/\d+|generated \d+/\d+|scoring with|judging \d+|prepared \d+ rows|converting |mock accelerator"
     r"|error:|\S*Error)"
 )
+#: the session's own log prefix (time, level, logger) inside a relayed line, dropped from progress lines
+SESSION_LOG_PREFIX = re.compile(r"\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \w+ [\w.]+: ")
 
 
 def stage(lite: LiteServer) -> None:
@@ -72,6 +75,7 @@ def dags_test(dag_id: str, conf: dict[str, Any], log: Path) -> bool:
 
 def _short(text: str, width: int = 140) -> str:
     text = text.replace("[DAG TEST] starting task_id=", "task started: ").split(" map_index=")[0]
+    text = SESSION_LOG_PREFIX.sub("] ", text)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -102,13 +106,8 @@ def summary(lite: LiteServer, dag_id: str, started: float) -> list[str]:
         return [*lines, "  no evaluation report was written"]
     folder = evaluations[-1].parent
     report = json.loads(evaluations[-1].read_text())
-    base, tuned = (report["summary"][m]["semscore"]["mean"] for m in ("base", "finetuned"))
-    diff = report["semscore_difference"]
-    lines.append(
-        f"  SemScore ({report['settings']['embedding_model']}, {report['n']} held-out questions): "
-        f"base {base:.3f} -> fine-tuned {tuned:.3f}; paired difference {diff['mean']:+.3f} "
-        f"(95% CI {diff['ci95_low']:+.3f} .. {diff['ci95_high']:+.3f})"
-    )
+    for prefix, section in sections(report):
+        lines.append(_section_line(report, prefix, section))
     truth = {m: report["summary"][m]["truthfulness"] for m in ("base", "finetuned")}
     if truth["base"] is not None and truth["finetuned"] is not None:
         lines.append(
@@ -135,6 +134,18 @@ def summary(lite: LiteServer, dag_id: str, started: float) -> list[str]:
     plots = [str(p) for p in sorted(folder.glob("*.png"))]
     lines.append(f"  Plots: {', '.join(plots) if plots else 'none'}")
     return lines
+
+
+def _section_line(report: dict[str, Any], prefix: str, section: dict[str, Any]) -> str:
+    """One evaluated set: SemScore base -> fine-tuned with the paired interval, and the novel-token F1 change."""
+    title = "definitional questions" if prefix else "held-out questions"
+    base, tuned = (section["summary"][m]["semscore"]["mean"] for m in ("base", "finetuned"))
+    diff, f1 = section["semscore_difference"], section["novel_f1_difference"]
+    return (
+        f"  SemScore ({report['settings']['embedding_model']}, {section['n']} {title}): base {base:.3f} -> "
+        f"fine-tuned {tuned:.3f}; paired difference {diff['mean']:+.3f} (95% CI {diff['ci95_low']:+.3f} .. "
+        f"{diff['ci95_high']:+.3f}); novel-token F1 {f1['mean']:+.3f} ({f1['ci95_low']:+.3f} .. {f1['ci95_high']:+.3f})"
+    )
 
 
 def main() -> int:

@@ -256,51 +256,43 @@ def markdown(report: dict[str, Any], examples: int = 4) -> str:
 
 def _section_markdown(section: dict[str, Any], examples: int) -> list[str]:
     summary = section["summary"]
-    lines = [
-        "### SemScore (cosine similarity to the reference answer, 1.00 is best)",
-        "",
-        "| Model | Mean | 95% CI | Std |",
-        "|---|---|---|---|",
-    ]
-    for name in MODELS:
-        s = summary[name]["semscore"]
-        lines.append(
-            f"| {LABELS[name]} | {_fmt(s['mean'])} | {_fmt(s['ci95_low'])} – {_fmt(s['ci95_high'])} | {_fmt(s['std'])} |"
-        )
-    d = section["semscore_difference"]
     f = section["novel_f1_difference"]
+    lines = ["### SemScore (cosine similarity to the reference answer, 1.00 is best)", ""]
+    lines += _metric_table(summary, "semscore", section["semscore_difference"], with_std=True)
     lines += [
-        "",
-        f"Paired difference (fine-tuned − base): {_fmt(d['mean'])} (95% CI {_fmt(d['ci95_low'])} – {_fmt(d['ci95_high'])}).",
-        "",
         "### Novel-token F1 (content words of the reference that are not in the question, 1.00 is best)",
         "",
         "SemScore also rewards an answer that restates the question; this token F1 does not: the question's "
         f"words are removed from answer and reference first. Scored items: {f['n']} of {section['n']} (a "
         "reference made only of the question's words, such as a multiple-choice option, has no score).",
         "",
-        "| Model | Mean | 95% CI |",
-        "|---|---|---|",
     ]
-    for name in MODELS:
-        s = summary[name]["novel_f1"]
-        lines.append(
-            f"| {LABELS[name]} | {_fmt(s['mean'])} | {_fmt(s['ci95_low'])} – {_fmt(s['ci95_high'])} |"
-        )
-    lines += [
-        "",
-        f"Paired difference (fine-tuned − base): {_fmt(f['mean'])} (95% CI {_fmt(f['ci95_low'])} – {_fmt(f['ci95_high'])}).",
-        "",
-        "### Answer length (words)",
-        "",
-        "| | Mean | Median |",
-        "|---|---|---|",
-    ]
+    lines += _metric_table(summary, "novel_f1", f, with_std=False)
+    lines += ["### Answer length (words)", "", "| | Mean | Median |", "|---|---|---|"]
     lengths = [(LABELS[name], summary[name]["answer_words"]) for name in MODELS]
     for label, words in [*lengths, ("reference", section["reference_words"])]:
         lines.append(f"| {label} | {_fmt(words['mean'], 1)} | {_fmt(words['median'], 1)} |")
     lines.append("")
     return lines
+
+
+def _metric_table(
+    summary: dict[str, Any], metric: str, difference: dict[str, Any], *, with_std: bool
+) -> list[str]:
+    """One metric's per-model table (mean, 95% CI, optionally std) and its paired difference line."""
+    lines = ["| Model | Mean | 95% CI | Std |" if with_std else "| Model | Mean | 95% CI |"]
+    lines.append("|---|---|---|---|" if with_std else "|---|---|---|")
+    for name in MODELS:
+        s = summary[name][metric]
+        row = f"| {LABELS[name]} | {_fmt(s['mean'])} | {_fmt(s['ci95_low'])} – {_fmt(s['ci95_high'])} |"
+        lines.append(row + (f" {_fmt(s['std'])} |" if with_std else ""))
+    d = difference
+    return [
+        *lines,
+        "",
+        f"Paired difference (fine-tuned − base): {_fmt(d['mean'])} (95% CI {_fmt(d['ci95_low'])} – {_fmt(d['ci95_high'])}).",
+        "",
+    ]
 
 
 def _examples_markdown(section: dict[str, Any], examples: int) -> list[str]:
