@@ -28,7 +28,6 @@ __all__ = [
     "parse_slots",
     "scaling_group_capacities",
     "session_slots",
-    "slots_exceeding",
     "subtract",
     "to_json",
 ]
@@ -190,13 +189,6 @@ def exceeding(
 def fits(request: Mapping[str, Decimal], available: Mapping[str, Decimal]) -> bool:
     """Whether every requested slot is within what is available (a missing slot means zero)."""
     return not exceeding(request, available)
-
-
-def slots_exceeding(
-    request: Mapping[str, Any], limit: Mapping[str, Any]
-) -> dict[str, tuple[Decimal, Decimal]]:
-    """:func:`exceeding` on unparsed slot values (``cpu: 4``, ``mem: "16g"``)."""
-    return exceeding(parse_slots(request), parse_slots(limit))
 
 
 def format_value(value: Decimal) -> str:

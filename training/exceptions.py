@@ -7,6 +7,7 @@ Hierarchy (each class under its base; a root names its built-in base)::
     DatasetError(ValueError)          the dataset is missing or a row does not follow the contract
     BaseModelError(RuntimeError)      the base model cannot be found or prepared
     EvaluationError(RuntimeError)     the evaluation inputs are missing or inconsistent
+    PrepareError(ValueError)          bad usage or input that stops dataset preparation
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from training.yamldoc import Issue
 
-__all__ = ["BaseModelError", "ConfigError", "DatasetError", "EvaluationError", "YamlDocumentError"]
+__all__ = [
+    "BaseModelError",
+    "ConfigError",
+    "DatasetError",
+    "EvaluationError",
+    "PrepareError",
+    "YamlDocumentError",
+]
 
 
 class YamlDocumentError(ValueError):
@@ -46,3 +54,7 @@ class BaseModelError(RuntimeError):
 
 class EvaluationError(RuntimeError):
     """The evaluation inputs are missing or inconsistent."""
+
+
+class PrepareError(ValueError):
+    """Bad usage or input that stops dataset preparation, with a message naming what is wrong."""

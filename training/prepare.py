@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from training.dedup import DEFAULT_NEAR_THRESHOLD, deduplicate
+from training.exceptions import PrepareError
 from training.extract import add_extraction_arguments, run_extraction, settings_from_args
 from training.formats.exam import read_exam_folder
 from training.formats.terms import read_term_folder
@@ -37,10 +38,6 @@ log = logging.getLogger(__name__)
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 SOURCE_FOLDERS = {"exam": "exam_data", "term": "term_data", "transcript": "transcript_data"}
 RAW_TRANSCRIPTS = "transcript_raw"
-
-
-class PrepareError(Exception):
-    """Bad usage or input that stops the run, with a message naming what is wrong."""
 
 
 def row_id(source: str, question: str) -> str:
