@@ -52,6 +52,8 @@ def create_app(config: LiteConfig, data_dir: Path) -> FastAPI:
         store = Store(data_dir / "lite.sqlite3")
         hub = EventHub()
         vfolders = VFolders(store, data_dir / "vfolders")
+        if removed := vfolders.remove_partial_uploads():
+            log.info("removed %d unfinished upload(s) left by the previous run", removed)
         registry = SessionRegistry(config, store, hub, vfolders, data_dir, use_namespace)
         registry.recover()
         app.state.lite = LiteContext(

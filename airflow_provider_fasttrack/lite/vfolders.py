@@ -78,6 +78,16 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+#: the name part that marks a file still being uploaded: ``<name>.lite-upload-<first 8 characters of the token>``
+PARTIAL_UPLOAD_MARK = ".lite-upload-"
+_PARTIAL_UPLOAD = re.compile(re.escape(PARTIAL_UPLOAD_MARK) + r"[\w-]{8}$")
+
+
+def partial_upload_path(final: Path, token: str | None) -> Path:
+    """Where an upload's bytes collect until the last one arrives (then it is renamed to ``final``)."""
+    return final.with_name(f"{final.name}{PARTIAL_UPLOAD_MARK}{str(token)[:8]}")
+
+
 class VFolders:
     """VFolder metadata in the store, contents on disk."""
 
@@ -88,6 +98,16 @@ class VFolders:
         self.completed_uploads: set[str] = set()
         #: live transfer tokens; kept in memory only, so none survives a restart
         self._transfers: dict[str, Transfer] = {}
+
+    def remove_partial_uploads(self) -> int:
+        """Delete the unfinished uploads a previous run left: their tokens died with it, so none can finish."""
+        removed = 0
+        for parent, _dirs, files in os.walk(self.root):
+            for name in files:
+                if _PARTIAL_UPLOAD.search(name):
+                    Path(parent, name).unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def path(self, row: dict[str, Any]) -> Path:
         """The directory holding a vfolder's files."""

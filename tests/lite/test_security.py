@@ -269,3 +269,54 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
             )
         )
     return cert_path, key_path
+
+
+# -- file transfers across a swap and a restart ----------------------------------------------------------
+
+
+def test_single_file_download_is_not_served_after_a_swap(server: LiteServer) -> None:
+    """A file swapped for a symlink out of the vfolder after its ticket was issued is not served.
+
+    The server checks the path when the download starts and again on the opened file (``open_inside``), so a
+    swap between the two checks cannot redirect it either.
+    """
+    with client(server, USER) as http:
+        assert http.post("/folders", json={"name": "swap"}).status_code == 201
+        target = server.vfolder_path("swap", USER["access_key"]) / "model.bin"
+        target.write_bytes(b"weights")
+        ticket = http.post("/folders/swap/request-download", json={"path": "model.bin"}).json()
+        target.unlink()
+        target.symlink_to("/etc/passwd")
+        answer = httpx.get(ticket["url"], params={"token": ticket["token"]})
+        assert answer.status_code in (400, 404), answer.text
+        assert b"root:" not in answer.content
+        target.unlink()
+        target.write_bytes(b"weights")
+        again = http.post("/folders/swap/request-download", json={"path": "model.bin"}).json()
+        served = httpx.get(again["url"], params={"token": again["token"]})
+        assert served.status_code == 200 and served.content == b"weights"
+        assert served.headers["content-length"] == "7"
+
+
+def test_unfinished_uploads_are_removed_at_restart() -> None:
+    """Upload tokens live in memory, so a partial file left by a previous run can never finish."""
+    with LiteServer(keypairs=[USER], sandbox="none") as lite, client(lite, USER) as http:
+        assert http.post("/folders", json={"name": "partial"}).status_code == 201
+        ticket = http.post("/folders/partial/request-upload", json={"path": "big.bin", "size": 10}).json()
+        half = httpx.patch(
+            ticket["url"],
+            params={"token": ticket["token"]},
+            content=b"12345",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert half.status_code == 204, half.text
+        folder = lite.vfolder_path("partial", USER["access_key"])
+        (folder / "notes.lite-upload-draft.txt").write_text("a user's file")
+        assert len(list(folder.glob("big.bin.lite-upload-*"))) == 1
+        lite.restart()
+        assert sorted(p.name for p in folder.iterdir()) == ["notes.lite-upload-draft.txt"]
+        assert "removed 1 unfinished upload" in lite.log_tail(10**9)

@@ -7,15 +7,16 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from airflow_provider_fasttrack.lite.api.session import json_body, json_object_body
 from airflow_provider_fasttrack.lite.context import caller, context
 from airflow_provider_fasttrack.lite.errors import LiteError
-from airflow_provider_fasttrack.lite.vfolders import parse_relpath
+from airflow_provider_fasttrack.lite.vfolders import parse_relpath, partial_upload_path
 
 router = APIRouter()
 
@@ -143,7 +144,7 @@ async def tus_head(request: Request, token: str | None = None) -> Response:
     ctx = context(request)
     grant, row = ctx.vfolders.transfer(token, "upload")
     final = ctx.vfolders.resolve(row, grant.path)
-    partial = final.with_name(final.name + ".lite-upload-" + str(token)[:8])
+    partial = partial_upload_path(final, token)
     if token in ctx.vfolders.completed_uploads:
         offset = grant.size
     else:
@@ -167,7 +168,7 @@ async def tus_patch(request: Request, token: str | None = None) -> Response:
     except ValueError:
         raise LiteError("invalid-api-params", "Upload-Offset header is required") from None
     final = ctx.vfolders.resolve(row, grant.path)
-    partial = final.with_name(final.name + ".lite-upload-" + str(token)[:8])
+    partial = partial_upload_path(final, token)
     if token in ctx.vfolders.completed_uploads:
         current = size
     else:
@@ -215,4 +216,21 @@ async def download(request: Request, token: str | None = None) -> Response:
             media_type="application/zip",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return FileResponse(target, filename=target.name, media_type="application/octet-stream")
+    opened = ctx.vfolders.open_inside(row, target)
+    if opened is None:
+        raise LiteError("object-not-found", f"{grant.path!r} is not a regular file inside {row['name']}")
+    return StreamingResponse(
+        _chunks(opened),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{target.name}"',
+            "Content-Length": str(os.fstat(opened).st_size),
+        },
+    )
+
+
+def _chunks(fd: int, size: int = 1 << 20) -> Iterator[bytes]:
+    """The file behind an open descriptor (checked by ``open_inside``), in chunks; closes it at the end."""
+    with os.fdopen(fd, "rb") as source:
+        while chunk := source.read(size):
+            yield chunk
