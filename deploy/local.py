@@ -100,14 +100,15 @@ def running(pids: set[int] | list[int]) -> list[int]:
     return sorted(alive)
 
 
-def _stop_group(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
-    """``sig`` to the process group of ``process`` and everything it started; SIGKILL what outlives ``timeout``."""
-    try:
-        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)
+def _stop_groups(processes: list[subprocess.Popen[bytes]], sig: int, timeout: float) -> None:
+    """``sig`` to each process's group and everything it started, all at once; SIGKILL what outlives ``timeout``."""
+    family: list[psutil.Process] = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            family += [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
     for member in family:
         with contextlib.suppress(psutil.NoSuchProcess):
             member.send_signal(sig)
@@ -116,11 +117,12 @@ def _stop_group(process: subprocess.Popen[bytes], sig: int, timeout: float) -> N
         with contextlib.suppress(psutil.NoSuchProcess):
             member.kill()
     psutil.wait_procs(alive, timeout=10)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class PostgreSQL:
@@ -200,7 +202,7 @@ class PostgreSQL:
         """Fast shutdown (SIGINT: clients are disconnected), then remove the data directory."""
         process, self.process = self.process, None
         if process is not None:
-            _stop_group(process, signal.SIGINT, timeout=30)
+            _stop_groups([process], signal.SIGINT, timeout=30)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -287,8 +289,7 @@ class LocalDeployment:
     def stop(self) -> None:
         """Stop the components and everything they started (task processes too), then PostgreSQL."""
         processes, self.processes = self.processes, {}
-        for process in processes.values():
-            _stop_group(process, signal.SIGTERM, timeout=30)
+        _stop_groups(list(processes.values()), signal.SIGTERM, timeout=30)
         self.postgres.stop()
         for log in self._logs:
             log.close()

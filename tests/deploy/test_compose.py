@@ -111,8 +111,8 @@ def test_settings_come_from_the_shared_file_and_per_deployment_values_match_the_
 
 def test_every_required_variable_is_in_env_example() -> None:
     text = COMPOSE.read_text()
-    required = set(re.findall(r"\$\{(\w+):\?", text))
-    optional = set(re.findall(r"\$\{(\w+):-", text)) - {
+    required = set(re.findall(r"(?<!\$)\$\{(\w+):\?", text))  # $${...}: the container's shell
+    optional = set(re.findall(r"(?<!\$)\$\{(\w+):-", text)) - {
         "AIRFLOW_UID",
         "FASTTRACK_AIRFLOW_IMAGE",
         "FASTTRACK_OFFLINE_IMAGE",
@@ -139,7 +139,8 @@ def test_dockerfile_builds_on_the_tested_airflow_without_changing_its_packages()
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     stages = re.findall(r"^FROM (\S+) AS (\w+)$", dockerfile, re.MULTILINE)
     assert stages[0] == (f"apache/airflow:{pins['apache-airflow']}-python{python}", "airflow")
-    airflow_stage = dockerfile.split("\nFROM airflow AS offline")[0]
+    instructions = "\n".join(line for line in dockerfile.splitlines() if not line.startswith("#"))
+    airflow_stage = instructions.split("\nFROM airflow AS offline")[0]
     assert "constraints.txt" not in airflow_stage  # the image's own versions, not the project's pins
     freeze = re.search(r"pip freeze > (\S+)", airflow_stage)
     assert freeze and f"pip install --no-cache-dir -c {freeze.group(1)} " in airflow_stage

@@ -15,8 +15,9 @@ def test_components_are_separate_processes_on_postgresql(airflow_deployment) -> 
     assert conn.startswith("postgresql+psycopg2://") and f":{airflow_deployment.postgres.port}/" in conn
     pids = {name: process.pid for name, process in airflow_deployment.processes.items()}
     assert sorted(pids) == sorted(COMPONENTS) and len(set(pids.values())) == len(COMPONENTS)
-    for name, pid in pids.items():
-        assert name in " ".join(psutil.Process(pid).cmdline()), name
+    for name, pid in pids.items():  # each titled by its component ("airflow api_server -- ...")
+        title = " ".join(psutil.Process(pid).cmdline()).replace("_", "-")
+        assert f"airflow {name}" in title, title
     health = httpx.get(f"{airflow_deployment.url}/api/v2/monitor/health", timeout=30).json()
     assert {
         part: health[part]["status"] for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
