@@ -17,14 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_fasttrack.lite.testing import LiteServer, session_runtime_config
-from training.report import sections
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from airflow_provider_fasttrack.lite.testing import LiteServer  # noqa: E402
+from deploy.offline import OFFLINE_SLOTS, connection, mock_accelerator_line, offline_lite, stage  # noqa: E402
+from training.report import sections  # noqa: E402
+
 TRADE_QA = "trade-qa-finetune"
 OFFLINE_PARAMS = ROOT / "dags" / "pipelines" / f"{TRADE_QA}.offline.json"
-#: declared capacity of backendai-lite's scaling group; the fGPU shares are accounted only (no device)
-SLOTS = {"cpu": 8, "mem": "32g", "cuda.shares": 10}
 #: Airflow's log line: time, level, message, then the logger in brackets and key=value pairs
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)\S* \[\s*\w+\s*\] (.*?)(?: \[[\w.]+\].*)?$")
 #: messages worth showing while the run goes on: tasks starting and ending, training steps, evaluation batches
@@ -35,19 +36,6 @@ PROGRESS = re.compile(
 )
 #: the session's own log prefix (time, level, logger) inside a relayed line, dropped from progress lines
 SESSION_LOG_PREFIX = re.compile(r"\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \w+ [\w.]+: ")
-
-
-def stage(lite: LiteServer) -> None:
-    """Code and the English sample into the vfolder trade-qa; the model cache vfolder trade-qa-models."""
-    command = [
-        *(sys.executable, "-m", "airflow_provider_fasttrack.cli", "stage", "trade-qa"),
-        *("--code", str(ROOT / "training"), "--data", str(ROOT / "training" / "samples" / "en")),
-        *("--create", "trade-qa-models"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True)
-    print(done.stdout.splitlines()[-1] if done.returncode == 0 else done.stdout + done.stderr, flush=True)
-    if done.returncode != 0:
-        sys.exit(1)
 
 
 def dags_test(dag_id: str, conf: dict[str, Any], log: Path) -> bool:
@@ -155,23 +143,16 @@ def main() -> int:
     if len(sys.argv) > 3:
         conf.update(json.loads(sys.argv[3]))
     started = time.monotonic()
-    with LiteServer(
-        data_dir=work / "backendai-lite", slots=SLOTS, extra_config=session_runtime_config(ROOT)
-    ) as lite:
-        os.environ["AIRFLOW_CONN_BACKENDAI_DEFAULT"] = json.dumps(
-            {
-                "conn_type": "backendai",
-                "host": lite.url,
-                "login": lite.access_key,
-                "password": lite.secret_key,
-            }
-        )
+    with offline_lite(work / "backendai-lite") as lite:
+        os.environ["AIRFLOW_CONN_BACKENDAI_DEFAULT"] = connection(lite)
         print(f"backendai-lite at {lite.url}, data in {lite.data_dir}", flush=True)
-        print(
-            f"  scaling group default: {SLOTS} (fGPU shares accounted only: no GPU is attached)", flush=True
-        )
+        print(f"  scaling group default: {OFFLINE_SLOTS}; {mock_accelerator_line(lite)}", flush=True)
         if dag_id == TRADE_QA:
-            stage(lite)
+            try:
+                print(stage(lite), flush=True)
+            except RuntimeError as exc:
+                print(exc, flush=True)
+                return 1
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
         print(f"airflow dags test {dag_id} --conf '{json.dumps(conf)}'", flush=True)
         log = work / "dags-test.log"

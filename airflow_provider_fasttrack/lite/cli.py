@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from airflow_provider_fasttrack.exceptions import LiteConfigError
@@ -53,6 +54,16 @@ def plain_http_warning(host: str) -> str:
     )
 
 
+def _gpu_shares(text: str) -> Decimal:
+    try:
+        shares = Decimal(text)
+    except InvalidOperation:
+        shares = Decimal(0)
+    if not shares.is_finite() or shares <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of fGPU shares, e.g. 10")
+    return shares
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backendai-lite", description="A local Backend.AI-compatible server."
@@ -74,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate (chain)")
     serve.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert")
+    serve.add_argument(
+        "--mock-gpu-shares",
+        type=_gpu_shares,
+        metavar="N",
+        help="the default scaling group declares N cuda.shares (fGPU) of a mock accelerator: accounted by "
+        "the scheduler, no device attached, GPU sessions run on the CPU",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -123,6 +141,8 @@ def serve(args: argparse.Namespace) -> int:
     except LiteConfigError as exc:
         print(f"backendai-lite: {exc}", file=sys.stderr)
         return 2
+    if args.mock_gpu_shares is not None:
+        config.declare_mock_gpu_shares(args.mock_gpu_shares)
     data_dir = (args.data_dir or Path(DEFAULT_DATA_DIR)).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if not config.keypairs:
@@ -149,6 +169,8 @@ def serve(args: argparse.Namespace) -> int:
     url = f"{scheme}://{args.host if family == socket.AF_INET else '[' + args.host + ']'}:{port}"
     (data_dir / "server.json").write_text(json.dumps({"url": url, "port": port, "pid": os.getpid()}))
     print(f"backendai-lite: serving {url} (data dir {data_dir})", flush=True)
+    if banner := config.mock_accelerator_banner():
+        print(f"backendai-lite: {banner}", flush=True)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

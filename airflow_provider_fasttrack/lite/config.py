@@ -6,6 +6,7 @@ import os
 import secrets
 import string
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -122,6 +123,9 @@ class LiteConfig(_Model):
     keypairs: list[KeypairConfig] = Field(default_factory=list)
     scaling_groups: dict[str, ScalingGroupConfig] = Field(default_factory=dict)
     default_scaling_group: str = "default"
+    #: ``cuda.shares`` the default scaling group declares for a mock accelerator: the scheduler accounts them,
+    #: no device is attached and GPU sessions run on the CPU (``serve --mock-gpu-shares N`` sets it too)
+    mock_gpu_shares: Decimal | None = Field(default=None, gt=0)
     images: list[ImageMapping] = Field(default_factory=lambda: [ImageMapping(pattern="*")])
     presets: list[Preset] = Field(default_factory=list)
     #: per-kernel resources of a session that asks for none
@@ -148,6 +152,8 @@ class LiteConfig(_Model):
             self.scaling_groups = {"default": ScalingGroupConfig(slots=_host_slots())}
         if self.default_scaling_group not in self.scaling_groups:
             self.default_scaling_group = next(iter(self.scaling_groups))
+        if self.mock_gpu_shares is not None:
+            self.declare_mock_gpu_shares(self.mock_gpu_shares)
         seen: set[str] = set()
         for keypair in self.keypairs:
             if keypair.access_key in seen:
@@ -164,6 +170,22 @@ class LiteConfig(_Model):
                 Preset(name="cpu-large", resource_slots={"cpu": 4, "mem": "8g"}),
                 Preset(name="gpu-half", resource_slots={"cpu": 2, "mem": "8g", "cuda.shares": "0.5"}),
             ]
+
+    def declare_mock_gpu_shares(self, shares: Decimal) -> None:
+        """The default scaling group declares ``shares`` ``cuda.shares`` (accounted only: no device)."""
+        group = self.scaling_groups[self.default_scaling_group]
+        group.slots = {**group.slots, "cuda.shares": str(shares)}
+        self.mock_gpu_shares = shares
+
+    def mock_accelerator_banner(self) -> str | None:
+        """What the server says at start about a mock accelerator (``None`` without one)."""
+        if self.mock_gpu_shares is None:
+            return None
+        return (
+            f"mock accelerator: scaling group {self.default_scaling_group!r} declares "
+            f"cuda.shares={self.mock_gpu_shares} for the scheduler to account; no GPU is attached, "
+            "sessions that request cuda.shares run on the CPU"
+        )
 
     def known_slot_types(self) -> set[str]:
         """Slot names the server knows (the base ones plus every configured one)."""

@@ -17,6 +17,7 @@ Constructor (all keyword arguments, all optional):
 
 - ``slots``: capacity of the ``default`` scaling group (default ``DEFAULT_SLOTS``);
   ``scaling_groups``: ``{name: {cpu: .., ...}}`` instead, for several groups.
+- ``mock_gpu_shares``: served with ``--mock-gpu-shares N``: the default group declares N ``cuda.shares``.
 - ``keypairs``: list of keypair dicts (``access_key``, ``secret_key``, optional ``total_resource_slots``,
   ``max_concurrent_sessions``); default: one freshly generated test keypair. The first is ``access_key``.
 - ``faults``: the ``faults`` section (``error_rate``, ``error_statuses``, ``error_phase``, ``latency_rate``, ...).
@@ -95,6 +96,7 @@ class LiteServer:
         extra_config: dict[str, Any] | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         startup_timeout: float = 60.0,
+        mock_gpu_shares: int | str | None = None,
     ) -> None:
         self._own_dir = data_dir is None
         root = Path(tempfile.mkdtemp(prefix="backendai-lite-")) if data_dir is None else Path(data_dir)
@@ -120,6 +122,7 @@ class LiteServer:
             yaml.safe_dump(config, out, sort_keys=False)
         self.log_path = self.data_dir / "server.log"
         self.startup_timeout = startup_timeout
+        self.mock_gpu_shares = mock_gpu_shares
         self.url = ""
         self._port = 0
         self._process: subprocess.Popen[bytes] | None = None
@@ -141,6 +144,8 @@ class LiteServer:
             "--host", "127.0.0.1", "--port", str(self._port),
             "--config", str(self.config_path), "--data-dir", str(self.data_dir),
         ]  # fmt: skip
+        if self.mock_gpu_shares is not None:
+            cmd += ["--mock-gpu-shares", str(self.mock_gpu_shares)]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

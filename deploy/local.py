@@ -1,0 +1,418 @@
+"""The FastTrack deployment on one machine without Docker: PostgreSQL and Airflow's four components.
+
+The topology of ``docker-compose.yaml`` as processes on this host: a PostgreSQL server from the distribution's
+packages (its own data directory and a free port on 127.0.0.1), then what the compose file's ``airflow-init``
+does (``airflow db migrate``, the admin user, ``fasttrack pools sync``), then ``airflow api-server``,
+``scheduler``, ``dag-processor`` and ``triggerer`` as separate processes with the settings of
+``deploy/airflow.env``. ``scripts/serve`` and the e2e tests both run it::
+
+    with LocalDeployment(home, dags_folder=ROOT / "dags", connection=conn_json) as airflow:
+        airflow.url, airflow.username, airflow.password   # the UI and its login
+        airflow.cli("dags", "list")                       # the airflow CLI against this deployment
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import httpx
+import psutil
+from dotenv import dotenv_values
+
+__all__ = [
+    "COMPONENTS",
+    "PER_DEPLOYMENT",
+    "SHARED_SETTINGS",
+    "LocalDeployment",
+    "PostgreSQL",
+    "running",
+    "shared_settings",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The settings every FastTrack deployment shares (docker-compose.yaml reads it as its env_file).
+SHARED_SETTINGS = Path(__file__).resolve().with_name("airflow.env")
+#: Settings that differ per deployment: addresses, secrets, the connection; docker-compose.yaml sets the same.
+PER_DEPLOYMENT = (
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    "AIRFLOW_CONN_BACKENDAI_DEFAULT",
+)
+#: Airflow's long-running components, one process each.
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: The user that [core] simple_auth_manager_users makes an admin.
+ADMIN_USER = "admin"
+#: What the health endpoint reports on, all of it "healthy" once the deployment is up.
+HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+#: PostgreSQL refuses to run as root; as root it runs as this system user.
+POSTGRES_OS_USER = "postgres"
+
+
+def shared_settings() -> dict[str, str]:
+    """``deploy/airflow.env`` as a mapping, parsed as Compose parses an env_file."""
+    return {key: value for key, value in dotenv_values(SHARED_SETTINGS).items() if value is not None}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def postgres_bin_dir() -> Path:
+    """The newest PostgreSQL server installed from the distribution's packages (``/usr/lib/postgresql/N/bin``)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(Path(p).parts[4]))
+    if not found:
+        raise RuntimeError(
+            "no PostgreSQL server in /usr/lib/postgresql; scripts/bootstrap-system installs it"
+        )
+    return Path(found[-1]).parent
+
+
+def running(pids: set[int] | list[int]) -> list[int]:
+    """Those of ``pids`` that are still running (not exited, not zombies)."""
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return sorted(alive)
+
+
+def _stop_groups(processes: list[subprocess.Popen[bytes]], sig: int, timeout: float) -> None:
+    """``sig`` to each process's group and everything it started, all at once; SIGKILL what outlives ``timeout``."""
+    family: list[psutil.Process] = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            family += [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(sig)
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(alive, timeout=10)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class PostgreSQL:
+    """A throwaway PostgreSQL server: data in a new temporary directory, 127.0.0.1 on a free port."""
+
+    user = "airflow"
+    database = "airflow"
+
+    def __init__(self, log_path: Path) -> None:
+        self.bin_dir = postgres_bin_dir()
+        self.root = Path(tempfile.mkdtemp(prefix="fasttrack-postgres-"))
+        self.log_path = log_path
+        self.port = free_port()
+        self.password = secrets.token_urlsafe(24)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL Airflow connects with."""
+        return f"postgresql+psycopg2://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    def _as_owner(self, *command: str) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", POSTGRES_OS_USER, "--", *command]
+        return list(command)
+
+    def _run(self, *command: str, env: dict[str, str] | None = None) -> None:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{Path(command[0]).name} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+    def start(self) -> None:
+        """initdb, start the server, create the database."""
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam(POSTGRES_OS_USER)
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+        password_file = self.root / "password"
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(self.password)
+        if os.geteuid() == 0:
+            os.chown(password_file, owner.pw_uid, owner.pw_gid)
+        data = self.root / "data"
+        initdb = str(self.bin_dir / "initdb")
+        self._run(
+            *self._as_owner(initdb, "-D", str(data), "-U", self.user, f"--pwfile={password_file}"),
+            *("--auth=scram-sha-256", "--encoding=UTF8", "--no-locale"),
+        )
+        password_file.unlink()
+        server = [str(self.bin_dir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.root)]
+        # a throwaway database: no crash safety needed
+        for setting in (
+            "listen_addresses=127.0.0.1",
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+        ):
+            server += ["-c", setting]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self._as_owner(*server), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        ready = [str(self.bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        while subprocess.run(ready).returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        client_env = {**os.environ, "PGPASSWORD": self.password}
+        createdb = str(self.bin_dir / "createdb")
+        self._run(
+            createdb, "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database, env=client_env
+        )
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT: clients are disconnected), then remove the data directory."""
+        process, self.process = self.process, None
+        if process is not None:
+            _stop_groups([process], signal.SIGINT, timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class LocalDeployment:
+    """PostgreSQL plus Airflow's api-server, scheduler, dag-processor and triggerer (see the module docstring)."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        dags_folder: Path,
+        connection: str,
+        admin_password: str | None = None,
+        port: int | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.postgres = PostgreSQL(self.home / "postgres.log")
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.username = ADMIN_USER
+        self.password = admin_password or secrets.token_urlsafe(12)
+        self.secrets = {
+            "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        }
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
+        }
+        per_deployment = {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            **self.secrets,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+            "AIRFLOW_CONN_BACKENDAI_DEFAULT": connection,
+        }
+        assert set(per_deployment) == set(PER_DEPLOYMENT)
+        self.env: dict[str, str] = {
+            **inherited,
+            **shared_settings(),
+            **per_deployment,
+            # where this host's processes listen: loopback only, free ports (several deployments may run)
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            **(settings or {}),
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+
+    # lifecycle
+    def start(self) -> LocalDeployment:
+        """PostgreSQL, the init steps, then the four components; returns once every one reports healthy."""
+        try:
+            self.postgres.start()
+            self.cli("db", "migrate", timeout=600)
+            self._write_password()
+            self._run("fasttrack", [sys.executable, "-m", "airflow_provider_fasttrack.cli", "pools", "sync"])
+            for component in COMPONENTS:
+                log = self.log_path(component).open("ab")
+                self._logs.append(log)
+                self.processes[component] = subprocess.Popen(
+                    [sys.executable, "-m", "airflow", component],
+                    env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )  # fmt: skip
+            self._wait_healthy(timeout=240)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the components and everything they started (task processes too), then PostgreSQL."""
+        processes, self.processes = self.processes, {}
+        _stop_groups(list(processes.values()), signal.SIGTERM, timeout=30)
+        self.postgres.stop()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def __enter__(self) -> LocalDeployment:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The api-server's process."""
+        return self.processes.get("api-server")
+
+    def pids(self) -> set[int]:
+        """Every process of this deployment now: the components, PostgreSQL, and all that they started."""
+        roots = [p.pid for p in self.processes.values()]
+        if self.postgres.process is not None:
+            roots.append(self.postgres.process.pid)
+        found: set[int] = set()
+        for pid in roots:
+            try:
+                process = psutil.Process(pid)
+                found.update([pid, *(child.pid for child in process.children(recursive=True))])
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def _write_password(self) -> None:
+        """The admin's password, in the simple auth manager's passwords file (mode 0600)."""
+        path = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({self.username: self.password}, out)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            for component, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"airflow {component} exited:\n{self.log_tail()}")
+            try:
+                health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+                if all((health.get(part) or {}).get("status") == "healthy" for part in HEALTH_PARTS):
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the deployment was not healthy within {timeout:.0f} s:\n{self.log_tail()}"
+                )
+            time.sleep(2)
+
+    # using it
+    def login(self) -> str:
+        """An API access token for the admin (the UI's login form posts the same)."""
+        answer = httpx.post(
+            f"{self.url}/auth/token", json={"username": self.username, "password": self.password}, timeout=30
+        )
+        answer.raise_for_status()
+        return str(answer.json()["access_token"])
+
+    def _run(self, name: str, command: list[str], timeout: float = 120) -> str:
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise AssertionError(
+                f"{name} {' '.join(command[3:])} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
+        return result.stdout
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        """``airflow ARGS`` against this deployment; its standard output."""
+        command = [sys.executable, "-m", "airflow", *args]
+        if check:
+            return self._run("airflow", command, timeout=timeout)
+        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout).stdout
+
+    def cli_json(self, *args: str) -> Any:
+        """``airflow ... -o json`` output (warnings printed before it are skipped)."""
+        lines = [line for line in self.cli(*args).splitlines() if line.startswith(("[", "{"))]
+        return json.loads(lines[-1]) if lines else []
+
+    def run_dag(self, dag_id: str, timeout: float = 240) -> dict[str, Any]:
+        """Unpause, trigger and wait for one run of ``dag_id``; returns the run as ``list-runs`` shows it."""
+        deadline = time.monotonic() + 120
+        while dag_id not in self.cli("dags", "list", "-o", "json", check=False):
+            assert time.monotonic() < deadline, f"{dag_id} was never parsed:\n{self.log_tail()}"
+            time.sleep(3)
+        self.cli("dags", "unpause", dag_id)
+        self.cli("dags", "trigger", dag_id)
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.cli_json("dags", "list-runs", dag_id, "-o", "json")
+            if runs and runs[0]["state"] in {"success", "failed"}:
+                return dict(runs[0])
+            assert time.monotonic() < deadline, f"{dag_id} did not finish:\n{self.log_tail()}"
+            time.sleep(3)
+
+    def log_path(self, component: str) -> Path:
+        """Where a component's output goes (``postgres`` for the database server)."""
+        return self.home / f"{component}.log"
+
+    def log_files(self) -> list[Path]:
+        """Every log this deployment writes outside its task logs."""
+        return [self.log_path(name) for name in ("postgres", *COMPONENTS)] + [
+            self.home / "logs" / name for name in ("scheduler", "dag_processor")
+        ]
+
+    def log_tail(self, chars: int = 6000) -> str:
+        """The end of each component's log."""
+        parts = []
+        for component in COMPONENTS:
+            path = self.log_path(component)
+            text = path.read_text(errors="replace") if path.exists() else ""
+            parts.append(f"--- {component} ---\n{text[-(chars // len(COMPONENTS)) :]}")
+        return "\n".join(parts)
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()

@@ -1,0 +1,153 @@
+"""docker-compose.yaml and the Dockerfile: Compose's own parser accepts them, and they run what the tests run.
+
+The compose file must read the same Airflow settings (deploy/airflow.env) as the local deployment the e2e tests
+use, set only the per-deployment values that the local deployment also sets, and build an image whose Airflow
+is the version the project is tested with.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dotenv import dotenv_values
+
+from deploy.local import COMPONENTS, PER_DEPLOYMENT, SHARED_SETTINGS, shared_settings
+from deploy.offline import MOCK_GPU_SHARES
+from tests.conftest import ROOT
+
+COMPOSE = ROOT / "docker-compose.yaml"
+#: compose service -> the Airflow component it runs
+AIRFLOW_SERVICES = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+}
+#: values for every variable the compose file requires from .env
+FILLED_ENV = {
+    "POSTGRES_PASSWORD": "pg-password",
+    "AIRFLOW_ADMIN_PASSWORD": "admin-password",
+    "AIRFLOW_FERNET_KEY": "fernet-key",
+    "AIRFLOW_API_SECRET_KEY": "api-secret",
+    "AIRFLOW_JWT_SECRET": "jwt-secret",
+}
+
+
+def compose_file() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def docker_compose(tmp_path: Path, env_file: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's ``docker-compose`` on the repository's compose file, with ``env_file`` as its ``.env``."""
+    executable = shutil.which("docker-compose")
+    assert executable, "docker-compose is not installed: bash scripts/system-packages installs it"
+    dotenv = tmp_path / "test.env"
+    dotenv.write_text("".join(f"{key}='{value}'\n" for key, value in env_file.items()))
+    command = [executable, "--project-directory", str(ROOT), "-f", str(COMPOSE), "--env-file", str(dotenv)]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120)
+
+
+def example_env() -> dict[str, str]:
+    """.env.example with its empty secrets filled in."""
+    values = {key: value or "" for key, value in dotenv_values(ROOT / ".env.example").items()}
+    return {**values, **{key: FILLED_ENV[key] for key, value in values.items() if not value}}
+
+
+def test_compose_parser_accepts_the_file_and_merges_the_shared_settings(tmp_path: Path) -> None:
+    done = docker_compose(tmp_path, example_env(), "--profile", "offline", "config")
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)["services"]
+    assert set(AIRFLOW_SERVICES) | {"postgres", "airflow-init", "backendai-lite"} <= set(resolved)
+    connection = dotenv_values(ROOT / ".env.example")["AIRFLOW_CONN_BACKENDAI_DEFAULT"]
+    for service in [*AIRFLOW_SERVICES, "airflow-init"]:
+        environment = resolved[service]["environment"]
+        # what Compose made of deploy/airflow.env is what the local deployment reads from it
+        assert {key: environment[key] for key in shared_settings()} == shared_settings()
+        assert environment["AIRFLOW_CONN_BACKENDAI_DEFAULT"] == connection
+        assert "pg-password@postgres/airflow" in environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+def test_a_missing_secret_is_named(tmp_path: Path) -> None:
+    env = {key: value for key, value in example_env().items() if key != "AIRFLOW_JWT_SECRET"}
+    done = docker_compose(tmp_path, env, "config")
+    assert done.returncode != 0
+    assert "set AIRFLOW_JWT_SECRET in .env" in done.stderr
+
+
+def test_services_order_and_health() -> None:
+    services = compose_file()["services"]
+    for service, component in AIRFLOW_SERVICES.items():
+        spec = services[service]
+        assert spec["command"] == component
+        assert spec["healthcheck"]["test"], service
+        assert spec["depends_on"] == {
+            "postgres": {"condition": "service_healthy"},
+            "airflow-init": {"condition": "service_completed_successfully"},
+        }
+    assert sorted(AIRFLOW_SERVICES.values()) == sorted(COMPONENTS)  # the local deployment runs the same four
+    assert services["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert services["airflow-init"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    init = "\n".join(services["airflow-init"]["command"])
+    for step in ("airflow db migrate", "fasttrack pools sync", "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"):
+        assert step in init
+    assert "./dags:/opt/airflow/dags" in services["airflow-scheduler"]["volumes"]
+
+
+def test_settings_come_from_the_shared_file_and_per_deployment_values_match_the_local_deployment() -> None:
+    common = compose_file()["x-airflow-common"]
+    assert [ROOT / path for path in common["env_file"]] == [SHARED_SETTINGS]
+    environment = set(common["environment"])
+    assert environment == set(PER_DEPLOYMENT)  # the same per-deployment settings as deploy.local
+    assert not environment & set(shared_settings())  # nothing overrides the shared file
+    assert shared_settings()["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+
+
+def test_every_required_variable_is_in_env_example() -> None:
+    text = COMPOSE.read_text()
+    required = set(re.findall(r"(?<!\$)\$\{(\w+):\?", text))  # $${...}: the container's shell
+    optional = set(re.findall(r"(?<!\$)\$\{(\w+):-", text)) - {
+        "AIRFLOW_UID",
+        "FASTTRACK_AIRFLOW_IMAGE",
+        "FASTTRACK_OFFLINE_IMAGE",
+    }
+    example = (ROOT / ".env.example").read_text()
+    assert required <= set(dotenv_values(ROOT / ".env.example"))
+    for name in optional:  # the offline keypair, shown commented out
+        assert re.search(rf"^#?{name}=", example, re.MULTILINE), name
+
+
+def test_offline_profile_serves_backendai_lite_with_a_mock_accelerator() -> None:
+    lite = compose_file()["services"]["backendai-lite"]
+    assert lite["profiles"] == ["offline"]
+    command = "\n".join(lite["command"])
+    assert f"--mock-gpu-shares {MOCK_GPU_SHARES}" in command
+    assert lite["build"]["target"] == "offline"
+
+
+def test_dockerfile_builds_on_the_tested_airflow_without_changing_its_packages() -> None:
+    pins = dict(
+        line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line
+    )
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stages = re.findall(r"^FROM (\S+) AS (\w+)$", dockerfile, re.MULTILINE)
+    assert stages[0] == (f"apache/airflow:{pins['apache-airflow']}-python{python}", "airflow")
+    instructions = "\n".join(line for line in dockerfile.splitlines() if not line.startswith("#"))
+    airflow_stage = instructions.split("\nFROM airflow AS offline")[0]
+    assert "constraints.txt" not in airflow_stage  # the image's own versions, not the project's pins
+    freeze = re.search(r"pip freeze > (\S+)", airflow_stage)
+    assert freeze and f"pip install --no-cache-dir -c {freeze.group(1)} " in airflow_stage
+    compose = compose_file()
+    assert compose["x-airflow-common"]["build"] == {"context": ".", "target": "airflow"}
+
+
+def test_the_filled_env_file_is_never_committed() -> None:
+    assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
+    assert subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT).returncode == 1

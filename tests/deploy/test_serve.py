@@ -1,0 +1,73 @@
+"""``scripts/serve`` (``python -m deploy.serve``) comes up as a new user meets it and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import psutil
+
+from deploy.local import running
+from tests.conftest import ROOT
+from tests.helpers import SECRETS, wait_for
+
+READY = re.compile(r"^Airflow UI: (?P<url>http://\S+)  login: (?P<user>\S+) / (?P<password>\S+)$")
+
+
+def test_serve_comes_up_with_login_and_pools_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    assert "-m deploy.serve" in (ROOT / "scripts" / "serve").read_text()  # what scripts/serve runs
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deploy.serve", "--port", "0", "--work-dir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )  # fmt: skip
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
+    try:
+        ready = wait_for(
+            lambda: (
+                next(filter(None, (READY.match(line.rstrip()) for line in lines)), None)
+                or process.poll() is not None
+            ),
+            timeout=420,
+            interval=1,
+        )
+        assert process.poll() is None and ready is not True, "".join(lines)
+        SECRETS.add(ready["password"])
+        url = ready["url"]
+        output = "".join(lines)
+        assert "mock accelerator: scaling group 'default' declares cuda.shares=10" in output
+        assert "pool backendai-gpu-default: 100 slots" in output
+        family = {process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))}
+
+        assert httpx.get(f"{url}/", timeout=30).status_code == 200  # the UI's page
+        assert httpx.get(f"{url}/api/v2/dags", timeout=30).status_code == 401  # nothing without logging in
+        wrong = httpx.post(
+            f"{url}/auth/token", json={"username": ready["user"], "password": "wrong"}, timeout=30
+        )
+        assert wrong.status_code == 401
+        token = httpx.post(
+            f"{url}/auth/token", json={"username": ready["user"], "password": ready["password"]}, timeout=30
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def shipped_dags() -> set[str]:
+            dags = httpx.get(f"{url}/api/v2/dags", headers=headers, timeout=30).json()["dags"]
+            return {dag["dag_id"] for dag in dags}
+
+        assert "trade-qa-finetune" in wait_for(shipped_dags, timeout=180, interval=3)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
+        returncode = process.wait(timeout=180)
+        reader.join(timeout=10)
+    assert returncode == 0, "".join(lines)
+    assert lines[-1].strip() == "stopped"
+    assert running(family) == [], "".join(lines)
