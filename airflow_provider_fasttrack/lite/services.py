@@ -222,7 +222,11 @@ class ServiceManager:
                 launch=launch,
             )
             self.services[service_id] = service
-        await self._reconcile(service)
+        try:
+            await self._reconcile(service)
+        except Exception:  # e.g. a replica that can never fit: no half-made service stays behind
+            await self._delete(service)
+            raise
         return service
 
     def _launch(

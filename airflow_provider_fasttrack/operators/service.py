@@ -83,8 +83,8 @@ class BackendAIModelServiceOperator(BaseOperator):
             raise TypeError(
                 f"give request= or the request's fields, not both (got {', '.join(sorted(given))})"
             )
-        super().__init__(**kwargs)
         self.request = request if request is not None else ServiceRequest(**given)
+        super().__init__(**kwargs)
         self.backendai_conn_id = backendai_conn_id
         self.ephemeral = ephemeral
         self.skip = skip
@@ -267,8 +267,8 @@ class BackendAIModelServiceOperator(BaseOperator):
 class BackendAIDeleteServiceOperator(BaseOperator):
     """Delete the service that ``service_task_id`` created or reused (its ``service_id`` XCom).
 
-    Used as a teardown (``.as_teardown(setups=service_task)``): it runs when the DAG run's work is done,
-    whether it succeeded or failed, and its own result does not decide the run's state.
+    Used as a teardown (``.as_teardown()``, downstream of the service and its users): it runs when they are done,
+    whether they succeeded or failed, and its own result does not decide the run's state.
     """
 
     ui_color = "#f2d0c9"

@@ -114,7 +114,7 @@ def add_teardowns(graph: PipelineGraph, operators: dict[str, BaseOperator], dag:
     """Give each ephemeral service a teardown task that deletes it when the run's work is done.
 
     The teardown follows the service and every task downstream of it, so it runs once they have all ended,
-    whether they succeeded, failed or were skipped (Airflow's setup/teardown); a failed teardown does not fail
+    whether they succeeded, failed or were skipped (an Airflow teardown task); a failed teardown does not fail
     the run. When the serving task itself fails, it deletes its own service.
     """
     from airflow_provider_fasttrack.operators.service import BackendAIDeleteServiceOperator
@@ -132,10 +132,14 @@ def add_teardowns(graph: PipelineGraph, operators: dict[str, BaseOperator], dag:
             backendai_conn_id=graph.conn_id,
             doc_md=f"Deletes the ephemeral model service of {task.task_id} when the run ends.",
         )
-        leaves = [t for t in service.get_flat_relatives(upstream=False) if not t.downstream_list]
+        downstream = [t for t in service.get_flat_relatives(upstream=False) if not t.is_teardown]
+        leaves = [t for t in downstream if not any(not d.is_teardown for d in t.downstream_list)]
         for leaf in leaves or [service]:
             leaf >> teardown
-        teardown.as_teardown(setups=service)
+        # no setup is named: Airflow requires the tasks right after a setup to use all_success, and pipeline
+        # tasks use none_failed (a skipped upstream does not stop them). A teardown without setups runs when all
+        # its upstream tasks are done, and Airflow leaves it out when it decides the run's state.
+        teardown.as_teardown()
 
 
 def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, fileloc: str | None = None) -> DAG:

@@ -47,6 +47,7 @@ def test_a_service_answers_through_its_endpoint_with_a_token(http, model) -> Non
     token = http.post(f"/services/{service_id}/token", json={"duration": 60}).json()["token"]
     for scheme in ("BackendAI", "Bearer"):
         answer = httpx.post(url, json=CHAT, headers={"Authorization": f"{scheme} {token}"})
+        assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["message"]["content"] == "From svc-model: What is CIF?"
     assert http.delete(f"/services/{service_id}").json() == {"success": True}
     assert http.get(f"/services/{service_id}").status_code == 404

@@ -48,7 +48,7 @@ def test_a_model_definition_without_start_command_names_file_line_and_field(lite
     with pytest.raises(ModelDefinitionError) as info:
         operator(model="no-command-model")._check_folders()
     assert str(info.value).startswith(
-        "no-command-model:/model-definition.yaml:6:7 models[0].service.start_command:"
+        "no-command-model:/model-definition.yaml:5:7 models[0].service.start_command: required field is missing"
     )
 
 
@@ -74,8 +74,8 @@ def test_killing_the_task_deletes_its_service(lite, hook, tmp_path) -> None:  # 
     log = tmp_path / "worker.log"
     worker = start_dag_test("svc_kill_sync", output=log)
     try:
-        wait_for(lambda: hook.find_service("svc-kill-victim"), timeout=60)
-        wait_for(lambda: "created" in log.read_text(errors="replace"), timeout=30)
+        wait_for(lambda: "svc-kill-victim" in log.read_text(errors="replace"), timeout=90)
+        assert hook.find_service("svc-kill-victim"), log.read_text()[-3000:]
         mark_task_failed("svc_kill_sync", "victim")
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)

@@ -121,7 +121,7 @@ def test_an_ephemeral_service_gets_a_teardown_after_its_downstream_tasks() -> No
     loaded = load_pipeline(Path(__file__).parents[1] / "dags" / "pipelines" / "serve-and-query.yaml")
     dag = build_pipeline(loaded)
     teardown = dag.get_task("serve-teardown")
-    assert teardown.is_teardown and dag.get_task("serve").is_setup
+    assert teardown.is_teardown and teardown.trigger_rule == "all_done_setup_success"
     assert teardown.upstream_task_ids == {"serve", "query"}
 
 

@@ -16,18 +16,9 @@ from airflow_provider_fasttrack.lite.services import SERVE_PREFIX, Service
 
 router = APIRouter()
 
-#: hop-by-hop headers and the ones the proxy sets itself
+#: hop-by-hop headers and the ones the proxy sets itself (a body's length is passed on: servers read it)
 _DROPPED_HEADERS = frozenset(
-    {
-        "host",
-        "authorization",
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "upgrade",
-        "content-length",
-    }
+    {"host", "authorization", "connection", "keep-alive", "transfer-encoding", "te", "upgrade"}
 )
 
 
@@ -135,7 +126,9 @@ async def proxy(request: Request, service_id: str, path: str) -> Response:
     if replica is None:
         raise LiteError("service-unavailable", "No healthy replica of this service.")
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED_HEADERS}
-    url = httpx.URL(f"http://127.0.0.1:{replica.port}/{path}", query=request.url.query.encode())
+    url = f"http://127.0.0.1:{replica.port}/{path}"
+    if request.url.query:
+        url += "?" + request.url.query
     upstream = ctx.services.http.build_request(request.method, url, headers=headers, content=request.stream())
     try:
         answer = await ctx.services.http.send(upstream, stream=True)
