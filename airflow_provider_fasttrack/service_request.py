@@ -154,7 +154,7 @@ class ServiceRequest:
         extra: dict[str, Any] = {}
         for text in self.extra_mounts:
             mount = Mount.parse(text)
-            option = {"type": "bind", "mount_destination": mount.path_in_session()}
+            option = {"type": "bind", "mount_destination": mount.path_in_session}
             extra[ids.get(mount.name, mount.name)] = option
         config: dict[str, Any] = {
             "model": self.model,

@@ -109,7 +109,7 @@ def test_a_lablup_style_serving_export_validates_and_builds() -> None:
     assert body["name"] == "gradio-server-pl" and body["open_to_public"] is True
     assert body["config"]["model"] == "gradio-server"
     assert body["config"]["model_mount_destination"] == "/models"
-    assert body["config"]["resources"] == {"cpu": "8", "mem": "16g"}
+    assert body["config"]["resources"] == {"cpu": 8, "mem": "16g"}
     assert body["config"]["extra_mounts"] == {
         "rag-data": {"type": "bind", "mount_destination": "/home/work/rag-data"}
     }
@@ -122,7 +122,7 @@ def test_an_ephemeral_service_gets_a_teardown_after_its_downstream_tasks() -> No
     dag = build_pipeline(loaded)
     teardown = dag.get_task("serve-teardown")
     assert teardown.is_teardown and teardown.trigger_rule == "all_done_setup_success"
-    assert teardown.upstream_task_ids == {"serve", "query"}
+    assert teardown.upstream_task_ids == {"query"}  # the last task downstream of the service
 
 
 def test_several_errors_one_line_each() -> None:
