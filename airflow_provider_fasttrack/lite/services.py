@@ -277,11 +277,11 @@ class ServiceManager:
                 raise _bad(
                     f"pre_start_actions[{index}].action {action.action!r}: backendai-lite runs only run_command"
                 )
-            command = action.args.get("command")
-            if isinstance(command, list) and command:
-                lines.append(shlex.join(substituted(str(part)) for part in command) + " || exit $?")
-            elif isinstance(command, str) and command.strip():
-                lines.append(f"{svc.shell} -c {shlex.quote(substituted(command))} || exit $?")
+            step = action.args.get("command")
+            if isinstance(step, list) and step:
+                lines.append(shlex.join(substituted(str(part)) for part in step) + " || exit $?")
+            elif isinstance(step, str) and step.strip():
+                lines.append(f"{svc.shell} -c {shlex.quote(substituted(step))} || exit $?")
             else:
                 raise _bad(f"pre_start_actions[{index}].args.command must be a command (text or list)")
         if isinstance(svc.start_command, list):
