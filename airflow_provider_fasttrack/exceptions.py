@@ -11,11 +11,13 @@ Hierarchy (each class under its base; a root names its base from outside this mo
     │   ├── BackendAIServerError          5xx
     │   └── BackendAIBadRequestError      other 4xx (invalid-api-params, quota-exceeded, ...)
     ├── SessionFailedError                a session ended without success
+    ├── ServiceFailedError                a model service did not become ready
     └── ResourceRequestError              a resource request that the cluster can never satisfy
     PipelineSpecError(YamlDocumentError)  a pipeline file that cannot become a DAG; ``issues``, one per line
     PipelineImportError(Exception)        the import error Airflow records for a folder's broken pipeline files
     PipelineWarning(UserWarning)          a pipeline file loaded but has something worth fixing
     LiteConfigError(YamlDocumentError)    backendai-lite's configuration file is invalid
+    ModelDefinitionError(YamlDocumentError)  a model folder's model-definition.yaml is invalid
 
 ``YamlDocumentError`` (``training.exceptions``) carries the ``file:line:column field: reason`` issues of a YAML
 document; catching it catches both document errors.
@@ -37,10 +39,12 @@ __all__ = [
     "BackendAIRateLimitError",
     "BackendAIServerError",
     "LiteConfigError",
+    "ModelDefinitionError",
     "PipelineImportError",
     "PipelineSpecError",
     "PipelineWarning",
     "ResourceRequestError",
+    "ServiceFailedError",
     "SessionFailedError",
 ]
 
@@ -115,6 +119,10 @@ class SessionFailedError(BackendAIError):
     """A batch session ended without success."""
 
 
+class ServiceFailedError(BackendAIError):
+    """A model service did not become ready (its replicas failed, or it cannot be created as asked)."""
+
+
 class ResourceRequestError(BackendAIError):
     """A resource request that the cluster or keypair can never provide."""
 
@@ -133,3 +141,7 @@ class PipelineWarning(UserWarning):
 
 class LiteConfigError(YamlDocumentError):
     """The backendai-lite configuration file is invalid; the message names the file, the field and the line."""
+
+
+class ModelDefinitionError(YamlDocumentError):
+    """A model folder's ``model-definition.yaml`` is invalid; the message names the file, the field and the line."""

@@ -10,7 +10,7 @@ import hashlib
 import re
 import uuid
 
-__all__ = ["pipeline_job_id", "session_name"]
+__all__ = ["pipeline_job_id", "run_service_name", "session_name"]
 
 _JOB_NAMESPACE = uuid.UUID("6f1d8c52-4b0e-4d5e-9a57-2f3f1e0b7c11")
 _UNSAFE = re.compile(r"[^a-z0-9]+")
@@ -28,3 +28,9 @@ def session_name(dag_id: str, run_id: str, task_id: str, map_index: int = -1) ->
     readable = _UNSAFE.sub("-", task_id.lower()).strip("-") or "task"
     room = MAX_NAME - len("ft--") - len(digest)
     return f"ft-{readable[:room].rstrip('-')}-{digest}"
+
+
+def run_service_name(name: str, dag_id: str, run_id: str) -> str:
+    """``<name>-<digest>``: an ephemeral service's name, one per DAG run (a retry finds the same service)."""
+    digest = hashlib.sha256(f"{dag_id}\n{run_id}\n{name}".encode()).hexdigest()[:12]
+    return f"{name[: MAX_NAME - len(digest) - 1].rstrip('-')}-{digest}"

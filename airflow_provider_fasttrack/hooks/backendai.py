@@ -1,4 +1,4 @@
-"""``BackendAIHook``: the Backend.AI endpoints (sessions, resources, vfolders and storage) over httpx.
+"""``BackendAIHook``: the Backend.AI endpoints (sessions, model services, resources, vfolders, storage) over httpx.
 
 The transport (connection settings, signing, API version negotiation, retries, error mapping) is the base hook in
 :mod:`airflow_provider_fasttrack.hooks.base`; here is one short method per endpoint, each endpoint listed once
@@ -45,6 +45,16 @@ CREATE_VFOLDER = ("POST", "/folders")
 LIST_VFOLDER_FILES = ("GET", "/folders/{name}/files")
 REQUEST_UPLOAD = ("POST", "/folders/{name}/request-upload")
 REQUEST_DOWNLOAD = ("POST", "/folders/{name}/request-download")
+CREATE_SERVICE = ("POST", "/services")
+LIST_SERVICES = ("GET", "/services")
+GET_SERVICE = ("GET", "/services/{service}")
+DELETE_SERVICE = ("DELETE", "/services/{service}")
+SCALE_SERVICE = ("POST", "/services/{service}/scale")
+SERVICE_ERRORS = ("GET", "/services/{service}/errors")
+SERVICE_TOKEN = ("POST", "/services/{service}/token")
+
+#: seconds a token from :meth:`BackendAIHook.service_token` stays valid unless asked otherwise
+SERVICE_TOKEN_SECONDS = 3600
 
 COMPUTE_SESSION_QUERY = (
     "query($id: UUID!) { compute_session(id: $id) { status result status_info status_data "
@@ -214,6 +224,112 @@ class BackendAIHook(BackendAIBaseHook):
             reason=payload.get("reason"),
             exit_code=int(exit_code) if exit_code is not None else None,
         )
+
+    # -- model services -------------------------------------------------------------------------
+
+    def create_service(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a model service from its ``POST /services`` body, or return the live one of that name.
+
+        Returns the manager's answer (``endpoint_id``, ...) plus ``created``: False when a service of this name
+        already existed (it is reused, as the manager refuses a second one of the same name). Safe to retry:
+        after an answer that was lost (5xx, 429, connection error) each attempt first looks the name up, so a
+        lost answer never leads to a second service.
+        """
+        name = str(body["name"])
+        found = self.find_service(name)
+        if found is not None:
+            return {**found, "endpoint_id": found["id"], "created": False}
+        answer_lost = False
+        for attempt in self.retrying():
+            with attempt:
+                if answer_lost:
+                    found = self._find_service(name, retry=False)
+                    if found is not None:
+                        self.log.info("Service %s was created although the answer was lost", name)
+                        return {**found, "endpoint_id": found["id"], "created": True}
+                try:
+                    answer = self._request_once(self.client, *CREATE_SERVICE, json=dict(body)).json()
+                except RETRYABLE_ERRORS:
+                    answer_lost = True
+                    raise
+                except BackendAIBadRequestError:
+                    found = self._find_service(name, retry=False)  # created meanwhile by another worker
+                    if found is None:
+                        raise
+                    return {**found, "endpoint_id": found["id"], "created": False}
+                return {**answer, "created": True}
+        raise AssertionError("unreachable")  # the retry loop either returns or re-raises
+
+    def list_services(self) -> list[dict[str, Any]]:
+        """The keypair's services: ``id``, ``name``, ``replicas``, ``service_endpoint``, ``is_public``, ..."""
+        return list(self._call(LIST_SERVICES))
+
+    async def alist_services(self) -> list[dict[str, Any]]:
+        """Async version of :meth:`list_services`."""
+        return list(await self._acall(LIST_SERVICES))
+
+    def find_service(self, name: str) -> dict[str, Any] | None:
+        """The service called ``name``, or None."""
+        return self._find_service(name, retry=True)
+
+    def _find_service(self, name: str, *, retry: bool) -> dict[str, Any] | None:
+        items = self._call(LIST_SERVICES, retry=retry)
+        return next((dict(item) for item in items if item.get("name") == name), None)
+
+    def get_service(self, service_id: str) -> dict[str, Any]:
+        """``endpoint_id``, ``name``, ``replicas``, ``active_routes``, ``service_endpoint``, ``is_public``, ..."""
+        return dict(self._call(GET_SERVICE, path_args={"service": service_id}))
+
+    async def aget_service(self, service_id: str) -> dict[str, Any]:
+        """Async version of :meth:`get_service`."""
+        return dict(await self._acall(GET_SERVICE, path_args={"service": service_id}))
+
+    def delete_service(self, service_id: str) -> bool:
+        """Delete a service and its replicas; False when it was already gone."""
+        try:
+            self._call(DELETE_SERVICE, path_args={"service": service_id})
+        except BackendAINotFoundError:
+            return False
+        return True
+
+    async def adelete_service(self, service_id: str) -> bool:
+        """Async version of :meth:`delete_service`."""
+        try:
+            await self._acall(DELETE_SERVICE, path_args={"service": service_id})
+        except BackendAINotFoundError:
+            return False
+        return True
+
+    def scale_service(self, service_id: str, replicas: int) -> dict[str, Any]:
+        """Ask for ``replicas`` replicas (``POST /services/{id}/scale``)."""
+        return dict(self._call(SCALE_SERVICE, path_args={"service": service_id}, json={"to": replicas}))
+
+    def service_errors(self, service_id: str) -> dict[str, Any]:
+        """Why replicas failed: ``{"errors": [{"session_id", "error"}], "retries": int}``."""
+        return dict(self._call(SERVICE_ERRORS, path_args={"service": service_id}))
+
+    async def aservice_errors(self, service_id: str) -> dict[str, Any]:
+        """Async version of :meth:`service_errors`."""
+        return dict(await self._acall(SERVICE_ERRORS, path_args={"service": service_id}))
+
+    def service_token(self, service_id: str, *, duration: int = SERVICE_TOKEN_SECONDS) -> str:
+        """A short-lived token for a service's endpoint (``Authorization: BackendAI <token>``).
+
+        The token goes to Airflow's secrets masker before it is returned; never log it or return it as XCom.
+        """
+        data = self._call(SERVICE_TOKEN, path_args={"service": service_id}, json={"duration": duration})
+        token = str(data["token"])
+        mask_secret(token)
+        return token
+
+    async def aservice_token(self, service_id: str, *, duration: int = SERVICE_TOKEN_SECONDS) -> str:
+        """Async version of :meth:`service_token`."""
+        data = await self._acall(
+            SERVICE_TOKEN, path_args={"service": service_id}, json={"duration": duration}
+        )
+        token = str(data["token"])
+        mask_secret(token)
+        return token
 
     # -- resources ------------------------------------------------------------------------------
 

@@ -12,7 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from airflow_provider_fasttrack.lite.api import admin, events, folder_ids, folders, lite, resource, session
+from airflow_provider_fasttrack.lite.api import (
+    admin,
+    events,
+    folder_ids,
+    folders,
+    lite,
+    resource,
+    services,
+    session,
+)
 from airflow_provider_fasttrack.lite.auth import LATEST_API_VERSION, MANAGER_VERSION
 from airflow_provider_fasttrack.lite.config import LiteConfig
 from airflow_provider_fasttrack.lite.context import LiteContext
@@ -22,6 +31,7 @@ from airflow_provider_fasttrack.lite.faults import FaultInjector
 from airflow_provider_fasttrack.lite.middleware import LiteMiddleware
 from airflow_provider_fasttrack.lite.registry import SessionRegistry
 from airflow_provider_fasttrack.lite.sandbox import namespaces_available
+from airflow_provider_fasttrack.lite.services import ServiceManager
 from airflow_provider_fasttrack.lite.store import Store
 from airflow_provider_fasttrack.lite.vfolders import VFolders
 
@@ -56,6 +66,7 @@ def create_app(config: LiteConfig, data_dir: Path) -> FastAPI:
             log.info("removed %d unfinished upload(s) left by the previous run", removed)
         registry = SessionRegistry(config, store, hub, vfolders, data_dir, use_namespace)
         registry.recover()
+        model_services = ServiceManager(config, store, registry, vfolders)
         app.state.lite = LiteContext(
             config=config,
             data_dir=data_dir,
@@ -63,14 +74,17 @@ def create_app(config: LiteConfig, data_dir: Path) -> FastAPI:
             hub=hub,
             vfolders=vfolders,
             registry=registry,
+            services=model_services,
             faults=FaultInjector(config.faults),
             sandbox_note=note,
         )
         log.info("session filesystem: %s", note)
         registry.start()
+        model_services.start()
         try:
             yield
         finally:
+            await model_services.stop()
             await registry.stop()
             store.close()
 
@@ -101,6 +115,6 @@ def create_app(config: LiteConfig, data_dir: Path) -> FastAPI:
         """Version negotiation, no authentication."""
         return {"version": LATEST_API_VERSION, "manager": MANAGER_VERSION}
 
-    for module in (session, events, admin, resource, folder_ids, folders, lite):
+    for module in (session, services, events, admin, resource, folder_ids, folders, lite):
         app.include_router(module.router)
     return app

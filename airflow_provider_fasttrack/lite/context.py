@@ -11,6 +11,7 @@ from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
 from airflow_provider_fasttrack.lite.events import EventHub
 from airflow_provider_fasttrack.lite.faults import FaultInjector
 from airflow_provider_fasttrack.lite.registry import SessionRegistry
+from airflow_provider_fasttrack.lite.services import ServiceManager
 from airflow_provider_fasttrack.lite.store import Store
 from airflow_provider_fasttrack.lite.vfolders import VFolders
 
@@ -27,6 +28,7 @@ class LiteContext:
     hub: EventHub
     vfolders: VFolders
     registry: SessionRegistry
+    services: ServiceManager
     faults: FaultInjector
     sandbox_note: str
 

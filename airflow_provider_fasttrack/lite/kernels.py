@@ -27,7 +27,7 @@ def kernel_command(config: LiteConfig, row: dict[str, Any], kernel: dict[str, An
     if row["bootstrap_script"]:
         parts.append(f"/bin/bash -c {shlex.quote(row['bootstrap_script'])} || exit $?")
     idle_sub = kernel["cluster_role"] != "main" and config.multi_node_command == "main"
-    if row["type"] == "batch" and not idle_sub:
+    if row["type"] in ("batch", "inference") and not idle_sub:  # an inference replica ends with its server
         parts.append(row["startup_command"])
     else:
         if row["startup_command"] and not idle_sub:

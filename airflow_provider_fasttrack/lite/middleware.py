@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_fasttrack.lite.auth import verify_request
 from airflow_provider_fasttrack.lite.errors import LiteError, problem_response
+from airflow_provider_fasttrack.lite.services import SERVE_PREFIX
 
 __all__ = ["LiteMiddleware", "UNSIGNED_PATHS"]
 
@@ -31,6 +32,9 @@ class LiteMiddleware:
             return
         ctx = scope["app"].state.lite
         path: str = scope["path"]
+        if path.startswith(SERVE_PREFIX):  # a service endpoint: not the manager's API (token-checked there)
+            await self.app(scope, receive, send)
+            return
         faults = ctx.faults
         fault = None
         if faults.applies_to(path):

@@ -10,10 +10,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_fasttrack.pipeline.serving import service_request
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
+from airflow_provider_fasttrack.service_request import ServiceRequest
 from airflow_provider_fasttrack.session_request import SessionRequest
 
-__all__ = ["PipelineGraph", "SessionTask", "graph_from_spec"]
+__all__ = ["PipelineGraph", "ServingTask", "SessionTask", "graph_from_spec"]
 
 #: Tasks still run when an upstream was skipped (FastTrack's skip); a failed upstream stops them.
 TRIGGER_RULE = "none_failed"
@@ -31,13 +33,30 @@ class SessionTask:
 
 
 @dataclass(frozen=True)
+class ServingTask:
+    """One Backend.AI model service, i.e. one Airflow task (plus a teardown task when ``ephemeral``)."""
+
+    task_id: str
+    request: ServiceRequest
+    upstream: tuple[str, ...]
+    skip: bool
+    ephemeral: bool
+    description: str = ""
+
+    @property
+    def teardown_id(self) -> str:
+        """The task that deletes an ephemeral service when the run ends."""
+        return f"{self.task_id}-teardown"
+
+
+@dataclass(frozen=True)
 class PipelineGraph:
     """The DAG-level decisions for one pipeline plus its tasks in file order."""
 
     dag_id: str
     display_name: str
     description: str
-    tasks: tuple[SessionTask, ...]
+    tasks: tuple[SessionTask | ServingTask, ...]
     vfolder: str
     conn_id: str
     fail_fast: bool
@@ -55,7 +74,17 @@ class PipelineGraph:
     params: tuple[tuple[str, Any, dict[str, Any]], ...] = ()
 
 
-def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask:
+def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask | ServingTask:
+    if task.type == "serving":
+        assert task.service is not None  # checked by the validator
+        return ServingTask(
+            task_id=task.name,
+            request=service_request(spec, task),
+            upstream=tuple(dict.fromkeys(task.dependencies)),
+            skip=task.skip,
+            ephemeral=task.service.ephemeral,
+            description=task.description,
+        )
     request = SessionRequest(
         image=task.environment.image.strip(),
         command=task.command,

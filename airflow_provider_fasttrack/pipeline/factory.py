@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.pipeline.entities import (
     TRIGGER_RULE,
     PipelineGraph,
+    ServingTask,
     SessionTask,
     graph_from_spec,
 )
@@ -55,6 +57,13 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
     }
 
 
+def template_functions(graph: PipelineGraph) -> dict[str, Any]:
+    """Functions the pipeline's templates may call: ``backendai_service_token('<serving task>')``."""
+    from airflow_provider_fasttrack.operators.service import service_token_for
+
+    return {"backendai_service_token": functools.partial(service_token_for, backendai_conn_id=graph.conn_id)}
+
+
 def skip_tasks_param(task_ids: Sequence[str]) -> Param:
     """The run's ``skip_tasks`` param: a multi-select of the pipeline's tasks in the trigger form."""
     from airflow.sdk import Param
@@ -69,10 +78,23 @@ def skip_tasks_param(task_ids: Sequence[str]) -> Param:
     )
 
 
-def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG) -> BaseOperator:
+def build_operator(task: SessionTask | ServingTask, graph: PipelineGraph, dag: DAG) -> BaseOperator:
     """The one place that instantiates an operator for a pipeline task."""
     from airflow_provider_fasttrack.artifacts import PipelineArtifacts
+    from airflow_provider_fasttrack.operators.service import BackendAIModelServiceOperator
     from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+
+    if isinstance(task, ServingTask):
+        return BackendAIModelServiceOperator(
+            task_id=task.task_id,
+            dag=dag,
+            request=replace(task.request),
+            backendai_conn_id=graph.conn_id,
+            ephemeral=task.ephemeral,
+            skip=task.skip,
+            trigger_rule=TRIGGER_RULE,
+            doc_md=task.description or None,
+        )
 
     return BackendAISessionOperator(
         task_id=task.task_id,
@@ -88,6 +110,38 @@ def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG) -> BaseOpe
     )
 
 
+def add_teardowns(graph: PipelineGraph, operators: dict[str, BaseOperator], dag: DAG) -> None:
+    """Give each ephemeral service a teardown task that deletes it when the run's work is done.
+
+    The teardown follows the service and every task downstream of it, so it runs once they have all ended,
+    whether they succeeded, failed or were skipped (an Airflow teardown task); a failed teardown does not fail
+    the run. When the serving task itself fails, it deletes its own service.
+    """
+    from airflow_provider_fasttrack.operators.service import BackendAIDeleteServiceOperator
+
+    for task in graph.tasks:
+        if not isinstance(task, ServingTask) or not task.ephemeral:
+            continue
+        if task.teardown_id in operators:
+            raise ValueError(f"task {task.teardown_id!r} is taken; it is the teardown of {task.task_id!r}")
+        service = operators[task.task_id]
+        teardown = BackendAIDeleteServiceOperator(
+            task_id=task.teardown_id,
+            dag=dag,
+            service_task_id=task.task_id,
+            backendai_conn_id=graph.conn_id,
+            doc_md=f"Deletes the ephemeral model service of {task.task_id} when the run ends.",
+        )
+        downstream = [t for t in service.get_flat_relatives(upstream=False) if not t.is_teardown]
+        leaves = [t for t in downstream if not any(not d.is_teardown for d in t.downstream_list)]
+        for leaf in leaves or [service]:
+            leaf >> teardown
+        # no setup is named: Airflow requires the tasks right after a setup to use all_success, and pipeline
+        # tasks use none_failed (a skipped upstream does not stop them). A teardown without setups runs when all
+        # its upstream tasks are done, and Airflow leaves it out when it decides the run's state.
+        teardown.as_teardown()
+
+
 def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, fileloc: str | None = None) -> DAG:
     """The DAG of a checked pipeline spec; a failure becomes a :class:`PipelineSpecError` naming the task."""
     from airflow.sdk import DAG
@@ -100,7 +154,9 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
         on_success, on_failure = slack_notifiers(spec.airflow.notifications.slack)
         callbacks = {"on_success_callback": on_success, "on_failure_callback": on_failure}
         dag = DAG(
-            **dag_kwargs(graph), **{key: value for key, value in callbacks.items() if value is not None}
+            **dag_kwargs(graph),
+            user_defined_macros=template_functions(graph),
+            **{key: value for key, value in callbacks.items() if value is not None},
         )
     except Exception as exc:
         raise PipelineSpecError([doc.issue(("airflow",), f"cannot build the DAG: {_reason(exc)}")]) from exc
@@ -116,6 +172,10 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
     for task in graph.tasks:
         for upstream in task.upstream:
             operators[upstream] >> operators[task.task_id]
+    try:
+        add_teardowns(graph, operators, dag)
+    except Exception as exc:
+        raise PipelineSpecError([doc.issue(("tasks",), f"cannot add a teardown: {_reason(exc)}")]) from exc
     # Added once the tasks exist: every operator deep-copies the DAG's params when it is created, and a
     # task's params are schema-checked again when the DAG is serialised; the task list would make both
     # O(tasks^2). Airflow merges the DAG's params into each task's at run time (process_params).

@@ -18,6 +18,7 @@ __all__ = [
     "ParamSpec",
     "PipelineEnvironment",
     "PipelineSpec",
+    "ServiceSpec",
     "SlackNotification",
     "TaskEnvironment",
     "TaskSpec",
@@ -101,6 +102,23 @@ class TaskEnvironment(_FastTrackModel):
     envs: EnvMap = Field(default_factory=dict)
 
 
+class ServiceSpec(_FastTrackModel):
+    """The ``service:`` block of a serving task: a Backend.AI model service from a model vfolder.
+
+    ``ephemeral`` is FastTrack's own (delete the service when the run ends); ``model_mount_destination: ''``
+    means the default (``/models``).
+    """
+
+    name: Annotated[str, BeforeValidator(_text)]
+    model: Text = ""
+    model_mount_destination: Text = ""
+    model_definition_path: Text | None = None
+    runtime_variant: Text = "custom"
+    replicas: int = Field(default=1, ge=0)
+    open_to_public: bool = False
+    ephemeral: bool = False
+
+
 class TaskSpec(_FastTrackModel):
     """One FastTrack task: one Backend.AI batch session."""
 
@@ -132,7 +150,7 @@ class TaskSpec(_FastTrackModel):
     dependencies: NameList = Field(default_factory=list)
     mounts: NameList = Field(default_factory=list, description="'vfolder' or 'vfolder:alias'")
     skip: bool = False
-    service: dict[str, Any] | None = None
+    service: ServiceSpec | None = None
 
 
 class SlackNotification(_OwnModel):

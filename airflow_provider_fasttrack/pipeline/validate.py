@@ -23,6 +23,7 @@ from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.mounts import VFOLDER_NAME, Mount
 from airflow_provider_fasttrack.pipeline.references import ReferencePolicy
 from airflow_provider_fasttrack.pipeline.schedule import UNTIMED_PRESETS, schedule_problem
+from airflow_provider_fasttrack.pipeline.serving import service_issues
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
 from airflow_provider_fasttrack.slots import normalize_memory, normalize_slot, parse_memory
 from training.yamldoc import Issue, Loc, YamlDocument, load_model
@@ -92,9 +93,6 @@ def _normalized(spec: PipelineSpec, doc: YamlDocument) -> tuple[PipelineSpec, li
     tasks: list[TaskSpec] = []
     for index, task in enumerate(spec.tasks):
         loc: Loc = ("tasks", index)
-        if task.type == "serving":  # refused by the checks as a whole
-            tasks.append(task)
-            continue
         resources = dict(task.resources)
         for slot, value in task.resources.items():
             try:
@@ -141,12 +139,8 @@ def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> It
     task = spec.tasks[task_index]
     loc: Loc = ("tasks", task_index)
     if task.type == "serving":
-        yield doc.issue(
-            (*loc, "type"),
-            "serving tasks (Backend.AI model services) are not supported yet; remove the task or make it a 'Custom Task'",
-        )
-        return
-    if not task.command.strip():
+        yield from service_issues(task, loc, doc)
+    elif not task.command.strip():
         yield doc.issue((*loc, "command"), "command is empty")
     elif "{{" in task.command or "{%" in task.command:
         try:

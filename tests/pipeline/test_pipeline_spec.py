@@ -94,12 +94,35 @@ def test_unknown_fields_warn_with_position() -> None:
     assert "color: blue" in exported and "priority: 3" in exported
 
 
-def test_serving_tasks_are_rejected_clearly() -> None:
-    text = MINIMAL.replace("- name: a\n", "- name: a\n  type: serving\n  service: {name: svc, model: m}\n")
-    with pytest.raises(PipelineSpecError) as info:
-        load_pipeline_text(text, "serve.yaml")
-    assert str(info.value).startswith(f"serve.yaml:{where(text, 'serving')} tasks[1].type: serving tasks")
-    assert "not supported yet" in str(info.value)
+def test_a_lablup_style_serving_export_validates_and_builds() -> None:
+    """A serving task as Lablup's public RAG example writes it: a ``service:`` block, ``model_mount_destination: ''``."""
+    from airflow_provider_fasttrack.operators.service import BackendAIModelServiceOperator
+    from airflow_provider_fasttrack.pipeline.factory import build_pipeline
+
+    loaded = load_pipeline(Path(__file__).parent / "fixtures" / "rag-serving.pipeline.yaml")
+    assert [str(w) for w in loaded.warnings] == []
+    dag = build_pipeline(loaded)
+    serve = dag.get_task("rag-vs-baseline")
+    assert isinstance(serve, BackendAIModelServiceOperator)
+    assert not serve.ephemeral and "rag-vs-baseline-teardown" not in dag.task_ids  # a kept service
+    body = serve.request.body(defaults=None)
+    assert body["name"] == "gradio-server-pl" and body["open_to_public"] is True
+    assert body["config"]["model"] == "gradio-server"
+    assert body["config"]["model_mount_destination"] == "/models"
+    assert body["config"]["resources"] == {"cpu": 8, "mem": "16g"}
+    assert body["config"]["extra_mounts"] == {
+        "rag-data": {"type": "bind", "mount_destination": "/home/work/rag-data"}
+    }
+
+
+def test_an_ephemeral_service_gets_a_teardown_after_its_downstream_tasks() -> None:
+    from airflow_provider_fasttrack.pipeline.factory import build_pipeline
+
+    loaded = load_pipeline(Path(__file__).parents[1] / "dags" / "pipelines" / "serve-and-query.yaml")
+    dag = build_pipeline(loaded)
+    teardown = dag.get_task("serve-teardown")
+    assert teardown.is_teardown and teardown.trigger_rule == "all_done_setup_success"
+    assert teardown.upstream_task_ids == {"query"}  # the last task downstream of the service
 
 
 def test_several_errors_one_line_each() -> None:
