@@ -15,6 +15,7 @@ Hierarchy (each class under its base; a root names its base from outside this mo
     PipelineSpecError(YamlDocumentError)  a pipeline file that cannot become a DAG; ``issues``, one per line
     PipelineImportError(Exception)        the import error Airflow records for a folder's broken pipeline files
     PipelineWarning(UserWarning)          a pipeline file loaded but has something worth fixing
+    SecretNotFoundError(Exception)        a ``${{ secrets.NAME }}`` reference names no Airflow Variable
     LiteConfigError(YamlDocumentError)    backendai-lite's configuration file is invalid
 
 ``YamlDocumentError`` (``training.exceptions``) carries the ``file:line:column field: reason`` issues of a YAML
@@ -41,6 +42,7 @@ __all__ = [
     "PipelineSpecError",
     "PipelineWarning",
     "ResourceRequestError",
+    "SecretNotFoundError",
     "SessionFailedError",
 ]
 
@@ -129,6 +131,10 @@ class PipelineImportError(Exception):
 
 class PipelineWarning(UserWarning):
     """A pipeline file loaded but has something worth fixing (e.g. an unknown field)."""
+
+
+class SecretNotFoundError(Exception):
+    """A ``${{ secrets.NAME }}`` reference in a task's environment names no Airflow Variable."""
 
 
 class LiteConfigError(YamlDocumentError):

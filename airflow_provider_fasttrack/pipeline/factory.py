@@ -12,6 +12,7 @@ from airflow_provider_fasttrack.pipeline.entities import (
     TRIGGER_RULE,
     PipelineGraph,
     SessionTask,
+    gate_task_id,
     graph_from_spec,
 )
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_dag",
+    "build_gate",
     "build_operator",
     "build_pipeline",
     "check_serialisable",
@@ -74,6 +76,11 @@ def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG) -> BaseOpe
     from airflow_provider_fasttrack.artifacts import PipelineArtifacts
     from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
 
+    retry: dict[str, Any] = {}  # a task's own retry wins over the pipeline's default_args
+    if task.retries is not None:
+        retry["retries"] = task.retries
+    if task.retry_delay is not None:
+        retry["retry_delay"] = task.retry_delay
     return BackendAISessionOperator(
         task_id=task.task_id,
         dag=dag,
@@ -82,9 +89,23 @@ def build_operator(task: SessionTask, graph: PipelineGraph, dag: DAG) -> BaseOpe
         artifacts=PipelineArtifacts(vfolder=graph.vfolder, upstream=task.upstream),
         skip=task.skip,
         fail_fast=graph.fail_fast,
+        continue_on_failure=task.continue_on_failure,
         gpu_pool=graph.pool_policy == "gpu",
         trigger_rule=TRIGGER_RULE,
         doc_md=task.description or None,
+        **retry,
+    )
+
+
+def build_gate(task: SessionTask, dag: DAG) -> BaseOperator:
+    """The gate after a ``continue_on_failure`` task: its downstream tasks wait for this one instead."""
+    from airflow_provider_fasttrack.operators.continue_gate import ContinueOnFailureGate
+
+    return ContinueOnFailureGate(
+        task_id=gate_task_id(task.task_id),
+        tolerated=task.task_id,
+        dag=dag,
+        doc_md=f"Lets the tasks after `{task.task_id}` run whether it succeeds or fails (continue_on_failure).",
     )
 
 
@@ -113,9 +134,14 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
         except Exception as exc:
             issue = doc.issue(("tasks", index), f"cannot build the task: {_reason(exc)}")
             raise PipelineSpecError([issue]) from exc
+    gates: dict[str, BaseOperator] = {}
+    for task in graph.tasks:
+        if task.continue_on_failure:
+            gates[task.task_id] = build_gate(task, dag)
+            operators[task.task_id] >> gates[task.task_id]
     for task in graph.tasks:
         for upstream in task.upstream:
-            operators[upstream] >> operators[task.task_id]
+            gates.get(upstream, operators[upstream]) >> operators[task.task_id]
     # Added once the tasks exist: every operator deep-copies the DAG's params when it is created, and a
     # task's params are schema-checked again when the DAG is serialised; the task list would make both
     # O(tasks^2). Airflow merges the DAG's params into each task's at run time (process_params).
