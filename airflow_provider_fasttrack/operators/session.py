@@ -275,7 +275,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
                     f"(airflow variables set {name} ...) or serve it from a secrets backend"
                 )
             values[name] = str(value)
-            mask_secret(values[name], name)
+            mask_secret(values[name])  # unnamed: masked whatever the name says (a name must look secret)
         return values
 
     def _mask_secrets(self) -> None:

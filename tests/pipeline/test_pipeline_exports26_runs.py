@@ -42,9 +42,13 @@ def test_retry_params_and_secret_in_a_run(lite, monkeypatch: pytest.MonkeyPatch,
     assert "first attempt fails" in text and "second attempt" in text
     # the session compared the digest of what it received with the run param: the secret reached it
     assert "digest matches" in text
-    # and the task log shows the secret masked where the session printed it
-    assert "the session sees the secret ***" in text
-    assert value not in text
+    # the value is registered with the task SDK's secrets masker, which redacts the task log a deployment
+    # writes (dag.test() prints task logs to the console without that redaction, so apply it here)
+    from airflow.sdk._shared.secrets_masker import redact
+
+    (line,) = [line for line in text.splitlines() if "the session sees the secret" in line]
+    assert value in line and value not in redact(line)
+    assert "the session sees the secret ***" in redact(line)
     # the rendered-template view and XCom hold the reference, never the value
     rendered = str(RenderedTaskInstanceFields.get_templated_fields(dag_run.get_task_instance("uses-secret")))
     assert "${{ secrets.FASTTRACK_TEST_SECRET }}" in rendered and value not in rendered
@@ -67,7 +71,7 @@ def test_continue_on_failure_in_a_run(lite, hook, capfd) -> None:  # type: ignor
     last = session_name(dag_id, run_id, "last")
     waits = f"for i in $(seq 1500); do [ -e {release} ] && break; sleep 0.2; done; [ -e {release} ] && echo last ran"
     request = SessionRequest(image="python:3.11", command=waits, mounts=[f"{vfolder}:/home/work/pipeline"])
-    hook.create_session(request.body(last))
+    sibling_id = hook.create_session(request.body(last))["sessionId"]
     wait_for(lambda: [s for s in lite_sessions_named(lite, last) if s["status"] == "RUNNING"])
 
     dag_run = load_test_dag(dag_id).test(logical_date=when, run_after=when)
@@ -81,8 +85,9 @@ def test_continue_on_failure_in_a_run(lite, hook, capfd) -> None:  # type: ignor
         "missing-secret.continue_on_failure": "success",
     }
     assert dag_run.state == "success"  # neither failure failed the run, though one of them is a leaf task
-    (session,) = lite_sessions_named(lite, last)  # fail-fast destroyed nothing: `last` reattached to it
-    assert session["status"] == "TERMINATED" and session["status_info"] != "user-requested"
+    # fail-fast destroyed nothing: the sibling session ran until `after` released it
+    (sibling,) = [item for item in lite_sessions_named(lite, last) if item["id"] == sibling_id]
+    assert (sibling["status"], sibling["status_info"]) == ("TERMINATED", "task-finished")
     text = "".join(capfd.readouterr())
     assert "continue_on_failure: fail-fast keeps the other tasks' sessions" in text
     assert (
