@@ -16,6 +16,7 @@ Hierarchy (each class under its base; a root names its base from outside this mo
     PipelineSpecError(YamlDocumentError)  a pipeline file that cannot become a DAG; ``issues``, one per line
     PipelineImportError(Exception)        the import error Airflow records for a folder's broken pipeline files
     PipelineWarning(UserWarning)          a pipeline file loaded but has something worth fixing
+    SecretNotFoundError(Exception)        a ``${{ secrets.NAME }}`` reference names no Airflow Variable
     LiteConfigError(YamlDocumentError)    backendai-lite's configuration file is invalid
     ModelDefinitionError(YamlDocumentError)  a model folder's model-definition.yaml is invalid
 
@@ -44,6 +45,7 @@ __all__ = [
     "PipelineSpecError",
     "PipelineWarning",
     "ResourceRequestError",
+    "SecretNotFoundError",
     "ServiceFailedError",
     "SessionFailedError",
 ]
@@ -137,6 +139,10 @@ class PipelineImportError(Exception):
 
 class PipelineWarning(UserWarning):
     """A pipeline file loaded but has something worth fixing (e.g. an unknown field)."""
+
+
+class SecretNotFoundError(Exception):
+    """A ``${{ secrets.NAME }}`` reference in a task's environment names no Airflow Variable."""
 
 
 class LiteConfigError(YamlDocumentError):

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from airflow_provider_fasttrack import slots as slotlib
+from airflow_provider_fasttrack.durations import DURATION_EXAMPLES, duration_seconds
 from airflow_provider_fasttrack.lite.config import ImageMapping, LiteConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.session_request import CLUSTER_MODES
@@ -18,8 +19,6 @@ from airflow_provider_fasttrack.session_request import CLUSTER_MODES
 __all__ = ["MountRequest", "SessionSpec", "parse_batch_timeout", "parse_session_spec"]
 
 SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,62}[A-Za-z0-9_]$")
-_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*$")
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SESSION_TYPES = ("interactive", "batch", "inference")
 DEFAULT_PRIORITY = 10
 
@@ -101,13 +100,10 @@ def parse_batch_timeout(value: Any) -> float | None:
         return None
     if isinstance(value, bool):
         raise _bad("batchTimeout must be seconds or a duration such as '30s', '5m', '1h'")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        match = _DURATION_RE.match(str(value))
-        if not match:
-            raise _bad(f"batchTimeout {value!r} is not a duration such as '30s', '5m', '1h', '2d' or '1w'")
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    try:
+        seconds = duration_seconds(value)
+    except ValueError:
+        raise _bad(f"batchTimeout {value!r} is not a duration such as {DURATION_EXAMPLES}") from None
     if seconds < 0:
         raise _bad("batchTimeout must not be negative")
     return seconds or None

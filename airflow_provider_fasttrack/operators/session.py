@@ -12,6 +12,7 @@ import inspect
 import json
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from functools import cached_property
 from typing import Any
@@ -24,6 +25,7 @@ from airflow_provider_fasttrack.exceptions import (
     BackendAIError,
     BackendAINotFoundError,
     ResourceRequestError,
+    SecretNotFoundError,
     SessionFailedError,
 )
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
@@ -33,6 +35,7 @@ from airflow_provider_fasttrack.links import SESSION_URL_XCOM_KEY, BackendAISess
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
 from airflow_provider_fasttrack.pools import gpu_pool as gpu_pool_of
+from airflow_provider_fasttrack.secret_refs import for_jinja, resolve, secret_names
 from airflow_provider_fasttrack.session_request import REQUEST_FIELDS, SessionRequest, pop_request_fields
 from airflow_provider_fasttrack.slots import (
     exceeding,
@@ -81,6 +84,9 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     :param fail_fast: when this task fails for good (no retry left), destroy the sessions of the other tasks
         of the same DAG run, every map index; when a task of the run has already failed, end as skipped
         without a session.
+    :param continue_on_failure: this task's failure is not the run's: its final failure destroys no other
+        session (fail-fast leaves it out) and other tasks' fail-fast does not count it. The pipeline factory
+        also lets its downstream tasks run (see ``ContinueOnFailureGate``).
     :param gpu_pool: run in the scaling group's GPU pool with ``pool_slots`` from the session's total GPU
         request (see :mod:`airflow_provider_fasttrack.pools`), unless ``pool`` is given.
     :param deferrable: wait in the triggerer (default True, whatever ``[operators] default_deferrable`` says:
@@ -106,6 +112,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         skip: bool = False,
         skip_on_exit_code: int | Collection[int] | None = None,
         fail_fast: bool = False,
+        continue_on_failure: bool = False,
         gpu_pool: bool = False,
         deferrable: bool = True,
         poll_interval: float = 5.0,
@@ -134,6 +141,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         else:
             self.skip_on_exit_code = frozenset(skip_on_exit_code)
         self.fail_fast = fail_fast
+        self.continue_on_failure = continue_on_failure
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.log_interval = log_interval
@@ -164,8 +172,13 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     # -- execute --------------------------------------------------------------------------------
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render nothing for a skipped task: its templates may read connections that exist only where it runs."""
+        """Render nothing for a skipped task: its templates may read connections that exist only where it runs.
+
+        ``${{ secrets.NAME }}`` references come out of rendering as written; :meth:`submit_job` resolves them.
+        """
         if self._skip_reason(context) is None:
+            env = self.request.env
+            self.request.env = {key: for_jinja(v) if _has_secret(v) else v for key, v in env.items()}
             super().render_template_fields(context, jinja_env)
 
     def _skip_reason(self, context: Context) -> str | None:
@@ -186,9 +199,16 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         return self.execute_resumable(context)
 
     def _failed_tasks_in_run(self, context: Context) -> int:
-        """How many tasks of this DAG run have failed, as Airflow records them (through the Task SDK)."""
+        """How many tasks of this DAG run have failed, as Airflow records them (through the Task SDK), not
+        counting ``continue_on_failure`` tasks."""
         ti = context["ti"]
-        return int(ti.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed"]))
+        failed = int(ti.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed"]))
+        tolerated = [t.task_id for t in self.dag.tasks if getattr(t, "continue_on_failure", False)]
+        if failed and tolerated:
+            failed -= int(
+                ti.get_ti_count(dag_id=ti.dag_id, task_ids=tolerated, run_ids=[ti.run_id], states=["failed"])
+            )
+        return failed
 
     def submit_job(self, context: Context) -> str:
         name = self._session_name(context)
@@ -203,6 +223,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         if self.artifacts is not None:
             extra_mounts = self._artifact_mounts(context)
             extra_env.update(self.artifacts.environ())
+        request = self._with_secrets(request)
         body = request.body(name, defaults=self.hook.settings, extra_mounts=extra_mounts, extra_env=extra_env)
         created = self.hook.create_session(body)
         session_id = str(created["sessionId"])
@@ -218,6 +239,58 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         if url := self.hook.webui_session_url(session_id):
             ti.xcom_push(key=SESSION_URL_XCOM_KEY, value=url)
         return session_id
+
+    def _secrets(self) -> dict[str, str]:
+        """The Airflow Variables that the request's ``${{ secrets.NAME }}`` references read, by name.
+
+        Each value is registered with Airflow's secrets masker before anything can log it, so that a log line
+        that shows it (the session's own output included) shows ``***``. Called again in every process that
+        logs the session's output (after a deferral the task resumes in a new one).
+        """
+        names = sorted(
+            {
+                name
+                for value in self.request.env.values()
+                if _has_secret(value)
+                for name in secret_names(value)
+            }
+        )
+        if not names:
+            return {}
+        from airflow.sdk import Variable
+        from airflow.sdk.log import mask_secret
+
+        values: dict[str, str] = {}
+        for name in names:
+            value = Variable.get(name, default=None)
+            if value is None:
+                users = [
+                    k
+                    for k, text in self.request.env.items()
+                    if _has_secret(text) and name in secret_names(text)
+                ]
+                raise SecretNotFoundError(
+                    f"Task {self.task_id}: environment variable {', '.join(users)} reads "
+                    f"${{{{ secrets.{name} }}}}, but there is no Airflow Variable {name!r}; create it "
+                    f"(airflow variables set {name} ...) or serve it from a secrets backend"
+                )
+            values[name] = str(value)
+            mask_secret(values[name])  # unnamed: masked whatever the name says (a name must look secret)
+        return values
+
+    def _mask_secrets(self) -> None:
+        """Register the secrets' values with the masker in this process, before the session's output is logged."""
+        with suppress(SecretNotFoundError):
+            self._secrets()
+
+    def _with_secrets(self, request: SessionRequest) -> SessionRequest:
+        """``request`` with its secret references replaced by their values: only for the ``POST /session``
+        body, never stored, logged or pushed."""
+        values = self._secrets()
+        if not values:
+            return request
+        env = {k: resolve(v, values.__getitem__) if _has_secret(v) else v for k, v in request.env.items()}
+        return replace(request, env=env)
 
     def _check_capacity(self) -> None:
         """Fail at once when the session's total request (all kernels) can never fit the group or keypair."""
@@ -294,6 +367,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
         session_id = str(external_id)
         name = self._session_name(context)
+        self._mask_secrets()  # a reattaching retry logs the output of a session it did not start
         if self.deferrable:
             self.defer(
                 trigger=BackendAISessionTrigger(
@@ -302,7 +376,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
                     backendai_conn_id=self.backendai_conn_id,
                     poll_interval=self.poll_interval,
                     deadline=self._deadline(context),
-                    log_interval=self.log_interval,
+                    # the triggerer holds no masks: a task reading secrets shows its session log at the end
+                    log_interval=None if self._has_secret_env() else self.log_interval,
                 ),
                 method_name="execute_complete",
             )
@@ -353,6 +428,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
 
     def _finish(self, context: Context, state: SessionState, log_offset: int | None) -> Any:
         ti = context["ti"]
+        self._mask_secrets()
         name = self._session_name(context)
         if log_offset is not None:
             self._log_new_output(state.session_id, name, log_offset)
@@ -366,7 +442,9 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
                 f"Session exited with {state.exit_code}, declared as skip_on_exit_code"
             )
         error = SessionFailedError(f"Backend.AI {state.describe()}{self._log_tail(state.session_id)}")
-        if self.fail_fast:
+        if self.fail_fast and self.continue_on_failure:
+            self.log.info("continue_on_failure: fail-fast keeps the other tasks' sessions")
+        elif self.fail_fast:
             if self._will_retry(context, error):
                 self.log.info("Fail-fast: Airflow retries this task, so the other tasks' sessions are kept")
             else:
@@ -417,6 +495,9 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             raise SessionFailedError(
                 f"{RESULT_FILE} written by session {state.session_id} is not valid JSON: {exc}"
             ) from exc
+
+    def _has_secret_env(self) -> bool:
+        return any(_has_secret(value) for value in self.request.env.values())
 
     # -- logs ----------------------------------------------------------------------------------
 
@@ -491,6 +572,10 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             return range(-1, 0)
         ti = context["ti"]
         return range(int(ti.get_ti_count(dag_id=ti.dag_id, task_ids=[task_id], run_ids=[ti.run_id])))
+
+
+def _has_secret(value: Any) -> bool:
+    return isinstance(value, str) and bool(secret_names(value))
 
 
 def _human(slot: str, amount: Any) -> str:

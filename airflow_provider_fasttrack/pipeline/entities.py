@@ -15,10 +15,15 @@ from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
 from airflow_provider_fasttrack.service_request import ServiceRequest
 from airflow_provider_fasttrack.session_request import SessionRequest
 
-__all__ = ["PipelineGraph", "ServingTask", "SessionTask", "graph_from_spec"]
+__all__ = ["PipelineGraph", "ServingTask", "SessionTask", "gate_task_id", "graph_from_spec"]
 
 #: Tasks still run when an upstream was skipped (FastTrack's skip); a failed upstream stops them.
 TRIGGER_RULE = "none_failed"
+
+
+def gate_task_id(task_id: str) -> str:
+    """The task that follows a ``continue_on_failure`` task and stands in for it as its downstream's upstream."""
+    return f"{task_id}.continue_on_failure"
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,11 @@ class SessionTask:
     upstream: tuple[str, ...]
     skip: bool
     description: str = ""
+    #: the task's failure neither fails the run nor stops its downstream tasks (see :func:`gate_task_id`)
+    continue_on_failure: bool = False
+    #: the task's own retries and delay (FastTrack's ``retry``); ``None``: the pipeline's ``airflow:`` values
+    retries: int | None = None
+    retry_delay: dt.timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class ServingTask:
     skip: bool
     ephemeral: bool
     description: str = ""
+    continue_on_failure: bool = False
 
     @property
     def teardown_id(self) -> str:
@@ -75,7 +86,7 @@ class PipelineGraph:
 
 
 def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask | ServingTask:
-    if task.type == "serving":
+    if task.is_serving:
         assert task.service is not None  # checked by the validator
         return ServingTask(
             task_id=task.name,
@@ -84,6 +95,7 @@ def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask | ServingTask:
             skip=task.skip,
             ephemeral=task.service.ephemeral,
             description=task.description,
+            continue_on_failure=task.continue_on_failure,
         )
     request = SessionRequest(
         image=task.environment.image.strip(),
@@ -96,14 +108,18 @@ def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask | ServingTask:
         env={**spec.environment.envs, **task.environment.envs},
         project=task.environment.project or None,
         scaling_group=task.environment.scaling_group or None,
-        domain=spec.ownership.domain_name or "default",
+        domain=spec.ownership.session_domain,
     )
+    retry = task.retry
     return SessionTask(
         task_id=task.name,
         request=request,
         upstream=tuple(dict.fromkeys(task.dependencies)),
         skip=task.skip,
         description=task.description,
+        continue_on_failure=task.continue_on_failure,
+        retries=retry.max_attempts - 1 if retry else None,
+        retry_delay=dt.timedelta(seconds=retry.delay) if retry and retry.delay is not None else None,
     )
 
 
@@ -130,5 +146,8 @@ def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
         retries=options.retries,
         retry_delay=dt.timedelta(seconds=options.retry_delay_seconds),
         tags=tags,
-        params=tuple((name, p.default, p.keywords()) for name, p in options.params.items()),
+        params=(
+            *((p.name, p.default, p.keywords()) for p in spec.params),
+            *((name, p.default, p.keywords()) for name, p in options.params.items()),
+        ),
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
-from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
+from airflow_provider_fasttrack.pipeline.spec import Ownership, PipelineSpec, TaskRetry, TaskSpec
 
 __all__ = ["export_dict", "export_yaml"]
 
@@ -34,12 +35,32 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
+#: fields that only some FastTrack releases write: exported when the file has them
+_WHEN_WRITTEN = {
+    PipelineSpec: ("params",),
+    Ownership: ("domain_name", "domain"),
+    TaskSpec: ("continue_on_failure", "retry", "service"),
+    TaskRetry: ("delay",),
+}
+
+
+def _drop_unwritten(model: BaseModel, data: dict[str, Any]) -> None:
+    for name in _WHEN_WRITTEN.get(type(model), ()):
+        if name not in model.model_fields_set:
+            data.pop(name, None)
+
+
 def export_dict(spec: PipelineSpec) -> dict[str, Any]:
     """The FastTrack document of ``spec`` as plain data."""
     data = spec.model_dump(by_alias=True, mode="python", exclude={"airflow"})
-    for task in data["tasks"]:
-        if task.get("service") is None:
-            task.pop("service", None)
+    _drop_unwritten(spec, data)
+    _drop_unwritten(spec.ownership, data["ownership"])
+    for task, task_data in zip(spec.tasks, data["tasks"], strict=True):
+        _drop_unwritten(task, task_data)
+        if task.retry is not None and "retry" in task_data:
+            _drop_unwritten(task.retry, task_data["retry"])
+        if task_data.get("service") is None:
+            task_data.pop("service", None)
     airflow = spec.airflow.model_dump(by_alias=True, exclude_defaults=True)
     if airflow:
         data["airflow"] = airflow

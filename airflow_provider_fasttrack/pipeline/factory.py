@@ -14,6 +14,7 @@ from airflow_provider_fasttrack.pipeline.entities import (
     PipelineGraph,
     ServingTask,
     SessionTask,
+    gate_task_id,
     graph_from_spec,
 )
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_dag",
+    "build_gate",
     "build_operator",
     "build_pipeline",
     "check_serialisable",
@@ -96,6 +98,11 @@ def build_operator(task: SessionTask | ServingTask, graph: PipelineGraph, dag: D
             doc_md=task.description or None,
         )
 
+    retry: dict[str, Any] = {}  # a task's own retry wins over the pipeline's default_args
+    if task.retries is not None:
+        retry["retries"] = task.retries
+    if task.retry_delay is not None:
+        retry["retry_delay"] = task.retry_delay
     return BackendAISessionOperator(
         task_id=task.task_id,
         dag=dag,
@@ -104,9 +111,23 @@ def build_operator(task: SessionTask | ServingTask, graph: PipelineGraph, dag: D
         artifacts=PipelineArtifacts(vfolder=graph.vfolder, upstream=task.upstream),
         skip=task.skip,
         fail_fast=graph.fail_fast,
+        continue_on_failure=task.continue_on_failure,
         gpu_pool=graph.pool_policy == "gpu",
         trigger_rule=TRIGGER_RULE,
         doc_md=task.description or None,
+        **retry,
+    )
+
+
+def build_gate(task: SessionTask | ServingTask, dag: DAG) -> BaseOperator:
+    """The gate after a ``continue_on_failure`` task: its downstream tasks wait for this one instead."""
+    from airflow_provider_fasttrack.operators.continue_gate import ContinueOnFailureGate
+
+    return ContinueOnFailureGate(
+        task_id=gate_task_id(task.task_id),
+        tolerated=task.task_id,
+        dag=dag,
+        doc_md=f"Lets the tasks after `{task.task_id}` run whether it succeeds or fails (continue_on_failure).",
     )
 
 
@@ -169,9 +190,14 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
         except Exception as exc:
             issue = doc.issue(("tasks", index), f"cannot build the task: {_reason(exc)}")
             raise PipelineSpecError([issue]) from exc
+    gates: dict[str, BaseOperator] = {}
+    for task in graph.tasks:
+        if task.continue_on_failure:
+            gates[task.task_id] = build_gate(task, dag)
+            operators[task.task_id] >> gates[task.task_id]
     for task in graph.tasks:
         for upstream in task.upstream:
-            operators[upstream] >> operators[task.task_id]
+            gates.get(upstream, operators[upstream]) >> operators[task.task_id]
     try:
         add_teardowns(graph, operators, dag)
     except Exception as exc:

@@ -39,6 +39,8 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
             flags.append(f"{mode} x{size}")
         if getattr(task, "skip", False):
             flags.append("skip")
+        if getattr(task, "continue_on_failure", False):
+            flags.append("continue_on_failure")
         if task.pool and task.pool != "default_pool":
             flags.append(f"pool={task.pool}x{task.pool_slots}")
         arrow = f"<- {', '.join(upstream)}" if upstream else "(start)"

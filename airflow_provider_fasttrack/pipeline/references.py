@@ -13,7 +13,8 @@ Airflow's configuration::
 (or ``AIRFLOW__FASTTRACK__PIPELINE_CONNECTIONS`` / ``AIRFLOW__FASTTRACK__PIPELINE_VARIABLES``). With a
 restriction, a template that reads another connection or variable, or reads them in a way that cannot be
 checked (``conn[name_from_a_param]``, ``ti.get_template_context()``), fails validation naming file, line
-and the refused reference. This is a check of the template text, not a sandbox: a YAML author still runs
+and the refused reference. A ``${{ secrets.NAME }}`` reference reads the variable ``NAME`` and is checked as
+one. This is a check of the template text, not a sandbox: a YAML author still runs
 any command inside the session.
 """
 
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 
 import jinja2
 import jinja2.nodes
+
+from airflow_provider_fasttrack.secret_refs import secret_names
 
 __all__ = ["CONFIG_SECTION", "ReferencePolicy"]
 
@@ -81,6 +84,12 @@ class ReferencePolicy:
                 reasons.append(f"reads the {what} {name!r}, which this deployment does not allow ({listed})")
             if uses > len(read) or None in read:
                 reasons.append(f"uses '{root}' in a way whose {what} cannot be checked")
+        if self.variables is not None:  # ${{ secrets.NAME }} reads the Variable NAME when the task runs
+            for name in sorted(set(secret_names(text)) - self.variables):
+                listed = ", ".join(sorted(self.variables)) or "none"
+                reasons.append(
+                    f"reads the secret {name!r} (a variable), which this deployment does not allow ({listed})"
+                )
         for node in tree.find_all(jinja2.nodes.Getattr):
             if node.attr in _CONTEXT_ROUTES:
                 reasons.append(f"reaches the template context through '{node.attr}'")

@@ -11,18 +11,34 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from airflow_provider_fasttrack.durations import duration_seconds
+
 __all__ = [
+    "TASK_TYPES",
     "AirflowOptions",
     "Notifications",
     "Ownership",
     "ParamSpec",
     "PipelineEnvironment",
+    "PipelineParam",
     "PipelineSpec",
     "ServiceSpec",
     "SlackNotification",
     "TaskEnvironment",
+    "TaskRetry",
     "TaskSpec",
 ]
+
+#: Every task type spelling FastTrack releases have exported -> what the task is. 25.x writes ``Custom Task``
+#: (older files ``default``) and ``serving``; 26.x writes ``custom`` and ``deployment``.
+TASK_TYPES: dict[str, Literal["custom", "serving"]] = {
+    "Custom Task": "custom",
+    "custom": "custom",
+    "default": "custom",
+    "serving": "serving",
+    "deployment": "serving",
+}
+TaskType = Literal["Custom Task", "custom", "default", "deployment", "serving"]
 
 
 def _text(value: Any) -> Any:
@@ -53,6 +69,20 @@ def _dict_if_none(value: Any) -> Any:
     return {} if value is None else value
 
 
+def _whole_number(value: Any) -> Any:
+    """``true`` is not a count (pydantic would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    return value
+
+
+def _seconds(value: Any) -> Any:
+    """A number of seconds, or text with a unit (``30s``, ``5m``, ``1h``); ``None`` stays."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    return duration_seconds(value)
+
+
 def _env_value(value: Any) -> Any:
     if value is None:
         raise ValueError("an environment variable needs a value (use '' for an empty one)")
@@ -81,10 +111,20 @@ class _OwnModel(BaseModel):
 
 
 class Ownership(_FastTrackModel):
-    """Who owns the pipeline in Backend.AI; ``domain_name`` becomes the sessions' domain."""
+    """Who owns the pipeline in Backend.AI: its domain (the sessions' ``domain``) and scope.
 
-    domain_name: Text = "default"
-    scope: Text = "personal"
+    FastTrack 25.x writes ``domain_name`` and ``scope: personal``; 26.x ``domain`` and ``scope: user`` or
+    ``project``. Backend.AI sessions always belong to the connection's user, in the task's project.
+    """
+
+    domain_name: Text | None = None
+    domain: Text | None = Field(default=None, description="FastTrack 26.x spelling of domain_name")
+    scope: Literal["personal", "user", "project"] = "personal"
+
+    @property
+    def session_domain(self) -> str:
+        """The Backend.AI domain of the pipeline's sessions (``default`` when the file names none)."""
+        return self.domain_name or self.domain or "default"
 
 
 class PipelineEnvironment(_FastTrackModel):
@@ -119,12 +159,23 @@ class ServiceSpec(_FastTrackModel):
     ephemeral: bool = False
 
 
+class TaskRetry(_FastTrackModel):
+    """FastTrack 26.x ``retry``: attempts in all (the first included) and the seconds between them."""
+
+    max_attempts: Annotated[int, BeforeValidator(_whole_number), Field(ge=1)]
+    delay: Annotated[
+        float | None,
+        BeforeValidator(_seconds),
+        Field(ge=0, allow_inf_nan=False, description="seconds, or text such as 30s, 5m, 1h"),
+    ] = None
+
+
 class TaskSpec(_FastTrackModel):
     """One FastTrack task: one Backend.AI batch session."""
 
     name: Annotated[str, BeforeValidator(_text)]
     description: Text = ""
-    type: Literal["Custom Task", "default", "serving"] = "Custom Task"
+    type: TaskType = "Custom Task"
     cluster_mode: Literal["single-node", "multi-node"] = "single-node"
     cluster_size: int = Field(default=1, ge=1)
     module_uri: Text = ""
@@ -150,7 +201,17 @@ class TaskSpec(_FastTrackModel):
     dependencies: NameList = Field(default_factory=list)
     mounts: NameList = Field(default_factory=list, description="'vfolder' or 'vfolder:alias'")
     skip: bool = False
+    continue_on_failure: bool = Field(
+        default=False,
+        description="a failure of this task neither fails the run nor stops its downstream tasks",
+    )
+    retry: TaskRetry | None = None
     service: ServiceSpec | None = None
+
+    @property
+    def is_serving(self) -> bool:
+        """A model-service task (``serving``, or ``deployment`` as FastTrack 26.x writes it)."""
+        return TASK_TYPES[self.type] == "serving"
 
 
 class SlackNotification(_OwnModel):
@@ -170,12 +231,8 @@ class Notifications(_OwnModel):
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object", "null"]
 
 
-class ParamSpec(_OwnModel):
-    """One run parameter of the trigger form (an Airflow ``Param``): a default and JSON-schema keywords.
-
-    Commands, environment values and Slack messages read it as ``{{ params.<name> }}``; a run overrides it from
-    the trigger form or ``--conf``.
-    """
+class _ParamSchema(BaseModel):
+    """A run parameter's default and JSON-schema keywords, as Airflow's ``Param(default, **schema)`` takes them."""
 
     default: Any = None
     type: JsonType | list[JsonType] | None = None
@@ -186,8 +243,22 @@ class ParamSpec(_OwnModel):
     maximum: float | None = None
 
     def keywords(self) -> dict[str, Any]:
-        """The JSON-schema keywords (everything but ``default``), as ``Param(default, **schema)`` takes them."""
-        return self.model_dump(exclude={"default"}, exclude_none=True)
+        """The JSON-schema keywords (everything but ``default``)."""
+        return self.model_dump(include=set(_ParamSchema.model_fields) - {"default"}, exclude_none=True)
+
+
+class ParamSpec(_ParamSchema, _OwnModel):
+    """One run parameter of the trigger form (an Airflow ``Param``): a default and JSON-schema keywords.
+
+    Commands, environment values and Slack messages read it as ``{{ params.<name> }}``; a run overrides it from
+    the trigger form or ``--conf``.
+    """
+
+
+class PipelineParam(_ParamSchema, _FastTrackModel):
+    """One entry of FastTrack 26.x's ``params:`` list: a run parameter with its name."""
+
+    name: Annotated[str, BeforeValidator(_text)]
 
 
 class AirflowOptions(_OwnModel):
@@ -225,6 +296,9 @@ class PipelineSpec(_FastTrackModel):
     description: Text = ""
     ownership: Ownership = Field(default_factory=Ownership)
     environment: PipelineEnvironment = Field(default_factory=PipelineEnvironment)
+    params: Annotated[list[PipelineParam], BeforeValidator(_list_if_none)] = Field(
+        default_factory=list, description="run parameters of the trigger form, read as {{ params.<name> }}"
+    )
     tasks: list[TaskSpec]
     airflow: AirflowOptions = Field(default_factory=AirflowOptions)
 

@@ -21,10 +21,12 @@ from pydantic import BaseModel
 
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.mounts import VFOLDER_NAME, Mount
+from airflow_provider_fasttrack.pipeline.entities import gate_task_id
 from airflow_provider_fasttrack.pipeline.references import ReferencePolicy
 from airflow_provider_fasttrack.pipeline.schedule import UNTIMED_PRESETS, schedule_problem
 from airflow_provider_fasttrack.pipeline.serving import service_issues
-from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
+from airflow_provider_fasttrack.pipeline.spec import ParamSpec, PipelineParam, PipelineSpec, TaskSpec
+from airflow_provider_fasttrack.secret_refs import SECRET_REF, bad_references
 from airflow_provider_fasttrack.slots import normalize_memory, normalize_slot, parse_memory
 from training.yamldoc import Issue, Loc, YamlDocument, load_model
 
@@ -115,6 +117,7 @@ def _check(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
         yield doc.issue(("tasks",), "a pipeline needs at least one task")
     if not spec.name.strip():
         yield doc.issue(("name",), "the pipeline name is empty")
+    yield from _check_ownership(spec, doc)
     yield from _check_envs(spec.environment.envs, ("environment", "envs"), doc)
     first_index: dict[str, int] = {}
     for index, task in enumerate(spec.tasks):
@@ -130,15 +133,23 @@ def _check(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
             )
         first_index.setdefault(task.name, index)
         yield from _check_task(task_index=index, spec=spec, doc=doc)
+    for index, task in enumerate(spec.tasks):
+        gate = gate_task_id(task.name)
+        if task.continue_on_failure and gate in first_index:
+            yield doc.issue(
+                ("tasks", first_index[gate], "name"),
+                f"{gate!r} is the name of the task that continue_on_failure adds after tasks[{index}]; rename it",
+            )
     yield from _check_graph(spec, doc, first_index)
     yield from _check_airflow(spec, doc)
     yield from _check_params(spec, doc)
+    yield from _check_secret_places(spec, doc)
 
 
 def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
     task = spec.tasks[task_index]
     loc: Loc = ("tasks", task_index)
-    if task.type == "serving":
+    if task.is_serving:
         yield from service_issues(task, loc, doc)
     elif not task.command.strip():
         yield doc.issue((*loc, "command"), "command is empty")
@@ -172,6 +183,22 @@ def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> It
             yield doc.issue(mount_loc, f"vfolder {mount.name!r} is mounted twice")
         seen_vfolders.add(mount.name)
     yield from _check_envs(task.environment.envs, (*loc, "environment", "envs"), doc)
+    if spec.ownership.scope == "project" and not (task.environment.project or "").strip():
+        yield doc.issue(
+            (*loc, "environment"),
+            "the pipeline is project-scoped but this task names no project; "
+            "its session runs in the connection's project",
+            severity="warning",
+        )
+
+
+def _check_ownership(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+    ownership = spec.ownership
+    if ownership.domain and ownership.domain_name and ownership.domain != ownership.domain_name:
+        yield doc.issue(
+            ("ownership", "domain"),
+            f"domain {ownership.domain!r} differs from domain_name {ownership.domain_name!r}; give one of them",
+        )
 
 
 def _check_shmem(mem: Any, shmem: Any, loc: Loc, doc: YamlDocument) -> Iterator[Issue]:
@@ -189,6 +216,8 @@ def _check_envs(envs: dict[str, str], loc: Loc, doc: YamlDocument) -> Iterator[I
     for key, value in envs.items():
         if not ENV_NAME.fullmatch(key):
             yield doc.issue((*loc, key), f"{key!r} is not an environment variable name", key=True)
+        for bad in bad_references(value):
+            yield doc.issue((*loc, key), f"{bad!r} is not a secret reference (write ${{{{ secrets.NAME }}}})")
         if "{{" in value or "{%" in value:
             try:
                 _JINJA.parse(value)
@@ -271,17 +300,35 @@ def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
 
 
 def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
-    """Declared params: names, defaults that fit their schema; templates may read only declared params."""
+    """Declared params (FastTrack's ``params`` list and ``airflow.params``): names, each declared once,
+    defaults that fit their schema; templates may read only declared params."""
     from airflow_provider_fasttrack.operators.session import SKIP_TASKS_PARAM
 
     built_in = {SKIP_TASKS_PARAM}  # the run parameter every pipeline DAG has; it cannot be declared again
-    declared = spec.airflow.params
-    for name, param in declared.items():
-        loc: Loc = ("airflow", "params", name)
+    first: dict[str, str] = {}
+    declared: list[tuple[Loc, Loc, bool, str, str, ParamSpec | PipelineParam]] = [
+        (("params", index), ("params", index, "name"), False, f"params[{index}]", param.name, param)
+        for index, param in enumerate(spec.params)
+    ]
+    declared += [
+        (
+            ("airflow", "params", name),
+            ("airflow", "params", name),
+            True,
+            f"airflow.params.{name}",
+            name,
+            param,
+        )
+        for name, param in spec.airflow.params.items()
+    ]
+    for loc, name_loc, key, where, name, param in declared:
         if not PARAM_NAME.fullmatch(name):
-            yield doc.issue(loc, f"{name!r} is not a param name (letters, digits, '_')", key=True)
+            yield doc.issue(name_loc, f"{name!r} is not a param name (letters, digits, '_')", key=key)
         elif name in built_in:
-            yield doc.issue(loc, f"{name!r} is a built-in param of every pipeline", key=True)
+            yield doc.issue(name_loc, f"{name!r} is a built-in param of every pipeline", key=key)
+        elif name in first:
+            yield doc.issue(name_loc, f"param {name!r} is declared twice (first at {first[name]})", key=key)
+        first.setdefault(name, where)
         if param.default is None:
             continue
         try:
@@ -290,11 +337,20 @@ def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
             yield doc.issue((*loc, "default"), f"the default does not fit the param: {exc.message}")
         except jsonschema.SchemaError as exc:
             yield doc.issue(loc, f"not a valid param schema: {exc.message}")
-    known = set(declared) | built_in
+    known = set(first) | built_in
     for loc, text in _templates(spec):
         for used in sorted(_params_read(text) - known):
-            listed = ", ".join(sorted(declared)) or "none"
-            yield doc.issue(loc, f"params.{used} is not declared in airflow.params (declared: {listed})")
+            listed = ", ".join(sorted(first)) or "none"
+            yield doc.issue(
+                loc, f"params.{used} is not declared in params or airflow.params (declared: {listed})"
+            )
+
+
+def _check_secret_places(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+    """``${{ secrets.NAME }}`` is resolved in environment values only; elsewhere it would reach Jinja."""
+    for loc, text in _templates(spec):
+        if loc[-2] != "envs" and SECRET_REF.search(text):
+            yield doc.issue(loc, "secret references (${{ secrets.NAME }}) work only in environment values")
 
 
 def _check_references(spec: PipelineSpec, doc: YamlDocument, policy: ReferencePolicy) -> Iterator[Issue]:
