@@ -317,7 +317,14 @@ def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
         for index, param in enumerate(spec.params)
     ]
     declared += [
-        (("airflow", "params", name), ("airflow", "params", name), True, f"airflow.params.{name}", name, param)
+        (
+            ("airflow", "params", name),
+            ("airflow", "params", name),
+            True,
+            f"airflow.params.{name}",
+            name,
+            param,
+        )
         for name, param in spec.airflow.params.items()
     ]
     for loc, name_loc, key, where, name, param in declared:
