@@ -8,7 +8,7 @@ import pytest
 
 from training.config import load_config, preset_names, preset_path
 from training.exceptions import ConfigError
-from training.finetune import packing_helps
+from training.fastpaths import packing_helps
 from training.models import Hardware, choose_attention, choose_precision
 
 
