@@ -23,7 +23,7 @@ def _choices(preset: str, hardware: Hardware) -> dict[str, Any]:
     return {
         "attention": attention,
         "precision": choose_precision(config.precision, hardware),
-        **{k: sft[k] for k in ("packing", "use_liger_kernel", "gradient_checkpointing")},
+        **{k: sft.get(k) for k in ("packing", "use_liger_kernel", "gradient_checkpointing")},
     }
 
 
