@@ -222,7 +222,7 @@ def sft_run(
     from training.finetune import build_trainer
     from training.models import choose_attention, choose_precision
 
-    overrides = [f"sft.max_steps={warmup + steps}", "sft.logging_steps=1", "sft.save_strategy=no"]
+    overrides = [f"sft.max_steps={warmup + steps}", "sft.logging_steps=1", "sft.save_strategy='no'"]
     overrides.append(f"sft.max_length={scale.max_length}")
     if scale.lora_r:
         overrides.append(f"lora.r={scale.lora_r}")
@@ -327,7 +327,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Device: {report['device_name']} ({report['device']}); dense bf16 peak used for MFU: "
         + (f"{peak} TFLOP/s" if peak else "none (no entry for this device)")
-        + f"; model: {report['model']} ({report['parameters'] / 1e9:.3f} B parameters, random weights).",
+        + f"; model: {report['model']} ({report['parameters']:,} parameters, random weights).",
         "",
         "| setting | preset | attention | packing | Liger | grad. ckpt | precision | batch | loss on | tokens/s | "
         "MFU | peak memory GiB |",
