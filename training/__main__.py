@@ -1,6 +1,6 @@
 """``python -m training <command> ...``: the steps a pipeline session runs.
 
-Commands: ``prepare`` (build the Q/A dataset), ``extract`` (LLM Q/A extraction from transcripts), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report).
+Commands: ``prepare`` (build the Q/A dataset), ``extract`` (LLM Q/A extraction from transcripts), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report), ``launch`` (run a step data-parallel over a cluster session).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ COMMANDS = {
     "extract": "training.extract",
     "finetune": "training.finetune",
     "evaluate": "training.evaluate",
+    "launch": "training.launch",
 }
 
 

