@@ -1,6 +1,7 @@
 """``python -m training <command> ...``: the steps a pipeline session runs.
 
-Commands: ``prepare`` (build the Q/A dataset), ``extract`` (LLM Q/A extraction from transcripts), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report).
+Commands: ``prepare`` (build the Q/A dataset), ``extract`` (LLM Q/A extraction from transcripts), ``pretrain``
+(continual pre-training on raw domain text), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 COMMANDS = {
     "prepare": "training.prepare",
     "extract": "training.extract",
+    "pretrain": "training.pretrain",
     "finetune": "training.finetune",
     "evaluate": "training.evaluate",
 }
