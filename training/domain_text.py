@@ -9,9 +9,9 @@ Bad input stops the step with one line naming the file and line: text that is no
 :data:`MAX_LINE_BYTES`, a ``.json`` file larger than :data:`MAX_JSON_BYTES`, JSON that is invalid or nested too
 deeply, a record without text.
 
-Held-out facts stay out of training: :func:`drop_related` removes every document whose fact vector (the same
-character n-gram TF-IDF that keeps related facts on one side of the Q/A split) is close to a held-out question
-and answer.
+Held-out facts stay out of training: :func:`remove_held_out` removes every document, and every sentence of the
+others, whose fact vector (the same character n-gram TF-IDF that keeps related facts on one side of the Q/A
+split) is close to a held-out question and answer.
 """
 
 from __future__ import annotations
@@ -199,21 +199,51 @@ def held_out_facts(sources: Sequence[str]) -> list[str]:
     return facts
 
 
-def drop_related(
+@dataclass(frozen=True)
+class Removed:
+    """What :func:`remove_held_out` took out: whole documents, and single sentences of the others."""
+
+    documents: list[Document]
+    sentences: list[Document]
+
+
+def remove_held_out(
     documents: Sequence[Document], facts: Sequence[str], threshold: float
-) -> tuple[list[Document], list[Document]]:
-    """(kept, dropped): a document is dropped when its fact cosine with a held-out fact is >= ``threshold``."""
+) -> tuple[list[Document], Removed]:
+    """The documents without the text that states a held-out fact, and what was removed.
+
+    A document whose fact cosine with a held-out fact is >= ``threshold`` is removed whole (a glossary entry, an
+    exam question). From the other documents, each sentence that close to a held-out fact is removed (a lecture
+    paragraph that lists a held-out term's definition among others); a document left without a sentence goes too.
+    """
+    from training.chunking import split_sentences
     from training.split import fact_vectors, similar_pairs
 
     if not documents or not facts:
-        return list(documents), []
-    vectors = fact_vectors([d.text for d in documents] + list(facts))
-    related = {
-        i for i, _, _ in similar_pairs(vectors[: len(documents)], vectors[len(documents) :], threshold)
-    }
-    kept = [d for i, d in enumerate(documents) if i not in related]
-    dropped = [d for i, d in enumerate(documents) if i in related]
-    return kept, dropped
+        return list(documents), Removed([], [])
+    by_document = [split_sentences(d.text) for d in documents]
+    sentences = [s for own in by_document for s in own]
+    n_docs, n_sentences = len(documents), len(sentences)
+    vectors = fact_vectors([d.text for d in documents] + sentences + list(facts))
+    held = vectors[n_docs + n_sentences :]
+    whole = {i for i, _, _ in similar_pairs(vectors[:n_docs], held, threshold)}
+    stated = {k for k, _, _ in similar_pairs(vectors[n_docs : n_docs + n_sentences], held, threshold)}
+    removed = Removed([d for i, d in enumerate(documents) if i in whole], [])
+    kept: list[Document] = []
+    first = 0
+    for i, document in enumerate(documents):
+        own = list(enumerate(by_document[i], start=first))
+        first += len(own)
+        if i in whole:
+            continue
+        if not any(k in stated for k, _ in own):
+            kept.append(document)
+            continue
+        removed.sentences.extend(Document(s, document.origin) for k, s in own if k in stated)
+        rest = " ".join(s for k, s in own if k not in stated)
+        if rest:
+            kept.append(Document(rest, document.origin))
+    return kept, removed
 
 
 def split_documents(

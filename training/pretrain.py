@@ -35,9 +35,9 @@ from training.config import (
 from training.domain_text import (
     TEXT_FIELDS,
     Document,
-    drop_related,
     held_out_facts,
     read_documents,
+    remove_held_out,
     split_documents,
 )
 from training.exceptions import BaseModelError, ConfigError, DatasetError
@@ -153,17 +153,19 @@ def pretrain(
 ) -> dict[str, Any]:
     """Run one continual pre-training; write the model and the metrics; return the task's result."""
     documents = read_documents(inputs, text_fields)
-    kept, dropped = drop_related(documents, held_out_facts(exclude or []), exclude_threshold)
+    kept, removed = remove_held_out(documents, held_out_facts(exclude or []), exclude_threshold)
     train_docs, validation_docs = split_documents(kept, config.validation_fraction, config.seed)
     if not train_docs:
         raise DatasetError(
             f"{', '.join(map(str, inputs))}: no document left for training "
-            f"({len(documents)} read, {len(dropped)} state a held-out fact)"
+            f"({len(documents)} read, {len(removed.documents)} state a held-out fact)"
         )
     log.info(
-        "%d documents read, %d dropped (held-out facts), %d for training, %d held out for validation",
+        "%d documents read; held-out facts: %d documents and %d sentences removed; "
+        "%d documents for training, %d held out for validation",
         len(documents),
-        len(dropped),
+        len(removed.documents),
+        len(removed.sentences),
         len(train_docs),
         len(validation_docs),
     )
@@ -175,6 +177,8 @@ def pretrain(
         yaml.safe_dump(config.model_dump(), sort_keys=False, allow_unicode=True)
     )
     base = load_base(config, model_cache)
+    if config.method == "full":
+        base.model.float()  # every weight trains: fp32 master weights, bf16/fp16 only inside autocast
     trainer = build_trainer(
         config,
         base.model,
@@ -217,10 +221,11 @@ def pretrain(
         wall_seconds=round(elapsed, 2),
         num_tokens=_last_logged(trainer.state.log_history, "num_tokens"),
         documents_read=len(documents),
-        documents_excluded=len(dropped),
+        documents_excluded=len(removed.documents),
+        sentences_excluded=len(removed.sentences),
         documents_train=len(train_docs),
         documents_validation=len(validation_docs),
-        excluded_origins=[d.origin for d in dropped],
+        excluded=[{"origin": d.origin, "text": d.text} for d in removed.documents + removed.sentences],
         model_dir=str(model_dir),
     )
     result = headline(metrics)

@@ -111,7 +111,7 @@ def _write(path: Path, text: str | bytes) -> Path:
         ),
         ("latin1.txt", b"fine\n\ncaf\xe9\n", ", line 3: not UTF-8 text (invalid continuation byte)"),
         ("deep.json", "[" * 100_000 + "]" * 100_000, ": nested too deeply to read"),
-        ("long.txt", "short\n" + "x" * 300 + "\n", ", line 2: longer than 256 bytes"),
+        ("long.txt", "short\n" + "x" * 300_000 + "\n", ", line 2: longer than 250,000 bytes"),
     ],
 )
 def test_bad_domain_text_is_one_line_naming_file_and_line(
@@ -122,7 +122,7 @@ def test_bad_domain_text_is_one_line_naming_file_and_line(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("training.domain_text.MAX_LINE_BYTES", 256)
+    monkeypatch.setattr("training.domain_text.MAX_LINE_BYTES", 250_000)  # above the deep lines
     path = _write(tmp_path / "text" / name, content)
     assert main(["--input", str(tmp_path / "text"), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -131,17 +131,18 @@ def test_bad_domain_text_is_one_line_naming_file_and_line(
     assert not (tmp_path / "out").exists()  # nothing written before the input is read
 
 
-def test_documents_stating_a_held_out_fact_are_dropped(qa_dataset: Path) -> None:
+def test_text_stating_a_held_out_fact_is_removed(qa_dataset: Path) -> None:
     """Every held-out glossary description (the prompt of its description->term question) is in no training
-    document, and in a dropped one."""
+    document, and in a removed one (its glossary entry); the lecture sentences that state one are removed too."""
     from training.data import load_splits
-    from training.domain_text import drop_related, held_out_facts, read_documents
+    from training.domain_text import held_out_facts, read_documents, remove_held_out
     from training.records import normalize_key
     from training.split import DEFAULT_RELATED_THRESHOLD
 
     documents = read_documents(DOMAIN_TEXT)
-    kept, dropped = drop_related(documents, held_out_facts([str(qa_dataset)]), DEFAULT_RELATED_THRESHOLD)
-    assert kept and dropped and len(kept) + len(dropped) == len(documents)
+    kept, removed = remove_held_out(documents, held_out_facts([str(qa_dataset)]), DEFAULT_RELATED_THRESHOLD)
+    assert kept and removed.documents and removed.sentences
+    assert len(kept) + len(removed.documents) <= len(documents)
     splits = load_splits(qa_dataset, ("validation", "test"))
     prefix = "Which trade term is described as follows: "
     descriptions = [
@@ -153,7 +154,8 @@ def test_documents_stating_a_held_out_fact_are_dropped(qa_dataset: Path) -> None
     assert descriptions
     for description in descriptions:
         assert not any(description in normalize_key(d.text) for d in kept), description
-        assert any(description in normalize_key(d.text) for d in dropped), description
+        assert any(description in normalize_key(d.text) for d in removed.documents), description
+    assert any("transcript_raw" in d.origin for d in removed.sentences)
 
 
 def test_domain_text_documents_and_glossary_entries(tmp_path: Path) -> None:
@@ -183,3 +185,34 @@ def test_domain_text_documents_and_glossary_entries(tmp_path: Path) -> None:
     train, validation = split_documents(documents, 0.3, seed=1)
     assert len(validation) == 2 and sorted(train + validation, key=documents.index) == documents
     assert split_documents(documents, 0.3, seed=1) == (train, validation)  # seeded
+
+
+@pytest.mark.parametrize("name", ["gemma2-2b", "smollm2-135m-cpu"])
+def test_pretrain_presets_build_their_trainer_configs(name: str, tmp_path: Path) -> None:
+    from peft import LoraConfig
+    from trl import SFTConfig
+
+    from training.config import PRETRAIN_PRESETS_DIR, load_pretrain_config, preset_names, preset_path
+
+    assert name in preset_names(PRETRAIN_PRESETS_DIR)
+    assert "gemma2-2b" not in preset_names()  # pre-training recipes are not fine-tuning presets
+    config = load_pretrain_config(preset_path(name, PRETRAIN_PRESETS_DIR))
+    assert config.method == "lora" and 0 < config.validation_fraction < 1
+    sft = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, **config.sft)  # as on this CPU
+    assert sft.packing and sft.packing_strategy == "wrapped" and sft.completion_only_loss is None
+    assert LoraConfig(**config.lora).r == config.lora["r"]
+
+
+def test_unknown_recipe_key_and_unknown_exclude_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = _write(tmp_path / "text" / "a.txt", "Some domain text.\n")
+    argv = ["--input", str(text), "--output", str(tmp_path / "out")]
+    assert main([*argv, "--set", "method=partial"]) == 2
+    assert "--set method=partial: method: " in capsys.readouterr().err
+    assert main([*argv, "--exclude", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: --exclude {tmp_path / 'missing'}: no such dataset folder")
+        and "Traceback" not in err
+    )
