@@ -1,6 +1,8 @@
 """``python -m training <command> ...``: the steps a pipeline session runs.
 
-Commands: ``prepare`` (build the Q/A dataset), ``extract`` (LLM Q/A extraction from transcripts), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report), ``launch`` (run a step data-parallel over a cluster session).
+Commands: ``prepare`` (build the Q/A dataset), ``extract`` (LLM Q/A extraction from transcripts), ``pretrain``
+(continual pre-training on raw domain text), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report),
+``launch`` (run a step data-parallel over the kernels of a cluster session).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 COMMANDS = {
     "prepare": "training.prepare",
     "extract": "training.extract",
+    "pretrain": "training.pretrain",
     "finetune": "training.finetune",
     "evaluate": "training.evaluate",
     "launch": "training.launch",

@@ -35,6 +35,11 @@ def _words(text: str, max_chars: int) -> list[str]:
     return [*runs, current] if current else runs
 
 
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a text: cut after ``.``, ``!``, ``?`` or ``。`` followed by white space."""
+    return [sentence for sentence in _SENTENCE_END.split(text.strip()) if sentence]
+
+
 def _pieces(text: str, max_chars: int) -> list[str]:
     """Paragraphs; a paragraph longer than ``max_chars`` is cut into sentences, a long sentence into words."""
     pieces: list[str] = []
@@ -43,7 +48,7 @@ def _pieces(text: str, max_chars: int) -> list[str]:
         if len(paragraph) <= max_chars:
             pieces.extend([paragraph] if paragraph else [])
             continue
-        for sentence in _SENTENCE_END.split(paragraph):
+        for sentence in split_sentences(paragraph):
             pieces.extend(_words(sentence, max_chars))
     return pieces
 

@@ -1,4 +1,7 @@
-"""Fine-tuning configuration: a small YAML file (or a named preset) with ``lora`` and ``sft`` sections.
+"""Training recipes: a small YAML file (or a named preset) with ``lora`` and ``sft`` sections.
+
+Fine-tuning recipes live in ``presets/``, continual pre-training recipes (``python -m training pretrain``) in
+``presets/pretrain/``; both have the same sections.
 
 ``lora`` is passed to ``peft.LoraConfig`` and ``sft`` to ``trl.SFTConfig`` unchanged, so the YAML speaks the
 libraries' own vocabulary; the top level holds what those two do not cover. The names in both sections are
@@ -10,16 +13,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from training.exceptions import ConfigError
 from training.yamldoc import YamlDocument, load_model, validation_issues
 
-__all__ = ["PRESETS_DIR", "FinetuneConfig", "load_config", "preset_names", "preset_path"]
+__all__ = [
+    "PRESETS_DIR",
+    "PRETRAIN_PRESETS_DIR",
+    "FinetuneConfig",
+    "PretrainConfig",
+    "load_config",
+    "load_pretrain_config",
+    "preset_names",
+    "preset_path",
+]
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+PRETRAIN_PRESETS_DIR = PRESETS_DIR / "pretrain"
 
 
 class FinetuneConfig(BaseModel):
@@ -34,14 +47,29 @@ class FinetuneConfig(BaseModel):
     sft: dict[str, Any] = Field(default_factory=dict)
 
 
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+class PretrainConfig(FinetuneConfig):
+    """One continual pre-training recipe: a fine-tuning recipe's fields, the training method and the held-out share.
+
+    ``method: lora`` trains a LoRA adapter (``lora`` section) and merges it into the written model; ``full``
+    trains every weight (the ``lora`` section is then not used).
+    """
+
+    method: Literal["lora", "full"] = "lora"
+    validation_fraction: float = Field(default=0.1, ge=0, lt=1)
+    seed: int = 42
 
 
-def preset_path(name: str) -> Path:
-    path = PRESETS_DIR / f"{name}.yaml"
+Recipe = TypeVar("Recipe", bound=FinetuneConfig)
+
+
+def preset_names(folder: Path = PRESETS_DIR) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def preset_path(name: str, folder: Path = PRESETS_DIR) -> Path:
+    path = folder / f"{name}.yaml"
     if not path.is_file():
-        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(preset_names())}")
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(preset_names(folder))}")
     return path
 
 
@@ -51,10 +79,16 @@ def load_config(path: Path, overrides: list[str] | None = None) -> FinetuneConfi
     A bad value, or a name that ``SFTConfig``/``LoraConfig`` does not have, is reported as
     ``file:line:column field: reason``, or as the ``--set`` override it came from.
     """
-    overrides = overrides or []
-    config, document = load_model(
-        path, FinetuneConfig, what="a fine-tuning recipe", overrides=overrides, error=ConfigError
-    )
+    return _load_recipe(path, FinetuneConfig, "a fine-tuning recipe", overrides or [])
+
+
+def load_pretrain_config(path: Path, overrides: list[str] | None = None) -> PretrainConfig:
+    """Read a continual pre-training recipe, checked and reported as :func:`load_config` does."""
+    return _load_recipe(path, PretrainConfig, "a pre-training recipe", overrides or [])
+
+
+def _load_recipe(path: Path, model: type[Recipe], what: str, overrides: list[str]) -> Recipe:
+    config, document = load_model(path, model, what=what, overrides=overrides, error=ConfigError)
     _check_section_names(config, document, overrides)
     return config
 

@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--config", type=Path, help="a YAML recipe file instead of a preset")
     parser.add_argument("--dataset", type=Path, default=default_input_dir(), help="prepared dataset folder")
     parser.add_argument("--output", type=Path, default=default_output_dir(), help="output folder")
-    parser.add_argument("--base-model", help="override the recipe's base model (model id or local folder)")
+    parser.add_argument(
+        "--base-model",
+        help="override the recipe's base model (model id, local folder, or a pretrain output folder)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -268,8 +271,11 @@ def build_trainer(
     report_to: str | None,
     *,
     hardware: Hardware | None = None,
+    lora: bool = True,
+    logger: logging.Logger = log,
 ) -> Any:
-    """An ``SFTTrainer`` for the recipe: LoRA via PEFT, precision from the hardware, trackers off unless asked.
+    """An ``SFTTrainer`` for the recipe: LoRA via PEFT (every weight with ``lora=False``), precision from the
+    hardware, trackers off unless asked, progress lines to ``logger``.
 
     The ``sft`` values written ``auto`` (packing, Liger kernels, gradient checkpointing) are chosen for the
     hardware by ``training.fastpaths``.
@@ -299,7 +305,7 @@ def build_trainer(
     except TypeError as e:
         raise ConfigError(f"section 'sft': {e}") from None
     try:
-        peft_config = LoraConfig(**config.lora)
+        peft_config = LoraConfig(**config.lora) if lora else None
     except TypeError as e:
         raise ConfigError(f"section 'lora': {e}") from None
     trainer = sft_trainer_class()(
@@ -309,7 +315,7 @@ def build_trainer(
         eval_dataset=eval_set,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[progress_callback()],
+        callbacks=[progress_callback(logger)],
     )
     trainer.remove_callback(PrinterCallback)  # progress goes to the log instead of bare prints
     return trainer
@@ -367,7 +373,7 @@ def resume_checkpoint(resume: str, checkpoints: Path) -> str | None:
     return resume
 
 
-def progress_callback() -> Any:
+def progress_callback(logger: logging.Logger = log) -> Any:
     """A ``TrainerCallback`` that writes each logged step (step/total, loss, learning rate, tokens) to the log."""
     from transformers import TrainerCallback
 
@@ -380,10 +386,10 @@ def progress_callback() -> Any:
             shown = {
                 k: (round(v, 5) if isinstance(v, float) else v) for k, v in logs.items() if k != "total_flos"
             }
-            log.info("step %d/%d %s", state.global_step, state.max_steps, json.dumps(shown))
+            logger.info("step %d/%d %s", state.global_step, state.max_steps, json.dumps(shown))
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            log.info("checkpoint saved at step %d", state.global_step)
+            logger.info("checkpoint saved at step %d", state.global_step)
 
     return ProgressLog()
 

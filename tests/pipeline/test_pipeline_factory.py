@@ -283,7 +283,7 @@ def test_shipped_trade_qa_pipeline_declares_its_offline_params() -> None:
     dag = build_pipeline(loaded)
     assert dag.get_task("extract-qa").skip is True
     assert dag.get_task("prepare-dataset").request.resources.keys() == {"cpu", "mem"}  # no GPU
-    for task_id in ("finetune", "evaluate"):
+    for task_id in ("pretrain-domain", "finetune", "evaluate"):
         assert "cuda.shares" in dag.get_task(task_id).request.resources
     assert dag.params.get_param("preset").value == "gemma2-2b"
     assert dag.params.get_param("preset").schema["enum"] == [

@@ -29,9 +29,12 @@ from tests.training.openai_stub import OpenAIStub
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "trade-qa-finetune"
 JUDGE_KEY = "judge-key-4f1c9e"
-#: The offline params as the trigger form or ``--conf`` gives them, shortened: a few steps and questions, a judge.
+#: The offline params as the trigger form or ``--conf`` gives them, shortened: a few steps and questions, a judge,
+#: and the continual pre-training that the offline params skip, for two steps.
 SHORT_RUN = {
     **json.loads((ROOT / "dags" / "pipelines" / f"{DAG_ID}.offline.json").read_text()),
+    "skip_tasks": [],
+    "pretrain_max_steps": 2,
     "max_steps": 2,
     "judge": "openai",
     "eval_limit": 4,
@@ -111,6 +114,7 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
     assert states == {
         "extract-qa": "skipped",
         "prepare-dataset": "success",
+        "pretrain-domain": "success",
         "finetune": "success",
         "evaluate": "success",
     }, states
@@ -127,6 +131,19 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
     finetune = evaluate.xcom_pull(task_ids="finetune")
     assert finetune == json.loads((job / "finetune" / "result.json").read_text())
     assert finetune["global_step"] == 2 and finetune["train_tokens_per_second"] > 0
+    pretrain = evaluate.xcom_pull(task_ids="pretrain-domain")
+    assert pretrain == json.loads((job / "pretrain-domain" / "result.json").read_text())
+    assert (
+        pretrain["global_step"] == 2
+        and pretrain["perplexity_before"] > 1
+        and pretrain["perplexity_after"] > 1
+    )
+    assert pretrain["documents_excluded"] > 0  # the prepared dataset's held-out facts
+    # finetune and evaluate started from this run's domain-adapted model
+    finetune_log = logs_of(session_lite, run.run_id, "finetune")
+    assert "finetune: base model /pipeline/input2\n" in finetune_log
+    assert "base model /pipeline/input2/model (llama)" in finetune_log
+    assert "/pipeline/input3/model" in logs_of(session_lite, run.run_id, "evaluate")
     assert (job / "evaluate" / "report.md").is_file() and (job / "evaluate" / "semscore.png").is_file()
 
     # the run's one Slack message: the DAG's own notifier, rendered with the run's last task
@@ -141,11 +158,12 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
     ]
 
     # upstream outputs were mounted read-only into the model tasks
-    for task_id, inputs in (("finetune", 1), ("evaluate", 2)):
+    for task_id, inputs in (("pretrain-domain", 1), ("finetune", 2), ("evaluate", 3)):
         options = mount_options(session_lite, run.run_id, task_id)
         assert len(options) == inputs and all(o == {"permission": "ro"} for o in options.values())
     # the offline model was converted once, by the first model task, into the shared cache vfolder
-    assert "converting" in logs_of(session_lite, run.run_id, "finetune")
+    assert "converting" in logs_of(session_lite, run.run_id, "pretrain-domain")
+    assert "converting" not in finetune_log
     assert "converting" not in logs_of(session_lite, run.run_id, "evaluate")
     converted = session_lite.vfolder_path("trade-qa-models") / "converted"
     assert [p.name for p in converted.iterdir()] == ["SmolLM2-135M-Instruct-v1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,17 @@ def load_json(text: str, broken: str = "broken_json") -> Any:
         raise JSONProblem(broken, exc.msg, exc.lineno) from None
     except RecursionError:
         raise JSONProblem(TOO_DEEP, "nested too deeply to read") from None
+
+
+def flatten_lists(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every non-list item of arbitrarily nested lists, in order, with its index path such as ``[2][0]``."""
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, list):
+            stack.extend((f"{where}[{index}]", inner) for index, inner in reversed(list(enumerate(item))))
+        else:
+            yield where, item
 
 
 def list_files(folder: Path, suffixes: tuple[str, ...], source: str, skips: SkipLog) -> list[Path]:

@@ -5,28 +5,16 @@ Each entry gives two pairs: description -> term and term -> description, worded 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from training.formats import JSONProblem, list_files, load_json, read_text
+from training.formats import JSONProblem, flatten_lists, list_files, load_json, read_text
 from training.prompts import TermTemplates, description_answer, fill
 from training.records import QAPair, SkipLog, collapse_spaces, normalize_key
 
 SOURCE = "term"
 SUFFIXES = (".json", ".jsonl")
 TERM_KEYS = ("term", "kor_term")
-
-
-def _flatten(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """Every non-list item of arbitrarily nested lists, in order, with its index path such as ``[2][0]``."""
-    stack = [(path, value)]
-    while stack:
-        where, item = stack.pop()
-        if isinstance(item, list):
-            stack.extend((f"{where}[{index}]", inner) for index, inner in reversed(list(enumerate(item))))
-        else:
-            yield where, item
 
 
 def _text_field(entry: dict[str, Any], names: tuple[str, ...]) -> tuple[str | None, str | None]:
@@ -101,14 +89,14 @@ def read_term_file(path: Path, templates: TermTemplates, skips: SkipLog) -> list
             except JSONProblem as problem:
                 skips.add(SOURCE, file, f"line {number}", problem.reason, problem.detail)
                 continue
-            items.extend(_flatten(value, f"line {number} "))
+            items.extend(flatten_lists(value, f"line {number} "))
     else:
         try:
             data = load_json(text)
         except JSONProblem as problem:
             skips.add(SOURCE, file, problem.location, problem.reason, problem.detail)
             return []
-        items.extend(_flatten(data, "item "))
+        items.extend(flatten_lists(data, "item "))
     pairs: list[QAPair] = []
     for location, entry in items:
         pairs.extend(entry_pairs(entry, templates, file, location.strip(), skips))
