@@ -12,6 +12,8 @@ __all__ = ["__version__", "get_provider_info"]
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
     from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE_INFO
+    from airflow_provider_fasttrack.pipeline.references import CONFIG_SECTION
+    from airflow_provider_fasttrack.session_log import DEFAULT_LOG_INTERVAL, LOG_INTERVAL_OPTION
 
     return {
         "package-name": "airflow-provider-fasttrack",
@@ -45,4 +47,20 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "connection-types": [CONNECTION_TYPE_INFO],
         "extra-links": ["airflow_provider_fasttrack.links.BackendAISessionLink"],
+        "config": {
+            CONFIG_SECTION: {
+                "description": "Backend.AI FastTrack provider settings.",
+                "options": {
+                    LOG_INTERVAL_OPTION: {
+                        "description": "Seconds between fetches of a deferred session's log into the task "
+                        "log (each line is written once); 0: only when the session ends. An operator's "
+                        "log_interval argument overrides it.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "30",
+                        "default": f"{DEFAULT_LOG_INTERVAL:g}",
+                    }
+                },
+            }
+        },
     }

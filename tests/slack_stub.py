@@ -1,4 +1,4 @@
-"""A local server that speaks Slack's incoming-webhook protocol, for the notification tests."""
+"""Local servers that speak Slack's incoming-webhook protocol and its Web API, for the notification tests."""
 
 from __future__ import annotations
 
@@ -53,6 +53,65 @@ def slack_webhook_stub() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}{WEBHOOK_PATH}", SlackWebhookStub.received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+BOT_TOKEN = "xoxb-0001-test-bot-token"
+
+
+class SlackWebApiStub(BaseHTTPRequestHandler):
+    """Slack's Web API method ``chat.postMessage``: a bearer bot token and JSON with ``channel`` and ``text``.
+
+    Answers as Slack does: HTTP 200 with ``{"ok": true, ...}``, or ``{"ok": false, "error": ...}``.
+    """
+
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path != "/api/chat.postMessage":
+            self._answer({"ok": False, "error": "unknown_method"}, status=404)
+            return
+        if self.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
+            self._answer({"ok": False, "error": "invalid_auth"})
+            return
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            self._answer({"ok": False, "error": "invalid_json"})
+            return
+        if not payload.get("channel"):
+            self._answer({"ok": False, "error": "channel_not_found"})
+            return
+        if not payload.get("text") and not payload.get("blocks"):
+            self._answer({"ok": False, "error": "no_text"})
+            return
+        type(self).received.append(payload)
+        self._answer({"ok": True, "channel": "C0001", "ts": f"{len(type(self).received)}.000100"})
+
+    def _answer(self, answer: dict[str, Any], status: int = 200) -> None:
+        body = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@contextmanager
+def slack_web_api_stub() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A running Web API stub: ``(base URL for slack_sdk, messages received so far)``."""
+    SlackWebApiStub.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlackWebApiStub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/", SlackWebApiStub.received
     finally:
         server.shutdown()
         server.server_close()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from airflow.sdk import BaseOperator, Context, ResumableJobMixin, RetryAction, XComArg
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
@@ -36,6 +36,7 @@ from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
 from airflow_provider_fasttrack.pools import gpu_pool as gpu_pool_of
 from airflow_provider_fasttrack.secret_refs import for_jinja, resolve, secret_names
+from airflow_provider_fasttrack.session_log import configured_log_interval, unseen_lines
 from airflow_provider_fasttrack.session_request import REQUEST_FIELDS, SessionRequest, pop_request_fields
 from airflow_provider_fasttrack.slots import (
     exceeding,
@@ -93,7 +94,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         a GPU job should not hold a worker slot for hours).
     :param durable: store the session id before waiting, so that a retry reattaches (``ResumableJobMixin``).
     :param poll_interval: seconds between state checks (events wake it up sooner).
-    :param log_interval: seconds between log fetches while deferred (None: only at the end).
+    :param log_interval: seconds between log fetches while deferred (None: only at the end); by default the
+        deployment's ``[fasttrack] log_interval`` (10 s unless set).
     """
 
     template_fields: Sequence[str] = ("request",)
@@ -116,7 +118,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         gpu_pool: bool = False,
         deferrable: bool = True,
         poll_interval: float = 5.0,
-        log_interval: float | None = 60.0,
+        log_interval: float | None | Literal["config"] = "config",
         **kwargs: Any,
     ) -> None:
         # the request's fields (``resources`` included) never reach BaseOperator
@@ -146,6 +148,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         self.poll_interval = poll_interval
         self.log_interval = log_interval
         self._kill_requested = False
+        #: the session's web UI page, once this task knows its session (read by the extra link)
+        self.session_url: str | None = None
 
     @cached_property
     def hook(self) -> BackendAIHook:
@@ -236,7 +240,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         )
         ti.xcom_push(key="session_id", value=session_id)
         ti.xcom_push(key="session_name", value=name)
-        if url := self.hook.webui_session_url(session_id):
+        if url := self._know_session(session_id):
             ti.xcom_push(key=SESSION_URL_XCOM_KEY, value=url)
         return session_id
 
@@ -291,6 +295,11 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             return request
         env = {k: resolve(v, values.__getitem__) if _has_secret(v) else v for k, v in request.env.items()}
         return replace(request, env=env)
+
+    def _know_session(self, session_id: str) -> str | None:
+        """Record the session's web UI page for the extra link; returns it."""
+        self.session_url = self.hook.webui_session_url(session_id)
+        return self.session_url
 
     def _check_capacity(self) -> None:
         """Fail at once when the session's total request (all kernels) can never fit the group or keypair."""
@@ -368,7 +377,9 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         session_id = str(external_id)
         name = self._session_name(context)
         self._mask_secrets()  # a reattaching retry logs the output of a session it did not start
+        self._know_session(session_id)
         if self.deferrable:
+            log_interval = configured_log_interval() if self.log_interval == "config" else self.log_interval
             self.defer(
                 trigger=BackendAISessionTrigger(
                     session_id=session_id,
@@ -377,7 +388,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
                     poll_interval=self.poll_interval,
                     deadline=self._deadline(context),
                     # the triggerer holds no masks: a task reading secrets shows its session log at the end
-                    log_interval=None if self._has_secret_env() else self.log_interval,
+                    log_interval=None if self._has_secret_env() else log_interval,
                 ),
                 method_name="execute_complete",
             )
@@ -397,6 +408,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             raise
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
+        self._know_session(str(external_id))
         state = self.hook.get_session_state(str(external_id))
         return self._finish(context, state, log_offset=None)
 
@@ -412,6 +424,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         session_id = str(event["session_id"])
+        self._know_session(session_id)
         status = event.get("status")
         if status == "timeout":
             self.hook.destroy_session(session_id, forced=True)
@@ -431,7 +444,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         self._mask_secrets()
         name = self._session_name(context)
         if log_offset is not None:
-            self._log_new_output(state.session_id, name, log_offset)
+            self._log_new_output(state.session_id, name, log_offset, final=True)
         ti.xcom_push(key="exit_code", value=state.exit_code)
         ti.xcom_push(key="result", value=state.result)
         if state.is_successful:
@@ -501,15 +514,17 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
 
     # -- logs ----------------------------------------------------------------------------------
 
-    def _log_new_output(self, session_id: str, name: str, offset: int) -> int:
+    def _log_new_output(self, session_id: str, name: str, shown: int, *, final: bool = False) -> int:
+        """Write the session log lines after the first ``shown`` into the task log; returns the new count."""
         try:
             text = self.hook.get_logs(session_id)
         except BackendAIError as exc:
             self.log.warning("Could not fetch the session log: %s", exc)
-            return offset
-        for line in text[offset:].rstrip("\n").splitlines():
+            return shown
+        lines, shown = unseen_lines(text, shown, final=final)
+        for line in lines:
             self.log.info("[%s] %s", name, line)
-        return max(offset, len(text))
+        return shown
 
     def _log_tail(self, session_id: str) -> str:
         try:

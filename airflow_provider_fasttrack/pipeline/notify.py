@@ -1,4 +1,7 @@
-"""Slack notifications for a pipeline: ``SlackWebhookNotifier`` as the DAG's success and failure callbacks.
+"""Slack notifications for a pipeline: the Slack provider's notifiers as the DAG's success and failure callbacks.
+
+An incoming webhook (``SlackWebhookNotifier``), or with a ``channel`` a bot token (``SlackNotifier``, Slack's
+``chat.postMessage``).
 
 One message per DAG run. Airflow runs DAG callbacks in the DAG processor with the context of the run's last
 task instance: for a failure, the failed task that ended last; for a success, the task that ended last. Messages
@@ -14,6 +17,9 @@ from airflow_provider_fasttrack.pipeline.spec import SlackNotification
 
 __all__ = ["DEFAULT_FAILURE_TEXT", "DEFAULT_SUCCESS_TEXT", "slack_notifiers"]
 
+#: the connections used when ``conn_id`` is not given (the Slack provider's own defaults)
+WEBHOOK_CONN_ID = "slack_default"
+BOT_CONN_ID = "slack_api_default"
 DEFAULT_SUCCESS_TEXT = ":white_check_mark: Pipeline {{ dag.dag_id }} succeeded (run {{ run_id }})."
 DEFAULT_FAILURE_TEXT = ":x: Pipeline {{ dag.dag_id }} failed at task {{ ti.task_id }} (run {{ run_id }})."
 
@@ -34,12 +40,18 @@ def slack_notifiers(slack: SlackNotification | None) -> tuple[Any | None, Any | 
     failure_text = _text(slack.on_failure, DEFAULT_FAILURE_TEXT)
     if success_text is None and failure_text is None:
         return None, None
+    return (
+        _notifier(slack, success_text) if success_text else None,
+        _notifier(slack, failure_text) if failure_text else None,
+    )
+
+
+def _notifier(slack: SlackNotification, text: str) -> Any:
+    """A bot-token notifier when a channel is named, else an incoming-webhook notifier."""
+    if slack.channel:
+        from airflow.providers.slack.notifications.slack import SlackNotifier
+
+        return SlackNotifier(slack_conn_id=slack.conn_id or BOT_CONN_ID, channel=slack.channel, text=text)
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    on_success = (
-        SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id, text=success_text) if success_text else None
-    )
-    on_failure = (
-        SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id, text=failure_text) if failure_text else None
-    )
-    return on_success, on_failure
+    return SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id or WEBHOOK_CONN_ID, text=text)

@@ -215,9 +215,15 @@ class TaskSpec(_FastTrackModel):
 
 
 class SlackNotification(_OwnModel):
-    """Slack messages through an Airflow ``slackwebhook`` connection; a message is a Jinja template."""
+    """Slack messages; a message is a Jinja template.
 
-    conn_id: Text = "slack_default"
+    Without ``channel``: an incoming webhook (an Airflow ``slackwebhook`` connection, default ``slack_default``).
+    With ``channel``: a bot token posting with ``chat.postMessage`` (a ``slack`` connection, default
+    ``slack_api_default``).
+    """
+
+    conn_id: Text | None = None
+    channel: Text | None = None
     on_success: bool | str = False
     on_failure: bool | str = False
 

@@ -16,6 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_fasttrack.exceptions import BackendAIError
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+from airflow_provider_fasttrack.session_log import unseen_lines
 
 __all__ = ["BackendAISessionTrigger"]
 
@@ -35,7 +36,8 @@ class BackendAISessionTrigger(BaseTrigger):
     """Fire one event when the session is terminal, or when ``deadline`` (epoch seconds) has passed.
 
     Event payloads: ``{"status": "terminal", "state": SessionState JSON, "log_offset": int}``,
-    ``{"status": "timeout", ...}`` or ``{"status": "error", "message": str, ...}``.
+    ``{"status": "timeout", ...}`` or ``{"status": "error", "message": str, ...}``. ``log_offset`` counts the
+    session log lines already written to the task log (see :mod:`airflow_provider_fasttrack.session_log`).
     """
 
     def __init__(
@@ -143,11 +145,9 @@ class BackendAISessionTrigger(BaseTrigger):
         except BackendAIError as exc:
             self.log.warning("Could not fetch session logs: %s", exc)
             return
-        new = text[self.log_offset :]
-        if new:
-            for line in new.rstrip("\n").splitlines():
-                self.log.info("[%s] %s", self.session_name, line)
-            self.log_offset = len(text)
+        lines, self.log_offset = unseen_lines(text, self.log_offset)
+        for line in lines:
+            self.log.info("[%s] %s", self.session_name, line)
 
     async def on_kill(self) -> None:
         """The user marked the task failed/success or cleared it: destroy the session."""

@@ -178,3 +178,24 @@ with session_dag("op_fail_fast_retry"):
         task_id="mapped_sibling", image=IMAGE, fail_fast=True, poll_interval=0.5
     ).expand(command=["sleep 300", "sleep 301"])
     breaks >> [sibling, mapped]
+
+#: the connection of the live-log DAG: backendai-lite as the README's example gives it, with no web UI page
+PLAIN_CONN_ID = "backendai_plain"
+
+with session_dag("op_live_log", retries=0):
+    # the default log interval; the session holds at the gate (a file in the "gates" vfolder) until the test
+    # has seen its first lines in the task log
+    BackendAISessionOperator(
+        task_id="live",
+        command=(
+            "echo live line one; echo live line two; "
+            "until [ -e gates/live-log-gate ]; do sleep 0.2; done; echo after the gate"
+        ),
+        image=IMAGE,
+        mounts=["gates"],
+        backendai_conn_id=PLAIN_CONN_ID,
+        poll_interval=0.5,
+    )
+
+with session_dag("op_static_skip", retries=0):
+    BackendAISessionOperator(task_id="not_needed", command="true", image=IMAGE, skip=True)

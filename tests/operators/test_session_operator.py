@@ -49,6 +49,15 @@ def test_skip_on_exit_code(mode: str) -> None:
     assert tis["skips"].state == "skipped"
 
 
+def test_a_task_without_a_session_logs_no_error(capfd) -> None:  # type: ignore[no-untyped-def]
+    """The extra link is stored when the task ends; with no session there is no link, and nothing to complain of."""
+    tis, _ = run("op_static_skip")
+    assert tis["not_needed"].state == "skipped"
+    text = "".join(capfd.readouterr())
+    assert "no session started" in text
+    assert "XCom not found" not in text and "[error" not in text, text[-3000:]
+
+
 def test_request_that_never_fits_fails_at_once(lite, capfd) -> None:  # type: ignore[no-untyped-def]
     before = set(lite.session_ids())
     tis, _ = run("op_never_fits")

@@ -12,7 +12,8 @@ import pytest
 
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
 from airflow_provider_fasttrack.pipeline.spec import SlackNotification
-from tests.slack_stub import slack_webhook_stub
+from tests.helpers import SECRETS
+from tests.slack_stub import BOT_TOKEN, slack_web_api_stub, slack_webhook_stub
 
 
 @pytest.fixture
@@ -25,12 +26,30 @@ def slack_stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
         yield received
 
 
+@pytest.fixture
+def slack_bot_stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
+    """A running Web API stub and an Airflow connection ``slack_bot_stub`` (type slack, a bot token) for it."""
+    SECRETS.add(BOT_TOKEN)  # the token must not reach any log
+    with slack_web_api_stub() as (base_url, received):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SLACK_BOT_STUB",
+            json.dumps({"conn_type": "slack", "password": BOT_TOKEN, "extra": {"base_url": base_url}}),
+        )
+        yield received
+
+
 def test_notifiers_follow_the_configuration() -> None:
     assert slack_notifiers(None) == (None, None)
     on_success, on_failure = slack_notifiers(SlackNotification(conn_id="c", on_failure=True))
     assert on_success is None
     assert on_failure.slack_webhook_conn_id == "c"
     assert "{{ ti.task_id }}" in on_failure.text
+    (webhook,), (bot,) = (
+        [n for n in slack_notifiers(SlackNotification(**mode, on_success=True)) if n]
+        for mode in ({}, {"channel": "#ml-runs"})
+    )
+    assert webhook.slack_webhook_conn_id == "slack_default"  # the Slack provider's default connections
+    assert (bot.slack_conn_id, bot.channel) == ("slack_api_default", "#ml-runs")
 
 
 DAG_FILE = """
@@ -55,6 +74,21 @@ on_success, on_failure = slack_notifiers(SlackNotification(
     "{{ ti.xcom_pull(task_ids='evaluate')['semscore_finetuned'] }}",
     on_failure=True,
 ))
+
+on_bot_success, on_bot_failure = slack_notifiers(SlackNotification(
+    conn_id="slack_bot_stub",
+    channel="#ml-runs",
+    on_success="{{ dag.dag_id }}: SemScore {{ ti.xcom_pull(task_ids='evaluate')['semscore_finetuned'] }}",
+    on_failure=True,
+))
+
+with DAG("slack_bot_success_check", schedule=None):
+    PythonOperator(task_id="evaluate", python_callable=evaluate,
+                   on_success_callback=on_bot_success, on_failure_callback=on_bot_failure)
+
+with DAG("slack_bot_failure_check", schedule=None):
+    PythonOperator(task_id="evaluate", python_callable=crash,
+                   on_success_callback=on_bot_success, on_failure_callback=on_bot_failure)
 
 with DAG("slack_success_check", schedule=None) as success_dag:
     PythonOperator(task_id="evaluate", python_callable=evaluate,
@@ -96,3 +130,20 @@ def test_failure_message_names_the_task(slack_stub: list[dict], notify_dags) -> 
     assert run.state == "failed"
     assert len(slack_stub) == 1
     assert slack_stub[0]["text"].startswith(":x: Pipeline slack_failure_check failed at task evaluate (run ")
+
+
+def test_bot_token_mode_posts_to_the_channel(slack_bot_stub: list[dict], notify_dags) -> None:
+    run = notify_dags["slack_bot_success_check"].test()
+    assert run.state == "success"
+    assert [(m["channel"], m["text"]) for m in slack_bot_stub] == [
+        ("#ml-runs", "slack_bot_success_check: SemScore 0.509")
+    ]
+
+
+def test_bot_token_mode_reports_a_failure(slack_bot_stub: list[dict], notify_dags) -> None:
+    run = notify_dags["slack_bot_failure_check"].test()
+    assert run.state == "failed"
+    assert [m["channel"] for m in slack_bot_stub] == ["#ml-runs"]
+    assert slack_bot_stub[0]["text"].startswith(
+        ":x: Pipeline slack_bot_failure_check failed at task evaluate"
+    )

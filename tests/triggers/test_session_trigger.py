@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -90,3 +91,18 @@ def test_serialize_round_trip() -> None:
         "log_interval": 30.0,
         "log_offset": 7,
     }
+
+
+def test_log_lines_are_written_while_waiting_each_once(hook, capfd: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """Several whole-log fetches while the session runs: every line once; the event's cursor counts them."""
+    name = "trigger-live-log"
+    session_id = start(
+        hook, name, "echo first; echo second; sleep 1.5; printf 'third\\n'; sleep 1.5; printf 'unfinished'"
+    )
+    trigger = BackendAISessionTrigger(
+        session_id, name, "backendai_default", poll_interval=0.2, log_interval=0.2
+    )
+    (event,) = run_to_completion(trigger)
+    written = re.findall(rf"\[{name}\] (\w+)", "".join(capfd.readouterr()))
+    assert written == ["first", "second", "third"]
+    assert event["log_offset"] == 3  # the unfinished last line is left to the operator's final fetch
