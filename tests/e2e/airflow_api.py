@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -15,18 +14,12 @@ ERROR_LEVELS = frozenset({"error", "critical", "fatal", "exception"})
 
 def base_url(deployment: Any) -> str:
     """Where the deployment's API server (and web UI) listens."""
-    url = getattr(deployment, "api_url", None)
-    return str(url) if url else f"http://localhost:{deployment.env['AIRFLOW__API__PORT']}"
+    return str(deployment.url).rstrip("/")
 
 
 def credentials(deployment: Any) -> tuple[str, str]:
-    """The admin login: the deployment's own, else what ``airflow standalone`` generated."""
-    given = getattr(deployment, "credentials", None)
-    if given:
-        return tuple(given)  # type: ignore[return-value]
-    passwords = json.loads((deployment.home / "simple_auth_manager_passwords.json.generated").read_text())
-    user = "admin" if "admin" in passwords else next(iter(passwords))
-    return user, str(passwords[user])
+    """The admin login of the deployment's UI."""
+    return str(deployment.username), str(deployment.password)
 
 
 class AirflowApi:

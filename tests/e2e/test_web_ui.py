@@ -92,12 +92,6 @@ def dump(page: Any, screenshots: Path, name: str) -> None:
     (screenshots / f"{name}.html").write_text(page.content())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the trigger form treats the trade-QA params whose default is '' (base_model, judge_model, setup, "
-    "definitions) as required and missing, so its Trigger button stays disabled",
-)
 def test_trade_qa_from_login_to_the_session_log(  # type: ignore[no-untyped-def]
     airflow_deployment, lite, trade_qa_ready, page, screenshots: Path
 ) -> None:
@@ -124,7 +118,7 @@ def test_trade_qa_from_login_to_the_session_log(  # type: ignore[no-untyped-def]
     graph = page.locator(".react-flow")
     for task in tasks:
         expect(graph.get_by_text(task["task_id"], exact=True).first).to_be_visible()
-    assert len(tasks) == 4
+    assert len(tasks) == 5  # extract-qa, prepare-dataset, pretrain-domain, finetune, evaluate
     expect(graph.locator(".react-flow__edge")).to_have_count(
         sum(len(t["downstream_task_ids"]) for t in tasks)
     )
