@@ -31,6 +31,12 @@ WAKE_EVENTS = frozenset(
     }
 )
 
+#: the least time between a deferral and the trigger's event. Airflow's scheduler (3.3) fails a task instance
+#: whose deferring worker's exit ("success") it processes only after the resumed try is already queued or
+#: running (it forgives only the still-scheduled case), so an event fired within a second of the deferral can fail
+#: a task whose session ended quickly. Waiting a few seconds lets the scheduler see the exit first.
+RESUME_GRACE_SECONDS = 3.0
+
 
 class BackendAISessionTrigger(BaseTrigger):
     """Fire one event when the session is terminal, or when ``deadline`` (epoch seconds) has passed.
@@ -82,16 +88,19 @@ class BackendAISessionTrigger(BaseTrigger):
         listener = asyncio.create_task(self._listen(hook, wake))
         next_log = time.monotonic() + self.log_interval if self.log_interval else None
         base = {"session_id": self.session_id, "session_name": self.session_name}
+        grace_ends = time.monotonic() + RESUME_GRACE_SECONDS
         try:
             while True:
                 try:
                     state = await hook.aget_session_state(self.session_id)
                 except BackendAIError as exc:
+                    await _sleep_until(grace_ends)
                     yield TriggerEvent(
                         {**base, "status": "error", "message": str(exc), "log_offset": self.log_offset}
                     )
                     return
                 if state.is_terminal:
+                    await _sleep_until(grace_ends)
                     yield TriggerEvent(
                         {
                             **base,
@@ -103,6 +112,7 @@ class BackendAISessionTrigger(BaseTrigger):
                     return
                 now = time.time()
                 if self.deadline is not None and now >= self.deadline:
+                    await _sleep_until(grace_ends)
                     yield TriggerEvent({**base, "status": "timeout", "log_offset": self.log_offset})
                     return
                 if next_log is not None and time.monotonic() >= next_log:
@@ -157,3 +167,8 @@ class BackendAISessionTrigger(BaseTrigger):
         finally:
             await hook.aclose()
         self.log.info("Destroyed Backend.AI session %s: %s", self.session_id, destroyed)
+
+
+async def _sleep_until(moment: float) -> None:
+    """Sleep until ``time.monotonic()`` reaches ``moment`` (at once if it has)."""
+    await asyncio.sleep(max(moment - time.monotonic(), 0.0))
