@@ -145,7 +145,7 @@ def test_trade_qa_from_login_to_the_session_log(  # type: ignore[no-untyped-def]
     run_id = playwright_wait_for_run(api)
     run = api.wait_run(DAG_ID, run_id, timeout=900)
     assert run["conf"] == SHORT_OFFLINE_RUN
-    assert run["state"] == "success", api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+    assert run["state"] == "success", failure_report(api, run_id)
     page.goto(f"{url}/dags/{DAG_ID}/runs/{run_id}")
     expect(page.get_by_text("success").first).to_be_visible()
     page.get_by_label("Show Graph (Press g)").click()
@@ -161,8 +161,23 @@ def test_trade_qa_from_login_to_the_session_log(  # type: ignore[no-untyped-def]
     session_id = api.get(
         f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/finetune/xcomEntries/session_id", deserialize=True
     )["value"]
+    expected = f"{lite.url}/webui/session?sessionId={session_id}"
+    assert api.links(DAG_ID, run_id, "finetune") == {"Backend.AI session": expected}  # what the UI reads
+    page.goto(f"{url}/dags/{DAG_ID}/runs/{run_id}/tasks/finetune/details")  # the task's Extra Links
     link = page.get_by_role("link", name="Backend.AI session")
-    expect(link).to_have_attribute("href", f"{lite.url}/webui/session?sessionId={session_id}")
+    expect(link).to_have_attribute("href", expected, timeout=30_000)
+    page.screenshot(path=screenshots / "trade-qa-details.png")
+
+
+def failure_report(api: AirflowApi, run_id: str) -> str:
+    """Each task's state, and the last log lines of those that did not succeed or skip."""
+    tis = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    lines = [f"{ti['task_id']}: {ti['state']} (try {ti['try_number']})" for ti in tis]
+    for ti in tis:
+        if ti["state"] not in ("success", "skipped"):
+            log = api.task_log(DAG_ID, run_id, ti["task_id"], max(ti["try_number"], 1))
+            lines += [f"  {entry.get('level', '')} {entry.get('event', '')}" for entry in log[-40:]]
+    return "\n".join(lines)
 
 
 def playwright_wait_for_run(api: AirflowApi) -> str:
