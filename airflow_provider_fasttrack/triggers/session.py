@@ -33,9 +33,9 @@ WAKE_EVENTS = frozenset(
 
 #: the least time between a deferral and the trigger's event. Airflow's scheduler (3.3) fails a task instance
 #: whose deferring worker's exit ("success") it processes only after the resumed try is already queued or
-#: running (it forgives only the still-scheduled case), so an event fired within a second of the deferral can fail
+#: running (it forgives only the still-scheduled case), so an event fired within seconds of the deferral can fail
 #: a task whose session ended quickly. Waiting a few seconds lets the scheduler see the exit first.
-RESUME_GRACE_SECONDS = 3.0
+RESUME_GRACE_SECONDS = 6.0
 
 
 class BackendAISessionTrigger(BaseTrigger):
