@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from deploy.local import running
 from tests.conftest import ROOT
@@ -66,7 +67,11 @@ def test_serve_comes_up_with_login_and_pools_and_stops_everything_on_ctrl_c(tmp_
         assert "trade-qa-finetune" in wait_for(shipped_dags, timeout=180, interval=3)
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
-        returncode = process.wait(timeout=180)
+        try:
+            returncode = process.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail("scripts/serve did not stop within 300 s of Ctrl-C:\n" + "".join(lines))
         reader.join(timeout=10)
     assert returncode == 0, "".join(lines)
     assert lines[-1].strip() == "stopped"

@@ -195,7 +195,7 @@ def test_pretrain_presets_build_their_trainer_configs(name: str, tmp_path: Path)
     from training.config import PRETRAIN_PRESETS_DIR, load_pretrain_config, preset_names, preset_path
 
     assert name in preset_names(PRETRAIN_PRESETS_DIR)
-    assert "gemma2-2b" not in preset_names()  # pre-training recipes are not fine-tuning presets
+    assert preset_path(name, PRETRAIN_PRESETS_DIR).parent == PRETRAIN_PRESETS_DIR  # apart from fine-tuning's
     config = load_pretrain_config(preset_path(name, PRETRAIN_PRESETS_DIR))
     assert config.method == "lora" and 0 < config.validation_fraction < 1
     sft = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, **config.sft)  # as on this CPU
