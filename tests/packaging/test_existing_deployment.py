@@ -58,7 +58,8 @@ def test_the_wheels_carry_the_presets_and_samples(wheels: dict[str, Path]) -> No
     assert set(wheels) == {"fasttrack-training", PROVIDER}
     names = zipfile.ZipFile(wheels["fasttrack-training"]).namelist()
     presets = sorted(n for n in names if n.startswith("training/presets/"))
-    assert presets == sorted(f"training/presets/{p.name}" for p in (ROOT / "training/presets").glob("*.yaml"))
+    shipped = (ROOT / "training/presets").rglob("*.yaml")
+    assert presets == sorted(f"training/{p.relative_to(ROOT / 'training').as_posix()}" for p in shipped)
     shipped = sorted(
         f"training/{p.relative_to(ROOT / 'training')}"
         for p in (ROOT / "training/samples").rglob("*")

@@ -112,7 +112,7 @@ EXPECTED = {
     "shmem_too_big": ("tasks[1].resource_opts.shmem", "must be smaller than mem"),
     "skip_word": ("tasks[0].skip", "valid boolean"),
     "slack_template": ("airflow.notifications.slack.on_success", "template syntax error"),
-    "slack_unknown_field": ("airflow.notifications.slack.channel", "unknown field"),
+    "slack_unknown_field": ("airflow.notifications.slack.username", "unknown field"),
     "task_name_bad": ("tasks[0].name", "is not a task name"),
     "task_name_newline": ("tasks[0].name", "'prepare\\n' is not a task name"),
     "type_empty": (
