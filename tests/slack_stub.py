@@ -47,12 +47,19 @@ class SlackWebhookStub(BaseHTTPRequestHandler):
 @contextmanager
 def slack_webhook_stub() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A running stub: ``(webhook URL, messages received so far)``."""
-    SlackWebhookStub.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlackWebhookStub)
+    with _serving(SlackWebhookStub) as base:
+        yield f"{base}{WEBHOOK_PATH}", SlackWebhookStub.received
+
+
+@contextmanager
+def _serving(handler: Any) -> Iterator[str]:
+    """``handler`` on a free loopback port in a thread, with an empty ``received`` list: yields its base URL."""
+    handler.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}{WEBHOOK_PATH}", SlackWebhookStub.received
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -106,12 +113,5 @@ class SlackWebApiStub(BaseHTTPRequestHandler):
 @contextmanager
 def slack_web_api_stub() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A running Web API stub: ``(base URL for slack_sdk, messages received so far)``."""
-    SlackWebApiStub.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlackWebApiStub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api/", SlackWebApiStub.received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(SlackWebApiStub) as base:
+        yield f"{base}/api/", SlackWebApiStub.received

@@ -28,7 +28,7 @@ from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_fasttrack.model_definition import DEFINITION_FILES, parse_model_definition
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import run_service_name
-from airflow_provider_fasttrack.operators.session import SKIP_TASKS_PARAM
+from airflow_provider_fasttrack.operators.session import skip_reason
 from airflow_provider_fasttrack.service_request import SERVICE_REQUEST_FIELDS, ServiceRequest
 from airflow_provider_fasttrack.triggers.service import (
     BackendAIServiceTrigger,
@@ -107,12 +107,7 @@ class BackendAIModelServiceOperator(BaseOperator):
     # -- execute --------------------------------------------------------------------------------
 
     def _skip_reason(self, context: Context) -> str | None:
-        skip_now = set(context["params"].get(SKIP_TASKS_PARAM) or ()) if "params" in context else set()
-        if self.skip:
-            return "skip: true"
-        if self.task_id in skip_now:
-            return f"listed in the run's '{SKIP_TASKS_PARAM}' param"
-        return None
+        return skip_reason(self.task_id, self.skip, context)
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         if self._skip_reason(context) is None:

@@ -186,12 +186,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             super().render_template_fields(context, jinja_env)
 
     def _skip_reason(self, context: Context) -> str | None:
-        skip_now = set(context["params"].get(SKIP_TASKS_PARAM) or ()) if "params" in context else set()
-        if self.skip:
-            return "skip: true"
-        if self.task_id in skip_now:
-            return f"listed in the run's '{SKIP_TASKS_PARAM}' param"
-        return None
+        return skip_reason(self.task_id, self.skip, context)
 
     def execute(self, context: Context) -> Any:
         if why := self._skip_reason(context):
@@ -597,3 +592,13 @@ def _human(slot: str, amount: Any) -> str:
     if is_memory_slot(slot):
         return f"{int(amount) / 2**30:g}g"
     return f"{amount:g}" if hasattr(amount, "__format__") else str(amount)
+
+
+def skip_reason(task_id: str, skip: bool, context: Context) -> str | None:
+    """Why a pipeline task does not run in this DAG run (FastTrack's ``skip``, or the run's ``skip_tasks``)."""
+    skip_now = set(context["params"].get(SKIP_TASKS_PARAM) or ()) if "params" in context else set()
+    if skip:
+        return "skip: true"
+    if task_id in skip_now:
+        return f"listed in the run's '{SKIP_TASKS_PARAM}' param"
+    return None
