@@ -10,6 +10,7 @@ checked against the two classes' own fields when the recipe is read, before any 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 from pathlib import Path
@@ -60,6 +61,28 @@ class PretrainConfig(FinetuneConfig):
 
 
 Recipe = TypeVar("Recipe", bound=FinetuneConfig)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, base_model_help: str, set_example: str) -> None:
+    """The options every training step that runs a recipe takes: base model, overrides, resume, trackers, cache."""
+    parser.add_argument("--base-model", help=base_model_help)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a recipe value, e.g. {set_example} (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        default="auto",
+        help="'auto' (last checkpoint in OUTPUT/checkpoints if any), 'no', or a checkpoint folder",
+    )
+    parser.add_argument(
+        "--report-to", default=None, help="experiment trackers, e.g. wandb,mlflow (default: none)"
+    )
+    parser.add_argument("--model-cache", type=Path, default=None, help="where converted base models are kept")
 
 
 def preset_names(folder: Path = PRESETS_DIR) -> list[str]:

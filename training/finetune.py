@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from training.config import FinetuneConfig, load_config, preset_names, preset_path
+from training.config import FinetuneConfig, add_run_arguments, load_config, preset_names, preset_path
 from training.data import load_splits
 from training.exceptions import BaseModelError, ConfigError, DatasetError
 from training.fastpaths import resolve_auto
@@ -52,30 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--config", type=Path, help="a YAML recipe file instead of a preset")
     parser.add_argument("--dataset", type=Path, default=default_input_dir(), help="prepared dataset folder")
     parser.add_argument("--output", type=Path, default=default_output_dir(), help="output folder")
-    parser.add_argument(
-        "--base-model",
-        help="override the recipe's base model (model id, local folder, or a pretrain output folder)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set sft.max_steps=20 --set lora.r=8 (repeatable)",
-    )
-    parser.add_argument(
-        "--resume",
-        default="auto",
-        help="'auto' (last checkpoint in OUTPUT/checkpoints if any), 'no', or a checkpoint folder",
+    add_run_arguments(
+        parser,
+        base_model_help="override the recipe's base model (model id, local folder, or a pretrain output folder)",
+        set_example="--set sft.max_steps=20 --set lora.r=8",
     )
     parser.add_argument(
         "--merge", action="store_true", help="also save the base model with the adapter merged in"
     )
-    parser.add_argument(
-        "--report-to", default=None, help="experiment trackers, e.g. wandb,mlflow (default: none)"
-    )
-    parser.add_argument("--model-cache", type=Path, default=None, help="where converted base models are kept")
     return parser
 
 

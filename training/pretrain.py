@@ -28,6 +28,7 @@ import yaml
 from training.config import (
     PRETRAIN_PRESETS_DIR,
     PretrainConfig,
+    add_run_arguments,
     load_pretrain_config,
     preset_names,
     preset_path,
@@ -87,24 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"JSON field holding a record's text (repeatable; default: {', '.join(TEXT_FIELDS)})",
     )
     parser.add_argument("--output", type=Path, default=default_output_dir(), help="output folder")
-    parser.add_argument("--base-model", help="override the recipe's base model (model id or local folder)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set sft.max_steps=20 --set method=full (repeatable)",
+    add_run_arguments(
+        parser,
+        base_model_help="override the recipe's base model (model id or local folder)",
+        set_example="--set sft.max_steps=20 --set method=full",
     )
-    parser.add_argument(
-        "--resume",
-        default="auto",
-        help="'auto' (last checkpoint in OUTPUT/checkpoints if any), 'no', or a checkpoint folder",
-    )
-    parser.add_argument(
-        "--report-to", default=None, help="experiment trackers, e.g. wandb,mlflow (default: none)"
-    )
-    parser.add_argument("--model-cache", type=Path, default=None, help="where converted base models are kept")
     return parser
 
 
