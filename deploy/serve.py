@@ -38,6 +38,8 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="fasttrack-serve-"))
+    # Ctrl-C stops everything, also when started as a background job of a script (which ignores SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop)
     try:
         with offline_lite(work / "backendai-lite") as lite:
