@@ -15,7 +15,7 @@ from airflow_provider_fasttrack.pipeline.spec import PipelineSpec, TaskSpec
 from airflow_provider_fasttrack.service_request import ServiceRequest
 from airflow_provider_fasttrack.session_request import SessionRequest
 
-__all__ = ["PipelineGraph", "ServingTask", "SessionTask", "gate_task_id", "graph_from_spec"]
+__all__ = ["PipelineGraph", "PipelineTask", "ServingTask", "SessionTask", "gate_task_id", "graph_from_spec"]
 
 #: Tasks still run when an upstream was skipped (FastTrack's skip); a failed upstream stops them.
 TRIGGER_RULE = "none_failed"
@@ -26,12 +26,11 @@ def gate_task_id(task_id: str) -> str:
     return f"{task_id}.continue_on_failure"
 
 
-@dataclass(frozen=True)
-class SessionTask:
-    """One Backend.AI batch session, i.e. one Airflow task: its request and its place in the DAG."""
+@dataclass(frozen=True, kw_only=True)
+class PipelineTask:
+    """What every pipeline task has, whatever it runs: its id, its place in the DAG, its skip and retry rules."""
 
     task_id: str
-    request: SessionRequest
     upstream: tuple[str, ...]
     skip: bool
     description: str = ""
@@ -41,18 +40,29 @@ class SessionTask:
     retries: int | None = None
     retry_delay: dt.timedelta | None = None
 
+    def retry_args(self) -> dict[str, Any]:
+        """The operator arguments of the task's own ``retry`` (they win over the DAG's ``default_args``)."""
+        args: dict[str, Any] = {}
+        if self.retries is not None:
+            args["retries"] = self.retries
+        if self.retry_delay is not None:
+            args["retry_delay"] = self.retry_delay
+        return args
 
-@dataclass(frozen=True)
-class ServingTask:
+
+@dataclass(frozen=True, kw_only=True)
+class SessionTask(PipelineTask):
+    """One Backend.AI batch session, i.e. one Airflow task."""
+
+    request: SessionRequest
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingTask(PipelineTask):
     """One Backend.AI model service, i.e. one Airflow task (plus a teardown task when ``ephemeral``)."""
 
-    task_id: str
     request: ServiceRequest
-    upstream: tuple[str, ...]
-    skip: bool
-    ephemeral: bool
-    description: str = ""
-    continue_on_failure: bool = False
+    ephemeral: bool = False
 
     @property
     def teardown_id(self) -> str:
@@ -85,17 +95,25 @@ class PipelineGraph:
     params: tuple[tuple[str, Any, dict[str, Any]], ...] = ()
 
 
+def _common(task: TaskSpec) -> dict[str, Any]:
+    """The :class:`PipelineTask` fields of a checked task."""
+    retry = task.retry
+    return {
+        "task_id": task.name,
+        "upstream": tuple(dict.fromkeys(task.dependencies)),
+        "skip": task.skip,
+        "description": task.description,
+        "continue_on_failure": task.continue_on_failure,
+        "retries": retry.max_attempts - 1 if retry else None,
+        "retry_delay": dt.timedelta(seconds=retry.delay) if retry and retry.delay is not None else None,
+    }
+
+
 def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask | ServingTask:
     if task.is_serving:
         assert task.service is not None  # checked by the validator
         return ServingTask(
-            task_id=task.name,
-            request=service_request(spec, task),
-            upstream=tuple(dict.fromkeys(task.dependencies)),
-            skip=task.skip,
-            ephemeral=task.service.ephemeral,
-            description=task.description,
-            continue_on_failure=task.continue_on_failure,
+            request=service_request(spec, task), ephemeral=task.service.ephemeral, **_common(task)
         )
     request = SessionRequest(
         image=task.environment.image.strip(),
@@ -110,17 +128,7 @@ def _task(spec: PipelineSpec, task: TaskSpec) -> SessionTask | ServingTask:
         scaling_group=task.environment.scaling_group or None,
         domain=spec.ownership.session_domain,
     )
-    retry = task.retry
-    return SessionTask(
-        task_id=task.name,
-        request=request,
-        upstream=tuple(dict.fromkeys(task.dependencies)),
-        skip=task.skip,
-        description=task.description,
-        continue_on_failure=task.continue_on_failure,
-        retries=retry.max_attempts - 1 if retry else None,
-        retry_delay=dt.timedelta(seconds=retry.delay) if retry and retry.delay is not None else None,
-    )
+    return SessionTask(request=request, **_common(task))
 
 
 def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:

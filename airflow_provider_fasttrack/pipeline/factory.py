@@ -96,13 +96,8 @@ def build_operator(task: SessionTask | ServingTask, graph: PipelineGraph, dag: D
             skip=task.skip,
             trigger_rule=TRIGGER_RULE,
             doc_md=task.description or None,
+            **task.retry_args(),
         )
-
-    retry: dict[str, Any] = {}  # a task's own retry wins over the pipeline's default_args
-    if task.retries is not None:
-        retry["retries"] = task.retries
-    if task.retry_delay is not None:
-        retry["retry_delay"] = task.retry_delay
     return BackendAISessionOperator(
         task_id=task.task_id,
         dag=dag,
@@ -115,7 +110,7 @@ def build_operator(task: SessionTask | ServingTask, graph: PipelineGraph, dag: D
         gpu_pool=graph.pool_policy == "gpu",
         trigger_rule=TRIGGER_RULE,
         doc_md=task.description or None,
-        **retry,
+        **task.retry_args(),
     )
 
 

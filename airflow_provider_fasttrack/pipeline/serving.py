@@ -80,7 +80,7 @@ def service_request(spec: PipelineSpec, task: TaskSpec) -> ServiceRequest:
         env={**spec.environment.envs, **task.environment.envs},
         project=task.environment.project or None,
         scaling_group=task.environment.scaling_group or None,
-        domain=spec.ownership.domain_name or "default",
+        domain=spec.ownership.session_domain,
         startup_command=task.command.strip() or None,
         open_to_public=service.open_to_public,
     )

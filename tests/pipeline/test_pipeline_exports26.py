@@ -136,3 +136,30 @@ def test_secret_reference_refused_by_the_variable_policy() -> None:
     )
     allowed = ReferencePolicy(variables=frozenset({"SEARCH_API_TOKEN"}))
     load_pipeline(EXPORT_26, references=allowed)
+
+
+SERVING_26 = """
+version: 26.4.2
+name: serve-26
+ownership: {domain: support, scope: user}
+tasks:
+- name: serve
+  type: deployment
+  environment: {image: 'python:3.11'}
+  resources: {cpu: 1, mem: 1g}
+  retry: {max_attempts: 3, delay: 1m}
+  service: {name: support-model, model: support-model}
+- name: ask
+  type: custom
+  command: echo ask
+  environment: {image: 'python:3.11'}
+  dependencies: [serve]
+"""
+
+
+def test_a_26x_deployment_task_gets_its_retry_and_the_ownership_domain() -> None:
+    dag = build_pipeline(load_pipeline_text(SERVING_26, "serve-26.yaml"))
+    serve, ask = dag.get_task("serve"), dag.get_task("ask")
+    assert (serve.retries, serve.retry_delay) == (2, dt.timedelta(minutes=1))
+    assert (ask.retries, ask.retry_delay) == (0, dt.timedelta(seconds=300))  # the pipeline's defaults
+    assert serve.request.domain == ask.request.domain == "support"
