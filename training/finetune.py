@@ -175,7 +175,7 @@ def finetune(
         resumed_from=checkpoint,
         train_rows=len(train_set),
         wall_seconds=round(elapsed, 2),
-        num_tokens=_last_logged(trainer.state.log_history, "num_tokens"),
+        num_tokens=last_logged(trainer.state.log_history, "num_tokens"),
     )
     if eval_set is not None:
         metrics.update(trainer.evaluate())
@@ -378,7 +378,8 @@ def progress_callback(logger: logging.Logger = log) -> Any:
     return ProgressLog()
 
 
-def _last_logged(history: list[dict[str, Any]], key: str) -> Any:
+def last_logged(history: list[dict[str, Any]], key: str) -> Any:
+    """The most recent value of ``key`` in a trainer's log history (``None`` when it was never logged)."""
     for entry in reversed(history):
         if key in entry:
             return entry[key]

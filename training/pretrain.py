@@ -42,7 +42,7 @@ from training.domain_text import (
     split_documents,
 )
 from training.exceptions import BaseModelError, ConfigError, DatasetError
-from training.finetune import _last_logged, build_trainer, load_base, resume_checkpoint
+from training.finetune import build_trainer, last_logged, load_base, resume_checkpoint
 from training.models import PRETRAINED_MODEL_DIR
 from training.paths import default_output_dir
 from training.split import DEFAULT_RELATED_THRESHOLD
@@ -208,7 +208,7 @@ def pretrain(
         global_step=trainer.state.global_step,
         resumed_from=checkpoint,
         wall_seconds=round(elapsed, 2),
-        num_tokens=_last_logged(trainer.state.log_history, "num_tokens"),
+        num_tokens=last_logged(trainer.state.log_history, "num_tokens"),
         documents_read=len(documents),
         documents_excluded=len(removed.documents),
         sentences_excluded=len(removed.sentences),
