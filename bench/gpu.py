@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.token_clock import token_clock  # noqa: E402
+
 #: google/gemma-2-2b(-it)'s architecture (its published config.json)
 GEMMA2_2B: dict[str, Any] = {
     "vocab_size": 256000,
@@ -192,24 +194,6 @@ class Memory:
         if self.device == "cuda":
             return round(torch.cuda.max_memory_allocated() / 2**30, 2)
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-
-
-def token_clock() -> Any:
-    from transformers import TrainerCallback
-
-    class TokenClock(TrainerCallback):
-        """(time, tokens seen) at every logged optimizer step."""
-
-        def __init__(self) -> None:
-            self.marks: list[tuple[float, float]] = []
-
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
-        ) -> None:
-            if logs and "num_tokens" in logs and "loss" in logs:
-                self.marks.append((time.perf_counter(), float(logs["num_tokens"])))
-
-    return TokenClock()
 
 
 def sft_run(

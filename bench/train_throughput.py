@@ -15,12 +15,13 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.token_clock import token_clock  # noqa: E402
 
 ARTICLE_SETTINGS = {
     "packing": False,
@@ -30,24 +31,6 @@ ARTICLE_SETTINGS = {
     "train_sampling_strategy": "random",
 }
 ARTICLE_LORA = {"r": 256, "lora_alpha": 32, "lora_dropout": 0.05}
-
-
-def token_clock() -> Any:
-    from transformers import TrainerCallback
-
-    class TokenClock(TrainerCallback):
-        """Records (time, tokens seen) at every logged step."""
-
-        def __init__(self) -> None:
-            self.marks: list[tuple[float, float]] = []
-
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
-        ) -> None:
-            if logs and "num_tokens" in logs and "loss" in logs:
-                self.marks.append((time.perf_counter(), float(logs["num_tokens"])))
-
-    return TokenClock()
 
 
 def measure(
