@@ -12,8 +12,9 @@ __all__ = ["__version__", "get_provider_info"]
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
     from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE_INFO
-    from airflow_provider_fasttrack.pipeline.references import CONFIG_SECTION
     from airflow_provider_fasttrack.session_log import DEFAULT_LOG_INTERVAL, LOG_INTERVAL_OPTION
+    from airflow_provider_fasttrack.settings import CONFIG_SECTION
+    from airflow_provider_fasttrack.triggers.session import DEFAULT_RESUME_GRACE_SECONDS, RESUME_GRACE_OPTION
 
     return {
         "package-name": "airflow-provider-fasttrack",
@@ -59,7 +60,16 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "float",
                         "example": "30",
                         "default": f"{DEFAULT_LOG_INTERVAL:g}",
-                    }
+                    },
+                    RESUME_GRACE_OPTION: {
+                        "description": "Least seconds between a session task's deferral and its resumption, "
+                        "so that the scheduler records the deferring worker's exit first (Airflow 3.3 fails "
+                        "the task otherwise). 0 where no scheduler runs (dag.test(), airflow dags test).",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "10",
+                        "default": f"{DEFAULT_RESUME_GRACE_SECONDS:g}",
+                    },
                 },
             }
         },

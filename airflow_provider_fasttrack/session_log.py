@@ -23,15 +23,6 @@ def unseen_lines(text: str, shown: int, *, final: bool = False) -> tuple[list[st
 
 def configured_log_interval() -> float | None:
     """``[fasttrack] log_interval`` (seconds; 0 or empty: only when the session ends)."""
-    from airflow.configuration import conf
+    from airflow_provider_fasttrack.settings import configured_seconds
 
-    from airflow_provider_fasttrack.pipeline.references import CONFIG_SECTION
-
-    value = conf.get(CONFIG_SECTION, LOG_INTERVAL_OPTION, fallback=str(DEFAULT_LOG_INTERVAL)).strip()
-    try:
-        seconds = float(value) if value else 0.0
-    except ValueError:
-        raise ValueError(
-            f"[{CONFIG_SECTION}] {LOG_INTERVAL_OPTION} = {value!r} is not a number of seconds"
-        ) from None
-    return seconds if seconds > 0 else None
+    return configured_seconds(LOG_INTERVAL_OPTION, DEFAULT_LOG_INTERVAL) or None

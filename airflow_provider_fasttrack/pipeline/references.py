@@ -26,10 +26,10 @@ import jinja2
 import jinja2.nodes
 
 from airflow_provider_fasttrack.secret_refs import secret_names
+from airflow_provider_fasttrack.settings import CONFIG_SECTION
 
-__all__ = ["CONFIG_SECTION", "ReferencePolicy"]
+__all__ = ["ReferencePolicy"]
 
-CONFIG_SECTION = "fasttrack"
 CONNECTIONS_OPTION = "pipeline_connections"
 VARIABLES_OPTION = "pipeline_variables"
 #: attributes that reach the whole template context (and with it ``conn`` and ``var``) from another object

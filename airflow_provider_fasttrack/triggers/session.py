@@ -17,6 +17,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_fasttrack.exceptions import BackendAIError
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.session_log import unseen_lines
+from airflow_provider_fasttrack.settings import configured_seconds
 
 __all__ = ["BackendAISessionTrigger"]
 
@@ -31,11 +32,13 @@ WAKE_EVENTS = frozenset(
     }
 )
 
-#: the least time between a deferral and the trigger's event. Airflow's scheduler (3.3) fails a task instance
-#: whose deferring worker's exit ("success") it processes only after the resumed try is already queued or
-#: running (it forgives only the still-scheduled case), so an event fired within seconds of the deferral can fail
-#: a task whose session ended quickly. Waiting a few seconds lets the scheduler see the exit first.
-RESUME_GRACE_SECONDS = 6.0
+#: the least time between a deferral and the trigger's event (``[fasttrack] resume_grace``). Airflow's scheduler
+#: (3.3) fails a task instance whose deferring worker's exit ("success") it processes only after the resumed try
+#: is already queued or running (it forgives only the still-scheduled case), so an event fired within seconds of
+#: the deferral can fail a task whose session ended quickly. Waiting a few seconds lets the scheduler see the exit
+#: first. Where no scheduler runs (``dag.test()``, ``airflow dags test``) it can be 0.
+DEFAULT_RESUME_GRACE_SECONDS = 6.0
+RESUME_GRACE_OPTION = "resume_grace"
 
 
 class BackendAISessionTrigger(BaseTrigger):
@@ -88,7 +91,7 @@ class BackendAISessionTrigger(BaseTrigger):
         listener = asyncio.create_task(self._listen(hook, wake))
         next_log = time.monotonic() + self.log_interval if self.log_interval else None
         base = {"session_id": self.session_id, "session_name": self.session_name}
-        grace_ends = time.monotonic() + RESUME_GRACE_SECONDS
+        grace_ends = time.monotonic() + configured_seconds(RESUME_GRACE_OPTION, DEFAULT_RESUME_GRACE_SECONDS)
         try:
             while True:
                 try:
