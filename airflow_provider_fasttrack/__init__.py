@@ -13,8 +13,11 @@ def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
     from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE_INFO
     from airflow_provider_fasttrack.session_log import DEFAULT_LOG_INTERVAL, LOG_INTERVAL_OPTION
-    from airflow_provider_fasttrack.settings import CONFIG_SECTION
-    from airflow_provider_fasttrack.triggers.session import DEFAULT_RESUME_GRACE_SECONDS, RESUME_GRACE_OPTION
+    from airflow_provider_fasttrack.settings import (
+        CONFIG_SECTION,
+        DEFAULT_RESUME_GRACE_SECONDS,
+        RESUME_GRACE_OPTION,
+    )
 
     return {
         "package-name": "airflow-provider-fasttrack",

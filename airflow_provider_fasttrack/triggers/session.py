@@ -17,7 +17,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_fasttrack.exceptions import BackendAIError
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.session_log import unseen_lines
-from airflow_provider_fasttrack.settings import configured_seconds
+from airflow_provider_fasttrack.settings import (
+    DEFAULT_RESUME_GRACE_SECONDS,
+    RESUME_GRACE_OPTION,
+    configured_seconds,
+)
 
 __all__ = ["BackendAISessionTrigger"]
 
@@ -31,14 +35,6 @@ WAKE_EVENTS = frozenset(
         "session_failure",
     }
 )
-
-#: the least time between a deferral and the trigger's event (``[fasttrack] resume_grace``). Airflow's scheduler
-#: (3.3) fails a task instance whose deferring worker's exit ("success") it processes only after the resumed try
-#: is already queued or running (it forgives only the still-scheduled case), so an event fired within seconds of
-#: the deferral can fail a task whose session ended quickly. Waiting a few seconds lets the scheduler see the exit
-#: first. Where no scheduler runs (``dag.test()``, ``airflow dags test``) it can be 0.
-DEFAULT_RESUME_GRACE_SECONDS = 6.0
-RESUME_GRACE_OPTION = "resume_grace"
 
 
 class BackendAISessionTrigger(BaseTrigger):
