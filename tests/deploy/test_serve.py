@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -34,6 +35,7 @@ def test_serve_comes_up_with_login_and_pools_and_stops_everything_on_ctrl_c(tmp_
     assert process.stdout is not None
     reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
     reader.start()
+    family: set[int] = {process.pid}
     try:
         ready = wait_for(
             lambda: (
@@ -49,7 +51,7 @@ def test_serve_comes_up_with_login_and_pools_and_stops_everything_on_ctrl_c(tmp_
         output = "".join(lines)
         assert "mock accelerator: scaling group 'default' declares cuda.shares=10" in output
         assert "pool backendai-gpu-default: 100 slots" in output
-        family = {process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))}
+        family |= {*(child.pid for child in psutil.Process(process.pid).children(recursive=True))}
 
         assert httpx.get(f"{url}/", timeout=30).status_code == 200  # the UI's page
         assert httpx.get(f"{url}/api/v2/dags", timeout=30).status_code == 401  # nothing without logging in
@@ -72,7 +74,9 @@ def test_serve_comes_up_with_login_and_pools_and_stops_everything_on_ctrl_c(tmp_
         try:
             returncode = process.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            for pid in running(family):  # the components run in process groups of their own
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
             shown = [line for line in lines if "login:" not in line]  # the generated admin password stays out
             pytest.fail("scripts/serve did not stop within 120 s of Ctrl-C:\n" + "".join(shown))
         reader.join(timeout=10)
