@@ -24,6 +24,7 @@ __all__ = [
     "ServiceRequest",
     "VariantDefaults",
     "service_name_problem",
+    "vfolder_subpath_problem",
 ]
 
 #: the runtime variants the manager knows; ``custom`` reads the model folder's model-definition.yaml
@@ -68,6 +69,13 @@ def service_name_problem(name: str) -> str | None:
     return None
 
 
+def vfolder_subpath_problem(subpath: str) -> str | None:
+    """Why ``subpath`` is not a folder inside the model vfolder (relative, no ``..``), or ``None``."""
+    if subpath.startswith("/") or ".." in subpath.split("/"):
+        return f"{subpath!r} is not a folder inside the model vfolder (a relative path without '..')"
+    return None
+
+
 @dataclass
 class ServiceRequest:
     """One Backend.AI model service: a model folder served by ``replicas`` inference sessions.
@@ -77,13 +85,21 @@ class ServiceRequest:
     :param runtime_variant: one of :data:`RUNTIME_VARIANTS`; ``custom`` runs the folder's model definition.
     :param model_definition_path: the model definition inside the folder (default ``model-definition.yaml``).
     :param model_mount_destination: ``/models`` unless the variant is ``custom`` or ``cmd``; ``''`` is the default.
+    :param vfolder_subpath: the folder inside the model vfolder that is mounted (default: the whole vfolder).
     :param extra_mounts: more vfolders in FastTrack syntax, ``"vf"`` or ``"vf:alias"`` (keyed by id in the body).
     :param resources: per-replica slots; ``env``: the replicas' environment.
     :param open_to_public: the endpoint answers without a token.
     """
 
     #: rendered by Airflow in place when the request is an operator's template field
-    template_fields: ClassVar[tuple[str, ...]] = ("name", "model", "image", "env", "startup_command")
+    template_fields: ClassVar[tuple[str, ...]] = (
+        "name",
+        "model",
+        "vfolder_subpath",
+        "image",
+        "env",
+        "startup_command",
+    )
 
     name: str
     model: str

@@ -80,7 +80,10 @@ def task_times(lite: LiteServer, dag_id: str) -> dict[str, float | None]:
     times: dict[str, float | None] = {}
     for session in sessions:
         if session["tag"] == dag_id:
-            task = session["name"][3:].rsplit("-", 1)[0]
+            name = session[
+                "name"
+            ]  # ft-<task>-<digest>, or svc-<service>-<n>-<id> for a model service's replica
+            task = "model service" if name.startswith("svc-") else name[3:].rsplit("-", 1)[0]
             times[task] = _seconds(session["started_at"], session["terminated_at"])
     return times
 
@@ -111,6 +114,14 @@ def summary(lite: LiteServer, dag_id: str, started: float) -> list[str]:
             f"  Training: {result['global_step']} steps, {result['train_tokens_per_second']} tokens/s, "
             f"train loss {result['train_loss']:.3f}, eval loss {result['eval_loss']:.3f}"
         )
+    smoke = folder.parent / "smoke-query" / "result.json"
+    if smoke.is_file():
+        asked = json.loads(smoke.read_text())
+        lines.append(f"  Served fine-tuned model ({asked['seconds']} s), asked: {_short(asked['question'])}")
+        lines.append(f"    answer: {_short(asked['answer'])}")
+        lines.append(f"    reference: {_short(asked['reference'])}")
+    else:
+        lines.append("  Served fine-tuned model: no smoke-query result in this run")
     times = task_times(lite, dag_id)
     lines.append(
         "  Task sessions: "

@@ -2,7 +2,8 @@
 
 Commands: ``prepare`` (build the Q/A dataset), ``extract`` (LLM Q/A extraction from transcripts), ``pretrain``
 (continual pre-training on raw domain text), ``finetune`` (LoRA SFT), ``evaluate`` (SemScore, judge, report),
-``launch`` (run a step data-parallel over the kernels of a cluster session).
+``merge`` (an adapter merged into its base, with a model definition to serve it), ``ask`` (one test question to a
+served model), ``launch`` (run a step data-parallel over the kernels of a cluster session).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ COMMANDS = {
     "pretrain": "training.pretrain",
     "finetune": "training.finetune",
     "evaluate": "training.evaluate",
+    "merge": "training.merge",
+    "ask": "training.ask",
     "launch": "training.launch",
 }
 

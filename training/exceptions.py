@@ -7,6 +7,8 @@ Hierarchy (each class under its base; a root names its built-in base)::
     DatasetError(ValueError)          the dataset is missing or a row does not follow the contract
     BaseModelError(RuntimeError)      the base model cannot be found or prepared
     EvaluationError(RuntimeError)     the evaluation inputs are missing or inconsistent
+    MergeError(ValueError)            the adapter to merge or the output folder is unusable
+    ServedModelError(RuntimeError)    a served model cannot be asked, or gave no answer
     PrepareError(ValueError)          bad usage or input that stops dataset preparation
 """
 
@@ -23,7 +25,9 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "EvaluationError",
+    "MergeError",
     "PrepareError",
+    "ServedModelError",
     "YamlDocumentError",
 ]
 
@@ -54,6 +58,14 @@ class BaseModelError(RuntimeError):
 
 class EvaluationError(RuntimeError):
     """The evaluation inputs are missing or inconsistent."""
+
+
+class MergeError(ValueError):
+    """The adapter to merge or the output folder is unusable, with a message naming which."""
+
+
+class ServedModelError(RuntimeError):
+    """A served model cannot be asked (no endpoint, a refused request) or gave no answer."""
 
 
 class PrepareError(ValueError):

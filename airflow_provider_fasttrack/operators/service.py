@@ -29,7 +29,11 @@ from airflow_provider_fasttrack.model_definition import DEFINITION_FILES, parse_
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import run_service_name
 from airflow_provider_fasttrack.operators.session import skip_reason
-from airflow_provider_fasttrack.service_request import SERVICE_REQUEST_FIELDS, ServiceRequest
+from airflow_provider_fasttrack.service_request import (
+    SERVICE_REQUEST_FIELDS,
+    ServiceRequest,
+    vfolder_subpath_problem,
+)
 from airflow_provider_fasttrack.triggers.service import (
     BackendAIServiceTrigger,
     service_failure,
@@ -153,6 +157,9 @@ class BackendAIModelServiceOperator(BaseOperator):
         """Fail before anything starts when the model folder (or an extra mount) is missing, or when a
         ``custom`` service's model definition is missing or invalid. Returns vfolder name -> id."""
         request = self.request
+        subpath = (request.vfolder_subpath or "").strip()
+        if problem := vfolder_subpath_problem(subpath):  # as rendered
+            raise ServiceFailedError(f"Task {self.task_id}: vfolder_subpath {problem}")
         folders = self.hook.list_vfolders()
         ids = {str(f.get("name")): str(f.get("id")) for f in folders}
         known = set(ids) | set(ids.values())

@@ -60,10 +60,24 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
 
 
 def template_functions(graph: PipelineGraph) -> dict[str, Any]:
-    """Functions the pipeline's templates may call: ``backendai_service_token('<serving task>')``."""
+    """Functions the pipeline's templates may call: ``backendai_service_token('<serving task>')`` and
+    ``pipeline_job_id()`` (the running DAG run's ``BACKENDAI_PIPELINE_JOB_ID``)."""
     from airflow_provider_fasttrack.operators.service import service_token_for
 
-    return {"backendai_service_token": functools.partial(service_token_for, backendai_conn_id=graph.conn_id)}
+    return {
+        "backendai_service_token": functools.partial(service_token_for, backendai_conn_id=graph.conn_id),
+        "pipeline_job_id": current_pipeline_job_id,
+    }
+
+
+def current_pipeline_job_id() -> str:
+    """The pipeline job id of the DAG run whose task is rendering, as its sessions see it."""
+    from airflow.sdk import get_current_context
+
+    from airflow_provider_fasttrack.naming import pipeline_job_id
+
+    ti = get_current_context()["ti"]
+    return pipeline_job_id(ti.dag_id, ti.run_id)
 
 
 def skip_tasks_param(task_ids: Sequence[str]) -> Param:

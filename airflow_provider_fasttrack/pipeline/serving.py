@@ -17,6 +17,7 @@ from airflow_provider_fasttrack.service_request import (
     RUNTIME_VARIANTS,
     ServiceRequest,
     service_name_problem,
+    vfolder_subpath_problem,
 )
 from training.yamldoc import Issue, Loc, YamlDocument
 
@@ -40,6 +41,8 @@ def service_issues(task: TaskSpec, loc: Loc, doc: YamlDocument) -> Iterator[Issu
         )
     elif not VFOLDER_NAME.fullmatch(service.model.strip()):
         yield doc.issue((*where, "model"), f"{service.model!r} is not a vfolder name")
+    if problem := vfolder_subpath_problem(service.vfolder_subpath.strip()):
+        yield doc.issue((*where, "vfolder_subpath"), problem)
     if service.runtime_variant not in RUNTIME_VARIANTS:
         yield doc.issue(
             (*where, "runtime_variant"),
@@ -76,6 +79,7 @@ def service_request(spec: PipelineSpec, task: TaskSpec) -> ServiceRequest:
         cluster_size=task.cluster_size,
         model_definition_path=service.model_definition_path or None,
         model_mount_destination=service.model_mount_destination or MODEL_MOUNT_DESTINATION,
+        vfolder_subpath=service.vfolder_subpath.strip() or None,
         extra_mounts=[m.strip() for m in task.mounts],
         env={**spec.environment.envs, **task.environment.envs},
         project=task.environment.project or None,

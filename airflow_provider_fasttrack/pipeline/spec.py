@@ -153,6 +153,7 @@ class ServiceSpec(_FastTrackModel):
     model: Text = ""
     model_mount_destination: Text = ""
     model_definition_path: Text | None = None
+    vfolder_subpath: Text = ""
     runtime_variant: Text = "custom"
     replicas: int = Field(default=1, ge=0)
     open_to_public: bool = False

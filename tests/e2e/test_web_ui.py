@@ -118,7 +118,9 @@ def test_trade_qa_from_login_to_the_session_log(  # type: ignore[no-untyped-def]
     graph = page.locator(".react-flow")
     for task in tasks:
         expect(graph.get_by_text(task["task_id"], exact=True).first).to_be_visible()
-    assert len(tasks) == 5  # extract-qa, prepare-dataset, pretrain-domain, finetune, evaluate
+    # extract-qa, prepare-dataset, pretrain-domain, finetune, evaluate, merge-model, serve-model, smoke-query and
+    # the service's teardown
+    assert len(tasks) == 9
     expect(graph.locator(".react-flow__edge")).to_have_count(
         sum(len(t["downstream_task_ids"]) for t in tasks)
     )

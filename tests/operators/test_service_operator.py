@@ -42,6 +42,21 @@ def test_a_custom_service_needs_a_model_definition(lite, hook) -> None:  # type:
     operator(model="bare-model", runtime_variant="vllm")._check_folders()
 
 
+def test_the_model_definition_is_looked_up_in_the_vfolder_subpath(lite, hook) -> None:  # type: ignore[no-untyped-def]
+    write_echo_model(lite, "runs-model", definition=None)  # none at the top of the vfolder
+    run = lite.vfolder_path("runs-model") / "served" / "run-1"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "model-definition.yaml").write_text(MODEL_DEFINITION)
+    operator(model="runs-model", vfolder_subpath="served/run-1")._check_folders()
+    with pytest.raises(ServiceFailedError, match="has no model-definition.yaml"):
+        operator(model="runs-model", vfolder_subpath="served/run-2")._check_folders()
+    with pytest.raises(
+        ServiceFailedError, match=r"^Task serve: vfolder_subpath 'served/\.\./\.\.' is not a folder inside"
+    ):
+        operator(model="runs-model", vfolder_subpath="served/../..")._check_folders()
+    assert hook.find_service("checked") is None
+
+
 def test_a_model_definition_without_start_command_names_file_line_and_field(lite) -> None:  # type: ignore[no-untyped-def]
     broken = MODEL_DEFINITION.replace("      start_command:", "      # start_command:")
     write_echo_model(lite, "no-command-model", definition=broken)

@@ -106,6 +106,8 @@ EXPECTED = {
     "service_no_model": ("tasks[0].service.model", "the model folder is missing"),
     "service_unknown_variant": ("tasks[0].service.runtime_variant", "unknown runtime variant 'tensorrt'"),
     "service_mount_destination": ("tasks[0].service.model_mount_destination", "must be /models"),
+    "service_subpath_absolute": ("tasks[0].service.vfolder_subpath", "'/etc/models' is not a folder inside"),
+    "service_subpath_dotdot": ("tasks[0].service.vfolder_subpath", "(a relative path without '..')"),
     "shares_negative": ("tasks[1].resources['cuda.shares']", "cannot be negative"),
     "shares_word": ("tasks[1].resources['cuda.shares']", "not a number of fractional GPUs"),
     "shmem_bad": ("tasks[1].resource_opts.shmem", "is not a memory size"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -291,3 +292,12 @@ def test_shipped_trade_qa_pipeline_declares_its_offline_params() -> None:
         "gemma2-2b-seed",
         "smollm2-135m-cpu",
     ]
+    # it ends in serving this run's merged model: vLLM on a cluster, transformers serve offline
+    assert dag.get_task("merge-model").request.resources.keys() == {"cpu", "mem"}
+    serve = dag.get_task("serve-model")
+    assert serve.ephemeral and serve.request.model == "trade-qa-models"
+    assert serve.request.vfolder_subpath == "served/{{ pipeline_job_id() }}"
+    assert dag.get_task("smoke-query").upstream_task_ids == {"prepare-dataset", "serve-model"}
+    assert dag.params.get_param("server").value == "vllm"
+    offline = json.loads((ROOT / "dags" / "pipelines" / "trade-qa-finetune.offline.json").read_text())
+    assert offline["server"] == "transformers"

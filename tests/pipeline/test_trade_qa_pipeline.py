@@ -117,6 +117,10 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
         "pretrain-domain": "success",
         "finetune": "success",
         "evaluate": "success",
+        "merge-model": "success",
+        "serve-model": "success",
+        "smoke-query": "success",
+        "serve-model-teardown": "success",
     }, states
 
     # result.json of each step is its XCom value
@@ -168,6 +172,58 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
     converted = session_lite.vfolder_path("trade-qa-models") / "converted"
     assert [p.name for p in converted.iterdir()] == ["SmolLM2-135M-Instruct-v1"]
     assert "mock accelerator: cuda.shares=5" in logs_of(session_lite, run.run_id, "finetune")
+
+    assert_the_fine_tuned_model_of_this_run_answered(session_lite, run, job)
+
+
+def assert_the_fine_tuned_model_of_this_run_answered(lite: LiteServer, run: Any, job: Path) -> None:
+    """smoke-query's answer came from this run's merged model, served from its own folder; the service is gone."""
+    from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+    from training.generate import generate
+    from training.models import load_tokenizer
+
+    job_id = pipeline_job_id(DAG_ID, run.run_id)
+    smoke = run.get_task_instance("smoke-query").xcom_pull(task_ids="smoke-query")
+    assert smoke == json.loads((job / "smoke-query" / "result.json").read_text())
+    assert isinstance(smoke["answer"], str) and smoke["answer"].strip()
+    (row,) = [
+        r
+        for r in map(json.loads, (job / "prepare-dataset" / "test.jsonl").read_text().splitlines())
+        if r["question"] == smoke["question"]
+    ]
+    assert smoke["reference"] == row["answer"]
+    # merge-model merged this run's adapter onto this run's domain-adapted model
+    merged = run.get_task_instance("merge-model").xcom_pull(task_ids="merge-model")
+    assert merged["model_dir"] == f"/home/work/trade-qa-models/served/{job_id}"
+    assert (
+        merged["adapter"] == "/pipeline/input1/adapter" and merged["base_model"] == "/pipeline/input2/model"
+    )
+    assert merged["server"] == "transformers"
+    # the service's replica mounted this run's merged model at /models, and no other model folder
+    with closing(sqlite3.connect(lite.data_dir / "lite.sqlite3")) as db:
+        replicas = [
+            json.loads(config)
+            for (config,) in db.execute("SELECT config FROM sessions WHERE name LIKE 'svc-trade-qa-model-%'")
+        ]
+    assert replicas and all(
+        c["mounts"] == [f"trade-qa-models/served/{job_id}"]
+        and c["mount_map"] == {f"trade-qa-models/served/{job_id}": "/models"}
+        for c in replicas
+    ), replicas
+    # and it answers as that model does: greedy, the same chat messages and token limit
+    folder = lite.vfolder_path("trade-qa-models") / "served" / job_id
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder))
+    (expected,) = generate(
+        model, load_tokenizer(str(folder)), [list(row["prompt"])], max_new_tokens=SHORT_RUN["max_new_tokens"]
+    )
+    assert smoke["answer"] == expected
+    hook = BackendAIHook("backendai_default")
+    try:
+        assert hook.list_services() == []
+    finally:
+        hook.close()
 
 
 def test_sessions_of_the_pipeline_image_have_no_airflow_and_only_staged_code(
