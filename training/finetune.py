@@ -3,8 +3,8 @@
 Trains on the ``prompt``/``completion`` pairs of the ``train`` split (loss on the completion only, rendered with
 the tokenizer's own chat template), reports the loss on ``validation``, checkpoints as it goes and resumes from
 the last checkpoint after an interruption. Writes into the output folder:
-``adapter/`` (LoRA weights + tokenizer), ``merged/`` (with ``--merge``), ``checkpoints/``, ``metrics.json``,
-``result.json`` (steps, losses, tokens per second: a pipeline task's result) and ``finetune-config.yaml`` (the
+``adapter/`` (LoRA weights + tokenizer; ``python -m training merge`` merges it into its base), ``checkpoints/``,
+``metrics.json``, ``result.json`` (steps, losses, tokens per second: a pipeline task's result) and ``finetune-config.yaml`` (the
 recipe as run).
 """
 
@@ -57,9 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
         base_model_help="override the recipe's base model (model id, local folder, or a pretrain output folder)",
         set_example="--set sft.max_steps=20 --set lora.r=8",
     )
-    parser.add_argument(
-        "--merge", action="store_true", help="also save the base model with the adapter merged in"
-    )
     return parser
 
 
@@ -79,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
             args.dataset,
             args.output,
             resume=args.resume,
-            merge=args.merge,
             report_to=args.report_to,
             model_cache=args.model_cache,
         )
@@ -99,7 +95,6 @@ def finetune(
     output: Path,
     *,
     resume: str = "auto",
-    merge: bool = False,
     report_to: str | None = None,
     model_cache: Path | None = None,
 ) -> dict[str, Any]:
@@ -181,12 +176,6 @@ def finetune(
         metrics.update(trainer.evaluate())
     if not rank.is_main:
         return metrics
-    if merge:
-        merged_dir = output / "merged"
-        merged = trainer.model.merge_and_unload()
-        merged.save_pretrained(str(merged_dir))
-        tokenizer.save_pretrained(str(merged_dir))
-        metrics["merged_dir"] = str(merged_dir)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     (output / "result.json").write_text(json.dumps(headline(metrics)) + "\n")
     return metrics

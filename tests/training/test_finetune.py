@@ -35,7 +35,6 @@ def _argv(dataset: Path, output: Path, cache: Path, *extra: str) -> list[str]:
 def test_finetune_resumes_from_checkpoint_and_adapter_generates(
     qa_dataset: Path, model_cache: Path, smollm2: str, tmp_path: Path
 ) -> None:
-    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -55,8 +54,7 @@ def test_finetune_resumes_from_checkpoint_and_adapter_generates(
     assert result["global_step"] == 2 and result["eval_loss"] == first["eval_loss"]
     assert result["train_tokens_per_second"] == round(first["num_tokens"] / first["train_runtime"], 1)
 
-    # The resumed run merges in fp32, so that the merged model must match the adapter to float precision.
-    resumed = ("--set", "sft.max_steps=3", "--set", "precision=fp32", "--merge")
+    resumed = ("--set", "sft.max_steps=3", "--set", "precision=fp32")
     assert main(_argv(qa_dataset, output, model_cache, *resumed)) == 0
     second = json.loads((output / "metrics.json").read_text())
     assert second["global_step"] == 3
@@ -78,15 +76,6 @@ def test_finetune_resumes_from_checkpoint_and_adapter_generates(
     question = [{"role": "user", "content": "Answer the following question: What is a tariff?"}]
     answers = generate(model, tokenizer, [question], max_new_tokens=12)
     assert len(answers) == 1 and answers[0].strip()
-
-    merged = AutoModelForCausalLM.from_pretrained(output / "merged")
-    ids: Any = tokenizer.apply_chat_template(
-        question, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
-    with torch.inference_mode():
-        adapter_logits = model(**ids).logits
-        merged_logits = merged(**ids).logits
-    assert torch.allclose(adapter_logits, merged_logits, atol=1e-3)
 
 
 def test_unknown_sft_option_is_a_clear_error(
