@@ -218,8 +218,6 @@ def locate_finetuned(path: Path) -> FinetunedModel:
         return FinetunedModel(path / "adapter", True, recorded)
     if (path / "adapter_config.json").is_file():
         return FinetunedModel(path, True, _adapter_base(path))
-    if (path / "merged" / "config.json").is_file():
-        return FinetunedModel(path / "merged", False, None)
     if (path / "config.json").is_file():
         return FinetunedModel(path, False, None)
     raise EvaluationError(f"{path}: no adapter (adapter_config.json) or model (config.json) found")
