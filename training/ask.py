@@ -18,7 +18,8 @@ from typing import Any
 
 from training.evaluate import test_rows
 from training.exceptions import DatasetError, ServedModelError
-from training.paths import default_input_dir, default_output_dir
+from training.launch import log_format
+from training.paths import default_input_dir, default_output_dir, missing_outside_pipeline
 
 log = logging.getLogger("training.ask")
 
@@ -39,10 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=log_format())
     args = build_parser().parse_args(argv)
-    if args.dataset is None or args.output is None:
-        print("error: --dataset and --output are required outside a pipeline task", file=sys.stderr)
+    if problem := missing_outside_pipeline({"--dataset": args.dataset, "--output": args.output}):
+        print(problem, file=sys.stderr)
         return 2
     try:
         result = ask(args)

@@ -26,6 +26,7 @@ import yaml
 from training.data import load_splits, read_definitions
 from training.exceptions import BaseModelError, ConfigError, DatasetError, EvaluationError
 from training.judge import Judge, JudgeItem, LocalJudge, OpenAIJudge, Verdict
+from training.launch import log_format
 from training.models import (
     Hardware,
     choose_attention,
@@ -35,7 +36,7 @@ from training.models import (
     resolve_base_model,
     torch_dtype,
 )
-from training.paths import default_input_dir, default_output_dir
+from training.paths import default_input_dir, default_output_dir, missing_outside_pipeline
 from training.prepare import SAMPLES_DIR
 from training.report import MODELS, ModelResult, build_report, headline, sections, write_outputs
 from training.semscore import PACKAGED_MODEL, load_embedder, semscores
@@ -94,19 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=log_format())
     args = build_parser().parse_args(argv)
-    missing = [
-        flag
-        for flag, value in (
-            ("--dataset", args.dataset),
-            ("--finetuned", args.finetuned),
-            ("--output", args.output),
-        )
-        if value is None
-    ]
-    if missing:
-        print(f"error: {', '.join(missing)} required outside a pipeline task", file=sys.stderr)
+    if problem := missing_outside_pipeline(
+        {"--dataset": args.dataset, "--finetuned": args.finetuned, "--output": args.output}
+    ):
+        print(problem, file=sys.stderr)
         return 2
     try:
         result = evaluate(args)

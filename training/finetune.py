@@ -38,7 +38,7 @@ from training.models import (
     resolve_base_model,
     torch_dtype,
 )
-from training.paths import default_input_dir, default_output_dir
+from training.paths import default_input_dir, default_output_dir, missing_outside_pipeline
 
 log = logging.getLogger("training.finetune")
 
@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=log_format())
     args = build_parser().parse_args(argv)
-    if args.dataset is None or args.output is None:
-        print("error: --dataset and --output are required outside a pipeline task", file=sys.stderr)
+    if problem := missing_outside_pipeline({"--dataset": args.dataset, "--output": args.output}):
+        print(problem, file=sys.stderr)
         return 2
     try:
         overrides = list(args.overrides)

@@ -19,8 +19,9 @@ import yaml
 
 from training.evaluate import locate_finetuned
 from training.exceptions import BaseModelError, EvaluationError, MergeError
+from training.launch import log_format
 from training.models import resolve_base_model
-from training.paths import default_input_dir, default_output_dir
+from training.paths import default_input_dir, default_output_dir, missing_outside_pipeline
 
 log = logging.getLogger("training.merge")
 
@@ -85,10 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=log_format())
     args = build_parser().parse_args(argv)
-    if args.adapter is None or args.output is None:
-        print("error: --adapter and --output are required outside a pipeline task", file=sys.stderr)
+    if problem := missing_outside_pipeline({"--adapter": args.adapter, "--output": args.output}):
+        print(problem, file=sys.stderr)
         return 2
     try:
         result = merge(args)

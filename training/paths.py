@@ -23,3 +23,12 @@ def default_input_dir(index: int = 1) -> Path | None:
         return Path(env)
     path = Path(f"/pipeline/input{index}")
     return path if path.is_dir() else None
+
+
+def missing_outside_pipeline(values: dict[str, object]) -> str | None:
+    """The error for options left unset that only a pipeline task fills in by default (``{flag: value}``)."""
+    missing = [flag for flag, value in values.items() if value is None]
+    if not missing:
+        return None
+    verb = "is" if len(missing) == 1 else "are"
+    return f"error: {' and '.join(missing)} {verb} required outside a pipeline task"

@@ -43,8 +43,9 @@ from training.domain_text import (
 )
 from training.exceptions import BaseModelError, ConfigError, DatasetError
 from training.finetune import build_trainer, last_logged, load_base, resume_checkpoint
+from training.launch import log_format
 from training.models import PRETRAINED_MODEL_DIR
-from training.paths import default_output_dir
+from training.paths import default_output_dir, missing_outside_pipeline
 from training.split import DEFAULT_RELATED_THRESHOLD
 
 log = logging.getLogger("training.pretrain")
@@ -97,10 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=log_format())
     args = build_parser().parse_args(argv)
-    if args.output is None:
-        print("error: --output is required outside a pipeline task", file=sys.stderr)
+    if problem := missing_outside_pipeline({"--output": args.output}):
+        print(problem, file=sys.stderr)
         return 2
     try:
         overrides = list(args.overrides)
