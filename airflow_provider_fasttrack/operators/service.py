@@ -28,7 +28,7 @@ from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_fasttrack.model_definition import DEFINITION_FILES, parse_model_definition
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import run_service_name
-from airflow_provider_fasttrack.operators.session import skip_reason
+from airflow_provider_fasttrack.operators.session import skip_reason, timeout_deadline
 from airflow_provider_fasttrack.service_request import (
     SERVICE_REQUEST_FIELDS,
     ServiceRequest,
@@ -145,7 +145,7 @@ class BackendAIModelServiceOperator(BaseOperator):
                     service_id=service_id,
                     backendai_conn_id=self.backendai_conn_id,
                     poll_interval=self.poll_interval,
-                    deadline=self._deadline(context),
+                    deadline=timeout_deadline(self.execution_timeout, context),
                     max_failures=self.max_failures,
                     delete_on_kill=owned,
                 ),
@@ -193,13 +193,6 @@ class BackendAIModelServiceOperator(BaseOperator):
             f"Task {self.task_id}: the model folder {request.model!r} has no {' or '.join(candidates)}; a "
             "runtime_variant 'custom' service needs a model definition (or choose another runtime_variant)"
         )
-
-    def _deadline(self, context: Context) -> float | None:
-        if self.execution_timeout is None:
-            return None
-        start = context["ti"].start_date
-        started = start.timestamp() if start else time.time()
-        return started + self.execution_timeout.total_seconds()
 
     def _wait_here(self, context: Context, service_id: str, owned: bool) -> Any:
         try:

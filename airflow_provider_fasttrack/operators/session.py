@@ -8,6 +8,7 @@ the session under a deterministic name and stores its id -> ``poll_until_complet
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import json
 import time
@@ -381,7 +382,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
                     session_name=name,
                     backendai_conn_id=self.backendai_conn_id,
                     poll_interval=self.poll_interval,
-                    deadline=self._deadline(context),
+                    deadline=timeout_deadline(self.execution_timeout, context),
                     # the triggerer holds no masks: a task reading secrets shows its session log at the end
                     log_interval=None if self._has_secret_env() else log_interval,
                 ),
@@ -406,14 +407,6 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         self._know_session(str(external_id))
         state = self.hook.get_session_state(str(external_id))
         return self._finish(context, state, log_offset=None)
-
-    def _deadline(self, context: Context) -> float | None:
-        """``execution_timeout`` as an absolute time, so that it also holds while deferred."""
-        if self.execution_timeout is None:
-            return None
-        start = context["ti"].start_date
-        started = start.timestamp() if start else time.time()
-        return started + self.execution_timeout.total_seconds()
 
     # -- completion -----------------------------------------------------------------------------
 
@@ -592,6 +585,15 @@ def _human(slot: str, amount: Any) -> str:
     if is_memory_slot(slot):
         return f"{int(amount) / 2**30:g}g"
     return f"{amount:g}" if hasattr(amount, "__format__") else str(amount)
+
+
+def timeout_deadline(execution_timeout: dt.timedelta | None, context: Context) -> float | None:
+    """A task's ``execution_timeout`` as an absolute time (epoch seconds), so that it also holds while deferred."""
+    if execution_timeout is None:
+        return None
+    start = context["ti"].start_date
+    started = start.timestamp() if start else time.time()
+    return started + execution_timeout.total_seconds()
 
 
 def skip_reason(task_id: str, skip: bool, context: Context) -> str | None:
