@@ -12,7 +12,21 @@ from typing import Any
 WEBHOOK_PATH = "/services/T0001/B0001/secret-token"
 
 
-class SlackWebhookStub(BaseHTTPRequestHandler):
+class _QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that writes whole answers and keeps the test output free of access logs."""
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+class SlackWebhookStub(_QuietHandler):
     """Slack incoming webhooks: POST JSON with ``text``; answers 200 ``ok``, or 400/404 like Slack does."""
 
     received: list[dict[str, Any]] = []
@@ -34,14 +48,7 @@ class SlackWebhookStub(BaseHTTPRequestHandler):
         self._answer(200, b"ok")
 
     def _answer(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        return
+        self._send(status, body, "text/html")
 
 
 @contextmanager
@@ -68,7 +75,7 @@ def _serving(handler: Any) -> Iterator[str]:
 BOT_TOKEN = "xoxb-0001-test-bot-token"
 
 
-class SlackWebApiStub(BaseHTTPRequestHandler):
+class SlackWebApiStub(_QuietHandler):
     """Slack's Web API method ``chat.postMessage``: a bearer bot token and JSON with ``channel`` and ``text``.
 
     Answers as Slack does: HTTP 200 with ``{"ok": true, ...}``, or ``{"ok": false, "error": ...}``.
@@ -99,15 +106,7 @@ class SlackWebApiStub(BaseHTTPRequestHandler):
         self._answer({"ok": True, "channel": "C0001", "ts": f"{len(type(self).received)}.000100"})
 
     def _answer(self, answer: dict[str, Any], status: int = 200) -> None:
-        body = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        return
+        self._send(status, json.dumps(answer).encode(), "application/json; charset=utf-8")
 
 
 @contextmanager
