@@ -91,6 +91,8 @@ class PipelineGraph:
     retries: int
     retry_delay: dt.timedelta
     tags: tuple[str, ...]
+    #: each task's Airflow ``execution_timeout`` (its session is destroyed when it is exceeded)
+    execution_timeout: dt.timedelta | None = None
     #: declared run parameters: name -> (default, JSON-schema keywords)
     params: tuple[tuple[str, Any, dict[str, Any]], ...] = ()
 
@@ -154,6 +156,9 @@ def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
         retries=options.retries,
         retry_delay=dt.timedelta(seconds=options.retry_delay_seconds),
         tags=tags,
+        execution_timeout=(
+            dt.timedelta(seconds=options.execution_timeout) if options.execution_timeout is not None else None
+        ),
         params=(
             *((p.name, p.default, p.keywords()) for p in spec.params),
             *((name, p.default, p.keywords()) for name, p in options.params.items()),

@@ -54,7 +54,12 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
         "end_date": end_date,
         "catchup": graph.catchup,
         "tags": set(graph.tags),
-        "default_args": {"owner": graph.owner, "retries": graph.retries, "retry_delay": graph.retry_delay},
+        "default_args": {
+            "owner": graph.owner,
+            "retries": graph.retries,
+            "retry_delay": graph.retry_delay,
+            "execution_timeout": graph.execution_timeout,
+        },
         "params": {name: Param(default, **schema) for name, default, schema in graph.params},
     }
 

@@ -283,6 +283,11 @@ class AirflowOptions(_OwnModel):
     )
     retries: int = Field(default=0, ge=0)
     retry_delay_seconds: int = Field(default=300, ge=0)
+    execution_timeout: Annotated[
+        float | None,
+        BeforeValidator(_seconds),
+        Field(gt=0, allow_inf_nan=False, description="each task's time limit: seconds, or text such as 30m, 2h"),
+    ] = None
     tags: NameList = Field(default_factory=list)
     owner: Text = "airflow"
     conn_id: Text = "backendai_default"

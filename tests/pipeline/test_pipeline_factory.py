@@ -191,6 +191,21 @@ def test_airflow_block_maps_to_the_dag() -> None:
     assert on_success.slack_webhook_conn_id == "slack_ml"
 
 
+def test_execution_timeout_applies_to_every_task() -> None:
+    text = AIRFLOW_BLOCK.replace("  retries: 2\n", "  retries: 2\n  execution_timeout: 90m\n")
+    dag = build_pipeline(load_pipeline_text(text, "tuned.yaml"))
+    assert {t.task_id: t.execution_timeout.total_seconds() for t in dag.tasks} == {"prepare": 5400, "train": 5400}
+    assert build_pipeline(load_pipeline_text(AIRFLOW_BLOCK, "tuned.yaml")).get_task("train").execution_timeout is None
+
+
+def test_execution_timeout_must_be_a_duration() -> None:
+    from airflow_provider_fasttrack.exceptions import PipelineSpecError
+
+    text = AIRFLOW_BLOCK.replace("  retries: 2\n", "  retries: 2\n  execution_timeout: soon\n")
+    with pytest.raises(PipelineSpecError, match=r"tuned.yaml:\d+:\d+.*execution_timeout"):
+        load_pipeline_text(text, "tuned.yaml")
+
+
 def test_env_templates_render_at_run_time() -> None:
     dag = build_pipeline(
         load_pipeline_text(AIRFLOW_BLOCK.replace("conn.hf.password", "run_id"), "tuned.yaml")
