@@ -286,7 +286,9 @@ class AirflowOptions(_OwnModel):
     execution_timeout: Annotated[
         float | None,
         BeforeValidator(_seconds),
-        Field(gt=0, allow_inf_nan=False, description="each task's time limit: seconds, or text such as 30m, 2h"),
+        Field(
+            gt=0, allow_inf_nan=False, description="each task's time limit: seconds, or text such as 30m, 2h"
+        ),
     ] = None
     tags: NameList = Field(default_factory=list)
     owner: Text = "airflow"

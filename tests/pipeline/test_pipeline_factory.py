@@ -194,8 +194,14 @@ def test_airflow_block_maps_to_the_dag() -> None:
 def test_execution_timeout_applies_to_every_task() -> None:
     text = AIRFLOW_BLOCK.replace("  retries: 2\n", "  retries: 2\n  execution_timeout: 90m\n")
     dag = build_pipeline(load_pipeline_text(text, "tuned.yaml"))
-    assert {t.task_id: t.execution_timeout.total_seconds() for t in dag.tasks} == {"prepare": 5400, "train": 5400}
-    assert build_pipeline(load_pipeline_text(AIRFLOW_BLOCK, "tuned.yaml")).get_task("train").execution_timeout is None
+    assert {t.task_id: t.execution_timeout.total_seconds() for t in dag.tasks} == {
+        "prepare": 5400,
+        "train": 5400,
+    }
+    assert (
+        build_pipeline(load_pipeline_text(AIRFLOW_BLOCK, "tuned.yaml")).get_task("train").execution_timeout
+        is None
+    )
 
 
 def test_execution_timeout_must_be_a_duration() -> None:
