@@ -93,7 +93,7 @@ def contract_lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]
         }
         for who, kp in LITE_KEYPAIRS.items()
     ]
-    config = {"images": [{"pattern": "cr.backend.ai/*"}], "kill_grace_seconds": 1}
+    config = {"images": [{"pattern": "cr.backend.ai/*"}, {"pattern": "python:*"}], "kill_grace_seconds": 1}
     with LiteServer(
         keypairs=keypairs, extra_config=config, data_dir=tmp_path_factory.mktemp("contract-lite")
     ) as server:
