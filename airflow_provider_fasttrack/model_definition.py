@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from airflow_provider_fasttrack.exceptions import ModelDefinitionError
 from training.yamldoc import load_model
@@ -42,6 +42,16 @@ class HealthCheck(_Model):
     max_wait_time: float = Field(default=15.0, gt=0)
     expected_status_code: int = Field(default=200, ge=100, le=599)
     initial_delay: float = Field(default=60.0, ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _a_path_on_the_replica(cls, value: str) -> str:
+        """The probe goes to the replica's own host and port: a path (and query), never another authority."""
+        if not value.startswith("/") or value.startswith("//"):
+            raise ValueError("must start with '/' (a single one): a path on the replica, not a host")
+        if any(c.isspace() or not c.isprintable() or c in "\\#" for c in value):
+            raise ValueError("must be a path and query without spaces, control characters, '\\' or '#'")
+        return value
 
 
 class PreStartAction(_Model):

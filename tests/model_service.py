@@ -1,15 +1,17 @@
 """A tiny model folder for model-service tests: an OpenAI-compatible chat server on the standard library.
 
 ``server.py`` answers ``GET /health`` and ``POST /v1/chat/completions`` with the folder's ``greeting.txt``
-followed by the question, so an answer proves it came from this folder's server.
+followed by the question, so an answer proves it came from this folder's server. ``GET /hold/<seconds>`` answers
+after that long; ``GET /inspect...`` answers the request target and the headers as the server received them.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 ECHO_SERVER = """\
-import argparse, json, pathlib
+import argparse, json, pathlib, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 parser = argparse.ArgumentParser()
@@ -29,7 +31,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        self._send(200, {"status": "ok"}) if self.path == "/health" else self._send(404, {"error": self.path})
+        if self.path == "/health":
+            return self._send(200, {"status": "ok"})
+        if self.path.startswith("/hold/"):
+            time.sleep(float(self.path.rsplit("/", 1)[1]))
+            return self._send(200, {"held": True})
+        if self.path.startswith("/inspect"):
+            return self._send(200, {"path": self.path, "headers": [list(h) for h in self.headers.items()]})
+        self._send(404, {"error": self.path})
 
     def do_POST(self):
         if self.path != "/v1/chat/completions":
@@ -44,7 +53,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+class Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many concurrent callers are accepted, none refused
+
+
+Server(("127.0.0.1", args.port), Handler).serve_forever()
 """
 
 MODEL_DEFINITION = """\
@@ -62,18 +75,24 @@ models:
 
 
 def write_echo_model(
-    lite: Any, vfolder: str, *, greeting: str = "Echo:", definition: str | None = MODEL_DEFINITION
+    lite: Any,
+    vfolder: str,
+    *,
+    greeting: str = "Echo:",
+    definition: str | None = MODEL_DEFINITION,
+    owner: Any = None,
 ) -> None:
     """Create ``vfolder`` on ``lite`` (if missing) holding the echo server and its model definition.
 
-    The folder is created through the API, retried past injected faults (a fault server's 5xx and 429).
+    The folder is created through the API, retried past injected faults (a fault server's 5xx and 429), by
+    ``owner`` (a signed client of another keypair) or else by the server's first keypair.
     """
-    with lite.client() as http:
+    with contextlib.nullcontext(owner) if owner is not None else lite.client() as http:
         for _ in range(30):
             answer = http.post("/folders", json={"name": vfolder})
             if answer.status_code < 429:  # 201 created, 400 exists already
                 break
-    folder = lite.vfolder_path(vfolder)
+    folder = lite.vfolder_path(vfolder, owner.auth.access_key if owner is not None else None)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "server.py").write_text(ECHO_SERVER)
     (folder / "greeting.txt").write_text(greeting + "\n")

@@ -80,7 +80,6 @@ def create_app(config: LiteConfig, data_dir: Path) -> FastAPI:
         )
         log.info("session filesystem: %s", note)
         registry.start()
-        model_services.start()
         try:
             yield
         finally:

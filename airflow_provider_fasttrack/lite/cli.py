@@ -191,6 +191,7 @@ def serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             timeout_graceful_shutdown=3,
             lifespan="on",
+            proxy_headers=False,  # a caller's X-Forwarded-* never stands for its address or scheme
             ssl_certfile=args.tls_cert,
             ssl_keyfile=args.tls_key,
         )

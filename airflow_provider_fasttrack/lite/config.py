@@ -23,6 +23,7 @@ __all__ = [
     "LiteConfig",
     "Preset",
     "ScalingGroupConfig",
+    "ServicesConfig",
     "generate_keypair",
     "load_config",
 ]
@@ -117,6 +118,21 @@ class FaultConfig(_Model):
         return value
 
 
+class ServicesConfig(_Model):
+    """The model-service endpoint's limits, each per service: one service's traffic cannot starve another's."""
+
+    #: connections to one service's replicas at a time; more requests wait up to ``pool_timeout``, then 503
+    max_connections: int = Field(default=32, ge=1)
+    #: seconds to connect to a replica
+    connect_timeout: float = Field(default=10.0, gt=0)
+    #: seconds a replica may go silent: before its answer starts, or between two chunks of it (then 503 or cut)
+    read_timeout: float = Field(default=300.0, gt=0)
+    #: seconds a replica may take to accept the next chunk of a request body
+    write_timeout: float = Field(default=60.0, gt=0)
+    #: seconds a request waits for one of the service's connections
+    pool_timeout: float = Field(default=10.0, gt=0)
+
+
 class LiteConfig(_Model):
     """The whole configuration file."""
 
@@ -145,6 +161,8 @@ class LiteConfig(_Model):
     max_request_body_bytes: int = Field(default=2**20, ge=1024)
     #: seconds an upload or download token stays valid after ``request-upload``/``request-download``
     transfer_token_seconds: float = Field(default=3600.0, gt=0)
+    #: the model-service endpoint's connection limit and timeouts (per service)
+    services: ServicesConfig = Field(default_factory=ServicesConfig)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
     def model_post_init(self, context: Any, /) -> None:

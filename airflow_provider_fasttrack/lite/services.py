@@ -2,8 +2,11 @@
 
 A service keeps ``replicas`` inference sessions running. Each replica is a lite session (sandbox, mounts, slots
 as any session) whose startup command is the model definition's (``custom``) or a runtime variant's server,
-listening on a free loopback port that backendai-lite chose. The health loop probes each replica as its
-``health_check`` says; a replica that exits or stays unhealthy is recorded in the service's errors and replaced.
+listening on a free loopback port that backendai-lite chose. Each service has a health loop of its own that probes
+its replicas as the ``health_check`` says (through a client of its own, apart from the endpoint's traffic); a
+replica that exits or stays unhealthy is recorded in the service's errors and replaced. The endpoint reaches a
+service's replicas through the service's own connection pool (``services`` in the configuration: a connection
+limit and timeouts), so one service's callers cannot hold the connections or the health checks of another.
 Services live in memory: they end with the server, as their replicas do.
 """
 
@@ -26,7 +29,7 @@ from typing import Any
 import httpx
 
 from airflow_provider_fasttrack.exceptions import ModelDefinitionError
-from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
+from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig, ServicesConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.registry import SessionRegistry
 from airflow_provider_fasttrack.lite.session_spec import parse_batch_timeout, parse_session_spec
@@ -102,6 +105,8 @@ class Service:
     """One model service of one owner."""
 
     id: str
+    #: the endpoint's connections to this service's replicas (their limit and timeouts are this service's alone)
+    http: httpx.AsyncClient
     name: str
     access_key: str
     replicas: int
@@ -119,9 +124,35 @@ class Service:
     #: sha256 of each token -> expiry (epoch seconds)
     tokens: dict[str, float] = field(default_factory=dict)
     serial: int = 0
+    watch: asyncio.Task[None] | None = None
 
     def healthy(self) -> list[Replica]:
         return [r for r in self.routes.values() if r.status == "HEALTHY"]
+
+
+def endpoint_client(limits: ServicesConfig) -> httpx.AsyncClient:
+    """The endpoint's client for one service: ``max_connections`` and every timeout from the configuration."""
+    return httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=limits.max_connections, max_keepalive_connections=limits.max_connections
+        ),
+        timeout=httpx.Timeout(
+            connect=limits.connect_timeout,
+            read=limits.read_timeout,
+            write=limits.write_timeout,
+            pool=limits.pool_timeout,
+        ),
+        trust_env=False,
+    )
+
+
+def replica_url(port: int, target: str | bytes) -> httpx.URL:
+    """``target`` (a path, with its query, kept as sent) on the replica at ``127.0.0.1:port``.
+
+    The URL is built from its parts, so no target can name another host or port.
+    """
+    raw = target.encode() if isinstance(target, str) else target
+    return httpx.URL(scheme="http", host="127.0.0.1", port=port, raw_path=raw)
 
 
 def _int(body: dict[str, Any], *keys: str, default: int) -> int:
@@ -146,21 +177,17 @@ class ServiceManager:
         self.vfolders = vfolders
         self.services: dict[str, Service] = {}
         self._lock = asyncio.Lock()
-        self._loop_task: asyncio.Task[None] | None = None
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), trust_env=False)
+        #: health probes: a client apart from the endpoint's, no connection kept (each probe is bounded by its
+        #: ``max_wait_time``)
+        self.probes = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=0), trust_env=False
+        )
 
     # lifecycle
-    def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._health_loop(), name="backendai-lite-services")
-
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
         for service in list(self.services.values()):
             await self._delete(service)
-        await self.http.aclose()
+        await self.probes.aclose()
 
     # lookups
     def get(self, service_id: str, access_key: str) -> Service:
@@ -211,6 +238,7 @@ class ServiceManager:
             parse_session_spec(self.config, {**session_body, "name": "svc-check", "startupCommand": "true"})
             service = Service(
                 id=service_id,
+                http=endpoint_client(self.config.services),
                 name=name,
                 access_key=keypair.access_key,
                 replicas=replicas,
@@ -227,6 +255,7 @@ class ServiceManager:
         except Exception:  # e.g. a replica that can never fit: no half-made service stays behind
             await self._delete(service)
             raise
+        service.watch = asyncio.create_task(self._health_loop(service), name=f"service-{service.id}")
         return service
 
     def _launch(
@@ -405,11 +434,15 @@ class ServiceManager:
         if now < route.next_check:
             return
         route.next_check = now + max(health.interval, TICK_SECONDS)
-        url = f"http://127.0.0.1:{route.port}{health.path}"
         try:
-            answer = await self.http.get(url, timeout=health.max_wait_time)
+            async with asyncio.timeout(health.max_wait_time):
+                request = self.probes.build_request(
+                    "GET", replica_url(route.port, health.path), timeout=health.max_wait_time
+                )
+                answer = await self.probes.send(request, stream=True)  # the status is enough: no body read
+                await answer.aclose()
             ok = answer.status_code == health.expected_status_code
-        except httpx.HTTPError:
+        except (httpx.HTTPError, httpx.InvalidURL, TimeoutError):
             ok = False
         if ok:
             self._mark_healthy(service, route)
@@ -432,17 +465,17 @@ class ServiceManager:
         service.failures_in_row = 0
         service.ever_healthy = True
 
-    async def _health_loop(self) -> None:
-        while True:
+    async def _health_loop(self, service: Service) -> None:
+        """One service's replicas, probed and replaced until the service is deleted."""
+        while service.id in self.services:
             await asyncio.sleep(TICK_SECONDS)
-            for service in list(self.services.values()):
-                try:
-                    for route in list(service.routes.values()):
-                        await self._check(service, route)
-                    if service.id in self.services:
-                        await self._reconcile(service)
-                except Exception:
-                    log.exception("service %s: health round failed", service.name)
+            try:
+                for route in list(service.routes.values()):
+                    await self._check(service, route)
+                if service.id in self.services:
+                    await self._reconcile(service)
+            except Exception:
+                log.exception("service %s: health round failed", service.name)
 
     # operations
     async def scale(self, service: Service, to: Any) -> None:
@@ -457,8 +490,13 @@ class ServiceManager:
 
     async def _delete(self, service: Service) -> None:
         self.services.pop(service.id, None)
+        if service.watch is not None and service.watch is not asyncio.current_task():
+            service.watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await service.watch
         for route in list(service.routes.values()):
             await self._stop_replica(service, route)
+        await service.http.aclose()
 
     def issue_token(self, service: Service, body: Any) -> str:
         """A random token valid for ``duration`` (seconds or '30m', '1h', ...) or until ``valid_until``."""

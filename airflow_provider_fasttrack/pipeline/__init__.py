@@ -8,7 +8,7 @@ Layers, each a module with one job::
     entities   checked spec -> neutral task/pipeline description (merged envs, artifacts, trigger rule)
     factory    entities -> DAG with one ``BackendAISessionOperator`` per task (``build_operator``)
     schedule   cron/preset -> timetable; maximum number of runs -> ``end_date``
-    notify     Slack notifiers (task-level callbacks)
+    notify     Slack notifiers (the DAG's callbacks); slack: the notifiers with escaped values
     loader     a folder of pipeline files -> DAGs for ``dags/fasttrack_pipelines.py``
     export     spec -> FastTrack YAML;  graph_text: a DAG as text
 """

@@ -6,7 +6,9 @@ An incoming webhook (``SlackWebhookNotifier``), or with a ``channel`` a bot toke
 One message per DAG run. Airflow runs DAG callbacks in the DAG processor with the context of the run's last
 task instance: for a failure, the failed task that ended last; for a success, the task that ended last. Messages
 are Jinja templates rendered with that context, so they can read any task's results from XCom, e.g.
-``{{ ti.xcom_pull(task_ids='evaluate')['semscore_finetuned'] }}``.
+``{{ ti.xcom_pull(task_ids='evaluate')['semscore_finetuned'] }}``. Each value a template writes is escaped as
+Slack asks (``&``, ``<``, ``>``: :mod:`~airflow_provider_fasttrack.pipeline.slack`), so a result cannot mention a
+channel or plant a link; the template's own text, links included, is sent as written.
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ def slack_notifiers(slack: SlackNotification | None) -> tuple[Any | None, Any | 
 
 def _notifier(slack: SlackNotification, text: str) -> Any:
     """A bot-token notifier when a channel is named, else an incoming-webhook notifier."""
+    from airflow_provider_fasttrack.pipeline.slack import (
+        EscapingSlackNotifier,
+        EscapingSlackWebhookNotifier,
+    )
+
     if slack.channel:
-        from airflow.providers.slack.notifications.slack import SlackNotifier
-
-        return SlackNotifier(slack_conn_id=slack.conn_id or BOT_CONN_ID, channel=slack.channel, text=text)
-    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-
-    return SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id or WEBHOOK_CONN_ID, text=text)
+        return EscapingSlackNotifier(
+            slack_conn_id=slack.conn_id or BOT_CONN_ID, channel=slack.channel, text=text
+        )
+    return EscapingSlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id or WEBHOOK_CONN_ID, text=text)

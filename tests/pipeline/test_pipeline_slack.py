@@ -68,6 +68,15 @@ def crash():
     raise RuntimeError("evaluation crashed")
 
 
+def hostile():
+    return {"note": "<!channel> read <https://evil.example|the results> & act"}
+
+
+MARKUP = "<https://fasttrack.example/runs|Runs> {{ dag.dag_id }}: {{ ti.xcom_pull(task_ids='evaluate')['note'] }}"
+on_markup, _ = slack_notifiers(SlackNotification(conn_id="slack_stub", on_success=MARKUP))
+on_bot_markup, _ = slack_notifiers(SlackNotification(conn_id="slack_bot_stub", channel="#ml-runs", on_success=MARKUP))
+
+
 on_success, on_failure = slack_notifiers(SlackNotification(
     conn_id="slack_stub",
     on_success="{{ dag.dag_id }} done: SemScore {{ ti.xcom_pull(task_ids='evaluate')['semscore_base'] }} -> "
@@ -89,6 +98,12 @@ with DAG("slack_bot_success_check", schedule=None):
 with DAG("slack_bot_failure_check", schedule=None):
     PythonOperator(task_id="evaluate", python_callable=crash,
                    on_success_callback=on_bot_success, on_failure_callback=on_bot_failure)
+
+with DAG("slack_markup_check", schedule=None):
+    PythonOperator(task_id="evaluate", python_callable=hostile, on_success_callback=on_markup)
+
+with DAG("slack_bot_markup_check", schedule=None):
+    PythonOperator(task_id="evaluate", python_callable=hostile, on_success_callback=on_bot_markup)
 
 with DAG("slack_success_check", schedule=None) as success_dag:
     PythonOperator(task_id="evaluate", python_callable=evaluate,
@@ -147,3 +162,19 @@ def test_bot_token_mode_reports_a_failure(slack_bot_stub: list[dict], notify_dag
     assert slack_bot_stub[0]["text"].startswith(
         ":x: Pipeline slack_bot_failure_check failed at task evaluate"
     )
+
+
+ESCAPED = "&lt;!channel&gt; read &lt;https://evil.example|the results&gt; &amp; act"
+
+
+def test_values_from_a_run_cannot_mention_or_link_in_slack(slack_stub: list[dict], notify_dags) -> None:
+    """A task's result is escaped as Slack says (``&``, ``<``, ``>``); the message's own link stays a link."""
+    assert notify_dags["slack_markup_check"].test().state == "success"
+    assert slack_stub == [{"text": f"<https://fasttrack.example/runs|Runs> slack_markup_check: {ESCAPED}"}]
+
+
+def test_bot_token_mode_escapes_values_from_a_run(slack_bot_stub: list[dict], notify_dags) -> None:
+    assert notify_dags["slack_bot_markup_check"].test().state == "success"
+    assert [m["text"] for m in slack_bot_stub] == [
+        f"<https://fasttrack.example/runs|Runs> slack_bot_markup_check: {ESCAPED}"
+    ]

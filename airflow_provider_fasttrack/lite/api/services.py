@@ -2,24 +2,95 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.background import BackgroundTask
 
 from airflow_provider_fasttrack.lite.api.session import json_body, json_object_body
 from airflow_provider_fasttrack.lite.context import caller, context
 from airflow_provider_fasttrack.lite.errors import LiteError
-from airflow_provider_fasttrack.lite.services import SERVE_PREFIX, Service
+from airflow_provider_fasttrack.lite.services import SERVE_PREFIX, Service, replica_url
 
 router = APIRouter()
 
-#: hop-by-hop headers and the ones the proxy sets itself (a body's length is passed on: servers read it)
-_DROPPED_HEADERS = frozenset(
-    {"host", "authorization", "connection", "keep-alive", "transfer-encoding", "te", "upgrade"}
+#: hop-by-hop headers (RFC 9110, 7.6.1), never passed on; those a ``Connection`` header names are dropped too
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
 )
+#: the caller's headers the replica does not get: the service token, the host, and forwarding claims that the
+#: proxy makes itself (a body's length is passed on: servers read it)
+_REQUEST_DROPPED = _HOP_BY_HOP | {
+    b"host",
+    b"authorization",
+    b"forwarded",
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"x-forwarded-proto",
+    b"x-real-ip",
+}
+#: the replica's headers the caller does not get: this server writes its own ``Server`` and ``Date``
+_RESPONSE_DROPPED = _HOP_BY_HOP | {b"server", b"date"}
+
+
+def _passed(headers: list[tuple[bytes, bytes]], dropped: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
+    """``headers`` less the ``dropped`` ones and those their ``Connection`` header names."""
+    named = {
+        name.strip().lower()
+        for key, value in headers
+        if key.lower() == b"connection"
+        for name in value.split(b",")
+    }
+    return [(k, v) for k, v in headers if k.lower() not in dropped and k.lower() not in named]
+
+
+def _forwarding(request: Request) -> list[tuple[bytes, bytes]]:
+    """What a reverse proxy tells the replica about the caller: its address, the host it asked for, the scheme."""
+    address = request.client.host if request.client else "unknown"
+    host = request.headers.get("host", request.url.netloc)
+    scheme = request.url.scheme
+    node = f'"[{address}]"' if ":" in address else address
+    quoted_host = host.replace("\\", "\\\\").replace('"', '\\"')
+    values = {
+        "x-forwarded-for": address,
+        "x-forwarded-host": host,
+        "x-forwarded-proto": scheme,
+        "forwarded": f'for={node};host="{quoted_host}";proto={scheme}',
+    }
+    return [(k.encode(), v.encode("latin-1", "replace")) for k, v in values.items()]
+
+
+def _target(request: Request, service_id: str) -> bytes:
+    """The request's path below ``/serve/<id>`` and its query, exactly as the caller encoded them."""
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    parts = raw.split(b"/", 3)  # b"", b"serve", the id, the rest
+    if len(parts) < 4 or unquote(parts[2].decode("latin-1")) != service_id:
+        raise LiteError("object-not-found", f"No such model service endpoint: {service_id}")
+    target = b"/" + parts[3]
+    query: bytes = request.scope.get("query_string", b"")
+    return target + b"?" + query if query else target
+
+
+async def _relay(answer: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    finally:
+        await answer.aclose()
 
 
 def endpoint_url(request: Request, service: Service) -> str | None:
@@ -125,19 +196,18 @@ async def proxy(request: Request, service_id: str, path: str) -> Response:
     replica = ctx.services.pick(service)
     if replica is None:
         raise LiteError("service-unavailable", "No healthy replica of this service.")
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED_HEADERS}
-    url = f"http://127.0.0.1:{replica.port}/{path}"
-    if request.url.query:
-        url += "?" + request.url.query
-    upstream = ctx.services.http.build_request(request.method, url, headers=headers, content=request.stream())
+    headers = _passed(request.headers.raw, _REQUEST_DROPPED) + _forwarding(request)
+    url = replica_url(replica.port, _target(request, service_id))
+    http = service.http
+    upstream = http.build_request(request.method, url, headers=headers, content=request.stream())
     try:
-        answer = await ctx.services.http.send(upstream, stream=True)
+        answer = await http.send(upstream, stream=True)
+    except httpx.PoolTimeout:
+        raise LiteError(
+            "service-unavailable", "Every connection to this service's replicas is busy; try again later."
+        ) from None
     except httpx.HTTPError as exc:
         raise LiteError("service-unavailable", f"The replica did not answer: {type(exc).__name__}") from None
-    out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in _DROPPED_HEADERS}
-    return StreamingResponse(
-        answer.aiter_raw(),
-        status_code=answer.status_code,
-        headers=out_headers,
-        background=BackgroundTask(answer.aclose),
-    )
+    response = StreamingResponse(_relay(answer), status_code=answer.status_code)
+    response.raw_headers = _passed(answer.headers.raw, _RESPONSE_DROPPED)
+    return response

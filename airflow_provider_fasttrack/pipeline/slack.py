@@ -1,0 +1,45 @@
+"""The Slack provider's notifiers, with the values a message template writes escaped as Slack asks.
+
+Slack reads ``<!channel>``, ``<@U123>`` and ``<https://...|label>`` in a message's text as mentions and links, and
+asks that ``&``, ``<`` and ``>`` be written ``&amp;``, ``&lt;`` and ``&gt;`` wherever they are meant as text. A
+pipeline's message is a Jinja template whose values come from the run (a task's ``result.json`` through XCom, an
+error message): every ``{{ ... }}`` value is escaped, so a session cannot mention a channel or plant a link. The
+template's own text is sent as written, links and mentions included.
+
+Imports the Slack provider: loaded only when a pipeline has Slack notifications.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.slack.notifications.slack import SlackNotifier
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+if TYPE_CHECKING:
+    import jinja2
+
+__all__ = ["EscapingSlackNotifier", "EscapingSlackWebhookNotifier", "slack_escape"]
+
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def slack_escape(value: Any) -> str:
+    """``value`` as text that Slack shows as it is (its ``&``, ``<`` and ``>`` escaped)."""
+    return str(value).translate(_ESCAPES)
+
+
+class _EscapedValues:
+    """Renders the template fields in the DAG's Jinja environment with every expression's value escaped."""
+
+    def get_template_env(self, dag: Any = None) -> jinja2.Environment:
+        env: jinja2.Environment = super().get_template_env(dag=dag)  # type: ignore[misc]
+        return env.overlay(finalize=slack_escape)
+
+
+class EscapingSlackWebhookNotifier(_EscapedValues, SlackWebhookNotifier):
+    """An incoming-webhook notifier whose message values are escaped."""
+
+
+class EscapingSlackNotifier(_EscapedValues, SlackNotifier):
+    """A bot-token (``chat.postMessage``) notifier whose message values are escaped."""
