@@ -119,6 +119,7 @@ def contract_manager(
     Its environment comes from ``scripts/bai-manager-env`` (run here; a no-op once installed). Where it cannot
     be installed or started, the tests that use it fail with the reason.
     """
+    from tests.manager.fixture import PROJECT, SCALING_GROUP, VOLUME_HOST
     from tests.manager.harness import ManagerHarness, ManagerUnavailable, ensure_environment
 
     try:
@@ -144,10 +145,10 @@ def contract_manager(
             name="manager",
             endpoint=harness.endpoint,
             keypairs=keypairs,
-            project="default",
-            scaling_group="default",
+            project=PROJECT,
+            scaling_group=SCALING_GROUP,
             image=IMAGE,
-            vfolder_host="local:volume1",
+            vfolder_host=VOLUME_HOST,
             server=harness,
         )
     _say(pytestconfig, f"Backend.AI manager: stopped in {harness.teardown_seconds:.1f} s")
