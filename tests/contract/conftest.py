@@ -6,14 +6,16 @@ can answer (the dummy agent runs no command, the manager has no app-proxy) says 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
 
-from tests.helpers import SECRETS
+from tests.helpers import LOG_FILES, SECRETS
 
 ServerName = Literal["lite", "manager"]
 
@@ -101,7 +103,58 @@ def contract_lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]
         yield Backend(name="lite", endpoint=server.url, keypairs=dict(LITE_KEYPAIRS), server=server)
 
 
-@pytest.fixture(params=["lite"])
+def _say(config: pytest.Config, line: str) -> None:
+    """A line on the terminal, past the output capture."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        print(line, file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def contract_manager(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Backend]:
+    """Backend.AI's manager 26.9.6 with the dummy agent (tests/manager/harness.py), with the same users as lite.
+
+    Its environment comes from ``scripts/bai-manager-env`` (run here; a no-op once installed). Where it cannot
+    be installed or started, the tests that use it fail with the reason.
+    """
+    from tests.manager.fixture import PROJECT, SCALING_GROUP, VOLUME_HOST
+    from tests.manager.harness import ManagerHarness, ManagerUnavailable, ensure_environment
+
+    try:
+        ensure_environment()
+    except ManagerUnavailable as error:
+        pytest.fail(f"Backend.AI manager: {error}", pytrace=False)
+    harness = ManagerHarness(tmp_path_factory.mktemp("contract-manager"))
+    SECRETS.update(harness.secrets)
+    LOG_FILES.extend(harness.log_files)
+    _say(pytestconfig, f"\nBackend.AI manager: starting in {harness.root}")
+    with harness:
+        times = ", ".join(f"{step} {at - harness.started_at:.1f} s" for step, at in harness.timings.items())
+        _say(
+            pytestconfig,
+            f"Backend.AI manager: up at {harness.endpoint} in {harness.setup_seconds:.1f} s ({times})",
+        )
+        keypairs = {
+            who: Keypair(spec.access_key, spec.secret_key, spec.email)
+            for who, spec in harness.keypairs.items()
+            if who in ("user", "user-2nd", "other", "admin")
+        }
+        yield Backend(
+            name="manager",
+            endpoint=harness.endpoint,
+            keypairs=keypairs,
+            project=PROJECT,
+            scaling_group=SCALING_GROUP,
+            image=IMAGE,
+            vfolder_host=VOLUME_HOST,
+            server=harness,
+        )
+    _say(pytestconfig, f"Backend.AI manager: stopped in {harness.teardown_seconds:.1f} s")
+
+
+@pytest.fixture(params=["lite", "manager"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each contract test runs once per server."""
     result: Backend = request.getfixturevalue(f"contract_{request.param}")
