@@ -91,8 +91,9 @@ def kernel_launch(
     kernels: list[dict[str, Any]],
     workdir: Path,
     use_namespace: bool,
+    socket_dir: Path | None = None,
 ) -> KernelLaunch:
-    """Everything the runner needs to start one kernel."""
+    """Everything the runner needs to start one kernel (``socket_dir``: the cluster's SSH sockets)."""
     lite = row["config"]["_lite"]
     return KernelLaunch(
         session_id=row["id"],
@@ -108,6 +109,7 @@ def kernel_launch(
         use_namespace=use_namespace,
         notes=accelerator_notes(row),
         tools_dir=workdir / "bin" if is_cluster(row) else None,
+        socket_dir=socket_dir if is_cluster(row) else None,
     )
 
 

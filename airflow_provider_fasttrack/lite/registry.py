@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.events import EventHub
-from airflow_provider_fasttrack.lite.kernels import cluster_layout, kernel_launch
+from airflow_provider_fasttrack.lite.kernels import cluster_layout, is_cluster, kernel_launch
 from airflow_provider_fasttrack.lite.runner import KernelLaunch, kill_group, start_kernel, sweep_session
 from airflow_provider_fasttrack.lite.sandbox import MountSpec, SandboxError
 from airflow_provider_fasttrack.lite.scheduler import OCCUPYING_STATUSES, decide, never_fits, usage
@@ -66,6 +67,7 @@ class SessionRegistry:
         self._procs: dict[str, dict[str, asyncio.subprocess.Process]] = {}
         self._destroying: dict[str, bool] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._socket_root: Path | None = None
 
     # lifecycle of the registry itself
     def recover(self) -> None:
@@ -93,6 +95,8 @@ class SessionRegistry:
             row = self.store.session(session_id)
             if row is not None and row["status"] not in DEAD_STATUSES:
                 self._record_interrupted(row, "backendai-lite was stopped while the session was running")
+        if self._socket_root is not None:
+            shutil.rmtree(self._socket_root, ignore_errors=True)
         self.hub.close()
 
     def _record_interrupted(self, row: dict[str, Any], reason: str) -> None:
@@ -377,7 +381,20 @@ class SessionRegistry:
         self, row: dict[str, Any], kernel: dict[str, Any], kernels: list[dict[str, Any]]
     ) -> KernelLaunch:
         kdir = self._kernel_dir(row["id"], kernel["id"])
-        return kernel_launch(self.config, row, kernel, kernels, kdir, self.use_namespace)
+        socket_dir = self._socket_dir(row["id"]) if is_cluster(row) else None
+        return kernel_launch(self.config, row, kernel, kernels, kdir, self.use_namespace, socket_dir)
+
+    def _socket_dir(self, session_id: str) -> Path:
+        """The session's directory of cluster SSH sockets (mode 0700), made on first use.
+
+        It lies under the host's ``/tmp`` (not ``$TMPDIR``, not the data dir) because a namespace kernel has a
+        private ``/tmp``: only the kernels it is bound into, those of this session, can reach it.
+        """
+        if self._socket_root is None:
+            self._socket_root = Path(tempfile.mkdtemp(prefix="backendai-lite-ssh-", dir="/tmp"))
+        path = self._socket_root / session_id
+        path.mkdir(mode=0o700, exist_ok=True)
+        return path
 
     def _finish(
         self,
@@ -547,7 +564,9 @@ class SessionRegistry:
         return self._session_dir(session_id) / "kernels" / kernel_id
 
     def _cleanup_dirs(self, session_id: str) -> None:
-        """Remove the scratch homes (like a container's removal); the logs stay."""
+        """Remove the scratch homes and SSH sockets (like a container's removal); the logs stay."""
+        if self._socket_root is not None:
+            shutil.rmtree(self._socket_root / session_id, ignore_errors=True)
         kernels_dir = self._session_dir(session_id) / "kernels"
         if not kernels_dir.is_dir():
             return

@@ -43,6 +43,8 @@ class KernelLaunch:
     notes: list[str] = field(default_factory=list)
     #: a folder put first on PATH with the cluster tools (``ssh``, ``backendai-lite-sshd``); multi-node only
     tools_dir: Path | None = None
+    #: the session's private directory of cluster SSH sockets, bound into its kernels only; multi-node only
+    socket_dir: Path | None = None
 
 
 async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
@@ -56,10 +58,10 @@ async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
     env = dict(launch.environ)
     env["PATH"] = f"{launch.bin_dir}:{SYSTEM_PATH}"
     tool_paths: list[str] = []
-    if launch.tools_dir is not None:
-        cluster_ssh.install(launch.tools_dir)
+    if launch.tools_dir is not None and launch.socket_dir is not None:
+        cluster_ssh.install(launch.tools_dir, launch.socket_dir)
         env["PATH"] = f"{launch.tools_dir}:{env['PATH']}"
-        tool_paths.append(str(launch.tools_dir))
+        tool_paths += [str(launch.tools_dir), str(launch.socket_dir)]
     notes = list(launch.notes)
     if launch.use_namespace:
         argv, extra = namespace_command(

@@ -1,0 +1,168 @@
+"""What one keypair's session can do to another's on the same host: cluster SSH and swapped mount sources."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from airflow_provider_fasttrack.lite.auth import LATEST_API_VERSION
+from airflow_provider_fasttrack.lite.testing import LiteServer
+from airflow_provider_fasttrack.signing import BackendAIAuth
+from tests.helpers import wait_for as poll
+from tests.lite.conftest import compute_session, create_session, session_logs, terminated, wait_for
+
+#: the keypair whose sessions try to reach the other's (the server's first keypair)
+INTRUDER = {"access_key": "AKIAINTRUDERISOL0001", "secret_key": "intruder-isolation-secret-0123456789ab"}
+OWNER = {"access_key": "AKIAOWNERISOLATION01", "secret_key": "owner-isolation-secret-0123456789abcd"}
+CLUSTER = {"clusterMode": "multi-node", "clusterSize": 2}
+ONE_CPU = {"cpu": 1, "mem": "256m"}
+
+#: lists the backendai-lite sockets of /proc/net/unix and asks each to run a command
+PROBE = r"""
+import json, socket, struct
+request = json.dumps({"command": "echo STOLEN-$BACKENDAI_ACCESS_KEY", "stdin": False}).encode()
+names = [f[7] for f in (line.split() for line in open("/proc/net/unix").read().splitlines()[1:])
+         if len(f) >= 8 and "backendai-lite" in f[7]]
+print("listed", len(names))
+for name in names:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    try:
+        sock.connect("\0" + name[1:] if name.startswith("@") else name)
+        sock.sendall(struct.pack("!cI", b"h", len(request)) + request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        print("answered", name, answer)
+    except OSError as exc:
+        print("refused", name, exc)
+"""
+
+#: binds the name the owner's ``sub1`` server listened on, and records what connects until the gate opens
+SQUAT = r"""
+import os, socket, sys
+session, gate, out = sys.argv[1:4]
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(f"\0backendai-lite-ssh/{session}/sub1".encode())
+listener.listen(8)
+listener.settimeout(0.2)
+open("tools/bound", "w").close()
+with open(out, "ab") as captured:
+    while not os.path.exists(gate):
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(2)
+        try:
+            captured.write(conn.recv(65536))
+        except OSError:
+            pass
+        captured.flush()
+        conn.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiteServer]:
+    with LiteServer(
+        keypairs=[INTRUDER, OWNER], slots={"cpu": 4, "mem": "4g"}, extra_config={"kill_grace_seconds": 1}
+    ) as lite:
+        yield lite
+
+
+def client(server: LiteServer, keypair: dict[str, Any]) -> httpx.Client:
+    auth = BackendAIAuth(keypair["access_key"], keypair["secret_key"], LATEST_API_VERSION)
+    return httpx.Client(base_url=server.url, auth=auth, timeout=30)
+
+
+class Gate:
+    """A file in a keypair's ``gates`` vfolder (mounted at /home/work/gates) that lets waiting sessions go on."""
+
+    def __init__(self, server: LiteServer, http: httpx.Client, access_key: str) -> None:
+        http.post("/folders", json={"name": "gates"})  # 400 when it exists already
+        self.path = server.vfolder_path("gates", access_key) / f"gate-{time.monotonic_ns()}"
+
+    @property
+    def wait(self) -> str:
+        return f"until [ -e gates/{self.path.name} ]; do sleep 0.05; done"
+
+    def open(self) -> None:
+        self.path.touch()
+
+
+def secrets_of(server: LiteServer) -> list[str]:
+    return [INTRUDER["secret_key"], OWNER["secret_key"], server.secret_key]
+
+
+def folder(http: httpx.Client, name: str) -> None:
+    answer = http.post("/folders", json={"name": name})
+    assert answer.status_code in (201, 400), answer.text
+
+
+# -- a session reaches only the SSH servers of its own session ----------------------------------------------
+
+
+def test_a_session_cannot_run_commands_in_another_keypairs_cluster_kernel(
+    server: LiteServer, has_namespaces: bool
+) -> None:
+    if not has_namespaces:
+        pytest.skip("sessions of one host are separated only in namespace mode")
+    with client(server, OWNER) as owner, client(server, INTRUDER) as intruder:
+        done = Gate(server, owner, OWNER["access_key"])
+        command = f"{done.wait}\necho secret-input | ssh sub1 'cat; echo from-$BACKENDAI_CLUSTER_HOST'"
+        config = {"resources": ONE_CPU, "mounts": ["gates"]}
+        victim = create_session(owner, command, config=config, **CLUSTER)["sessionId"]
+        wait_for(owner, victim, lambda r: r["status"] == "RUNNING")
+        folder(intruder, "tools")
+        (server.vfolder_path("tools", INTRUDER["access_key"]) / "probe.py").write_text(PROBE)
+        probe = create_session(
+            intruder, "python3 tools/probe.py", config={"resources": ONE_CPU, "mounts": ["tools"]}
+        )["sessionId"]
+        wait_for(intruder, probe, terminated, timeout=60)
+        probed = session_logs(intruder, probe)
+        assert "listed" in probed, probed
+        assert "STOLEN" not in probed and "answered" not in probed, probed
+        done.open()
+        wait_for(owner, victim, terminated, timeout=60)
+        logs = session_logs(owner, victim)
+        assert compute_session(owner, victim)["result"] == "SUCCESS", logs
+        assert "secret-input" in logs and "from-sub1" in logs  # its own kernels still reach each other
+
+
+def test_a_session_binding_the_name_first_receives_nothing(server: LiteServer, has_namespaces: bool) -> None:
+    if not has_namespaces:
+        pytest.skip("sessions of one host are separated only in namespace mode")
+    with client(server, OWNER) as owner, client(server, INTRUDER) as intruder:
+        first, squat_done = (
+            Gate(server, owner, OWNER["access_key"]),
+            Gate(server, intruder, INTRUDER["access_key"]),
+        )
+        config = {"resources": ONE_CPU, "mounts": ["gates"]}
+        before = create_session(owner, first.wait, config=config)["sessionId"]
+        command = "echo secret-input | ssh sub1 'cat; echo from-$BACKENDAI_CLUSTER_HOST'"
+        victim = create_session(owner, command, dependencies=[before], **CLUSTER)["sessionId"]
+        folder(intruder, "tools")
+        tools = server.vfolder_path("tools", INTRUDER["access_key"])
+        (tools / "squat.py").write_text(SQUAT)
+        (tools / "bound").unlink(missing_ok=True)
+        captured = tools / "captured"
+        captured.write_bytes(b"")
+        squat = create_session(
+            intruder,
+            f"python3 tools/squat.py {victim} gates/{squat_done.path.name} tools/captured",
+            config={"resources": ONE_CPU, "mounts": ["tools", "gates"]},
+        )["sessionId"]
+        poll(lambda: (tools / "bound").exists(), timeout=60)
+        first.open()  # now the owner's cluster session starts, its sub1 after the name was taken
+        wait_for(owner, victim, terminated, timeout=60)
+        squat_done.open()
+        wait_for(intruder, squat, terminated, timeout=30)
+        logs = session_logs(owner, victim)
+        assert b"secret-input" not in captured.read_bytes() and b"from-" not in captured.read_bytes()
+        assert compute_session(owner, victim)["result"] == "SUCCESS", logs
+        assert "secret-input" in logs and "from-sub1" in logs
