@@ -18,9 +18,9 @@ from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.events import EventHub
-from airflow_provider_fasttrack.lite.kernels import cluster_layout, is_cluster, kernel_launch
+from airflow_provider_fasttrack.lite.kernels import cluster_layout, is_cluster, kernel_launch, mount_row
 from airflow_provider_fasttrack.lite.runner import KernelLaunch, kill_group, start_kernel, sweep_session
-from airflow_provider_fasttrack.lite.sandbox import MountSpec, SandboxError
+from airflow_provider_fasttrack.lite.sandbox import MountSpec, SandboxError, open_mount_source
 from airflow_provider_fasttrack.lite.scheduler import OCCUPYING_STATUSES, decide, never_fits, usage
 from airflow_provider_fasttrack.lite.session_spec import SessionSpec
 from airflow_provider_fasttrack.lite.store import DEAD_STATUSES, Store
@@ -168,7 +168,7 @@ class SessionRegistry:
         session_id = str(uuid.uuid4())
         config = dict(spec.raw_config)
         config["_lite"] = {
-            "mounts": [[str(m.source), m.destination, m.read_only, m.label] for m in mounts],
+            "mounts": [mount_row(m) for m in mounts],
             "environ": spec.environ,
             "preopen_ports": spec.preopen_ports,
             "bin_dir": spec.image_mapping.bin_dir(),
@@ -236,9 +236,15 @@ class SessionRegistry:
             source = self.vfolders.resolve(row, request.subpath)
             if source.exists() and not source.is_dir():
                 raise LiteError("invalid-api-params", f"{request.entry!r} is a file, not a folder")
-            source.mkdir(parents=True, exist_ok=True)
             read_only = request.read_only or row["permission"] == "ro"
-            mounts.append(MountSpec(source, request.destination, read_only, request.entry))
+            mount = MountSpec(
+                self.vfolders.path(row), request.subpath, request.destination, read_only, request.entry
+            )
+            try:  # makes the missing folders; checked again when each kernel binds it
+                os.close(open_mount_source(mount))
+            except SandboxError as exc:
+                raise LiteError("invalid-api-params", str(exc)) from None
+            mounts.append(mount)
         return mounts
 
     async def _wait_until_running(self, session_id: str, timeout: float | None) -> dict[str, Any]:

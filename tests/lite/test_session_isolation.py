@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from airflow_provider_fasttrack.lite.auth import LATEST_API_VERSION
+from airflow_provider_fasttrack.lite.runner import SYSTEM_PATH
+from airflow_provider_fasttrack.lite.sandbox import MountSpec, namespace_command, namespaces_available
 from airflow_provider_fasttrack.lite.testing import LiteServer
 from airflow_provider_fasttrack.signing import BackendAIAuth
 from tests.helpers import wait_for as poll
-from tests.lite.conftest import compute_session, create_session, session_logs, terminated, wait_for
+from tests.lite.conftest import IMAGE, compute_session, create_session, session_logs, terminated, wait_for
 
 #: the keypair whose sessions try to reach the other's (the server's first keypair)
 INTRUDER = {"access_key": "AKIAINTRUDERISOL0001", "secret_key": "intruder-isolation-secret-0123456789ab"}
@@ -166,3 +170,119 @@ def test_a_session_binding_the_name_first_receives_nothing(server: LiteServer, h
         assert b"secret-input" not in captured.read_bytes() and b"from-" not in captured.read_bytes()
         assert compute_session(owner, victim)["result"] == "SUCCESS", logs
         assert "secret-input" in logs and "from-sub1" in logs
+
+
+# -- a mount source swapped for a symlink after the session was created is refused when it is bound ---------
+
+
+def _refused(http: httpx.Client, session_id: str, entry: str, server: LiteServer) -> None:
+    logs = session_logs(http, session_id)
+    assert all(secret not in logs for secret in secrets_of(server)), logs
+    record = wait_for(http, session_id, terminated, timeout=60)
+    logs = session_logs(http, session_id)
+    assert record["status"] == "CANCELLED", logs
+    error = compute_session(http, session_id)["status_data"]["error"]["repr"]
+    assert entry in error and "symlink" in error, error
+    assert entry in logs and "symlink" in logs, logs
+
+
+def test_a_mount_swapped_for_a_symlink_before_a_dependent_session_starts_is_refused(
+    server: LiteServer,
+) -> None:
+    with client(server, INTRUDER) as http:
+        folder(http, "work")
+        (server.vfolder_path("work", INTRUDER["access_key"]) / "models").mkdir(exist_ok=True)
+        swap = Gate(server, http, INTRUDER["access_key"])
+        command = f"{swap.wait}\nrm -rf work/models && ln -s {server.data_dir} work/models"
+        first = create_session(http, command, config={"resources": ONE_CPU, "mounts": ["work", "gates"]})[
+            "sessionId"
+        ]
+        second = create_session(
+            http,
+            "cat loot/config.yaml; ls -R loot | head -50",
+            dependencies=[first],
+            config={
+                "resources": ONE_CPU,
+                "mounts": ["work/models"],
+                "mount_map": {"work/models": "/home/work/loot"},
+            },
+        )["sessionId"]
+        swap.open()
+        wait_for(http, first, terminated, timeout=60)
+        assert compute_session(http, first)["result"] == "SUCCESS", session_logs(http, first)
+        wait_for(http, second, terminated, timeout=60)
+        _refused(http, second, "work/models", server)
+
+
+def test_a_service_replica_whose_subpath_became_a_symlink_while_it_waited_is_refused(
+    server: LiteServer,
+) -> None:
+    with client(server, INTRUDER) as http:
+        folder(http, "served")
+        (server.vfolder_path("served", INTRUDER["access_key"]) / "m").mkdir(exist_ok=True)
+        swap = Gate(server, http, INTRUDER["access_key"])
+        command = f"{swap.wait}\nrm -rf served/m && ln -s {server.data_dir} served/m"
+        config = {"resources": {"cpu": 4, "mem": "256m"}, "mounts": ["served", "gates"]}
+        hog = create_session(http, command, config=config)["sessionId"]  # takes every CPU: the replica waits
+        wait_for(http, hog, lambda r: r["status"] == "RUNNING")
+        body = {
+            "name": "swapped",
+            "image": IMAGE,
+            "runtime_variant": "cmd",
+            "startup_command": "cat /models/config.yaml; ls -R /models | head -50; exec sleep 300",
+            "config": {"model": "served", "vfolder_subpath": "m", "resources": ONE_CPU},
+        }
+        answer = http.post("/services", json=body)
+        assert answer.status_code == 201, answer.text
+        service_id = answer.json()["endpoint_id"]
+        try:
+
+            def replicas() -> list[dict[str, Any]]:
+                sessions = http.get("/lite/sessions").json()["sessions"]
+                return [s for s in sessions if s["name"].startswith("svc-swapped-")]
+
+            assert [r["status"] for r in poll(replicas)] == ["PENDING"]
+            swap.open()
+            wait_for(http, hog, terminated, timeout=60)
+            replica = replicas()[0]["id"]
+            poll(
+                lambda: (
+                    terminated(wait_for(http, replica, lambda r: True))
+                    or any(s in session_logs(http, replica) for s in secrets_of(server))
+                ),
+                timeout=60,
+            )
+            _refused(http, replica, "served/m", server)
+        finally:
+            http.delete(f"/services/{service_id}")
+
+
+def test_the_namespace_binds_the_checked_directory_and_refuses_a_symlink(tmp_path: Path) -> None:
+    """The bind inside the kernel's namespace walks the subpath again: a symlink swapped in after the server's
+    check is refused there, and a real directory is bound as it was opened."""
+    if not namespaces_available()[0]:
+        pytest.skip("needs private mount namespaces")
+    secret = tmp_path / "elsewhere"
+    secret.mkdir()
+    (secret / "secret.txt").write_text("not for the session")
+    vfolder = tmp_path / "vf"
+    (vfolder / "real").mkdir(parents=True)
+    (vfolder / "real" / "mine.txt").write_text("the session's own file")
+    (vfolder / "a").mkdir()
+    (vfolder / "a" / "b").symlink_to(secret, target_is_directory=True)
+    command = "cat /home/work/ok/mine.txt; cat /home/work/loot/secret.txt"
+
+    def run(*mounts: MountSpec) -> subprocess.CompletedProcess[str]:
+        workdir = tmp_path / f"kernel-{time.monotonic_ns()}"
+        (workdir / "home").mkdir(parents=True)
+        argv, env = namespace_command(workdir, workdir / "home", list(mounts), ["main1"], "/usr/bin")
+        env = {"PATH": SYSTEM_PATH, **env, "LITE_COMMAND": command}
+        return subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True, timeout=60)
+
+    ok = MountSpec(vfolder, "real", "/home/work/ok", True, "vf/real")
+    bound = run(ok)
+    assert "the session's own file" in bound.stdout, bound.stderr
+    refused = run(ok, MountSpec(vfolder, "a/b", "/home/work/loot", False, "vf/a/b"))
+    assert refused.returncode != 0
+    assert "not for the session" not in refused.stdout + refused.stderr
+    assert "cannot mount 'vf/a/b': 'a/b' in the vfolder is a symlink" in refused.stderr, refused.stderr
