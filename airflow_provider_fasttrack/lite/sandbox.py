@@ -63,6 +63,9 @@ def open_mount_source(mount: MountSpec) -> int:
 # directories (except /home and /tmp, which are private), binds the scratch home and the mounts (bind_mount.py:
 # each from its directory opened without following a symlink), and runs the
 # command chrooted there as a child (not exec: PID 1 ignores signals it has no handler for, its children do not). Inputs come through LITE_* variables, which are removed before the command starts.
+# In a user namespace (a server that is not root) the command runs without capabilities (LITE_DROP_CAPS names
+# setpriv): root of its own namespace could otherwise leave the chroot (chroot needs CAP_SYS_CHROOT only there)
+# or unmount what hides the host, and reach every file of the server's user, other sessions' included.
 _NAMESPACE_SCRIPT = r"""
 set -eu
 root="$LITE_ROOT"
@@ -84,9 +87,10 @@ while IFS= read -r path; do
 done < "$LITE_EXTRA_BINDS"
 "$LITE_PYTHON" -I -S "$LITE_BIND_MOUNT" "$LITE_MOUNTS" "$root"
 if [ -f "$LITE_HOSTS" ] && [ -e "$root/etc/hosts" ]; then mount --bind "$LITE_HOSTS" "$root/etc/hosts"; fi
-unset LITE_ROOT LITE_SCRATCH LITE_EXTRA_BINDS LITE_MOUNTS LITE_HOSTS LITE_PYTHON LITE_BIND_MOUNT
+drop_caps="${LITE_DROP_CAPS:-}"
+unset LITE_ROOT LITE_SCRATCH LITE_EXTRA_BINDS LITE_MOUNTS LITE_HOSTS LITE_PYTHON LITE_BIND_MOUNT LITE_DROP_CAPS
 status=0
-chroot "$root" /bin/bash -c 'cd /home/work && lite_command="$LITE_COMMAND" && unset LITE_COMMAND && exec /bin/bash -c "$lite_command"' || status=$?
+chroot "$root" ${drop_caps:+"$drop_caps" --bounding-set=-all --inh-caps=-all} /bin/bash -c 'cd /home/work && lite_command="$LITE_COMMAND" && unset LITE_COMMAND && exec /bin/bash -c "$lite_command"' || status=$?
 exit "$status"
 """
 
@@ -227,6 +231,9 @@ def namespace_command(
         "LITE_PYTHON": sys.executable,
         "LITE_BIND_MOUNT": bind_mount.__file__,
     }
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 and setpriv is not None:
+        env["LITE_DROP_CAPS"] = setpriv
     prefix = _unshare_prefix(unshare, pid=pid_namespaces_available())
     return [*death_signal_prefix(), *prefix, "/bin/bash", str(script)], env
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,3 +290,58 @@ def test_the_namespace_binds_the_checked_directory_and_refuses_a_symlink(tmp_pat
     assert refused.returncode != 0
     assert "not for the session" not in refused.stdout + refused.stderr
     assert "cannot mount 'vf/a/b': 'a/b' in the vfolder is a symlink" in refused.stderr, refused.stderr
+
+
+#: run by a user that is not root: a namespace kernel whose command reports its capabilities and tries to chroot
+_UNPRIVILEGED_KERNEL = r"""
+import shlex, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from airflow_provider_fasttrack.lite.sandbox import namespace_command
+work = Path(sys.argv[2])
+argv, env = namespace_command(work, work / "home", [], ["main1"], "/usr/bin")
+env = {"PATH": sys.argv[3], **env, "LITE_COMMAND": f"exec /bin/bash -c {shlex.quote(sys.argv[4])} {sys.executable}"}
+done = subprocess.run(argv, env=env, cwd=work, capture_output=True, text=True, timeout=60)
+print(done.stdout + done.stderr)
+"""
+_ESCAPE = """grep CapEff /proc/self/status; "$0" -c '
+import os
+try:
+    os.chroot("/tmp")
+    print("chroot allowed")
+except PermissionError:
+    print("chroot refused")
+'"""
+
+
+def test_a_kernel_of_a_server_that_is_not_root_has_no_capabilities(tmp_path: Path) -> None:
+    """Root of its own user namespace could leave the chroot and reach other sessions' files; it runs without."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv")
+    as_user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    python = "/usr/bin/python3" if as_user else sys.executable  # one that user can run
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"needs {python}")
+    probe = subprocess.run([*as_user, "unshare", "--user", "--map-root-user", "--mount", "true"], check=False)
+    if probe.returncode != 0:
+        pytest.skip("unprivileged user namespaces are not allowed here")
+    work = Path(tempfile.mkdtemp(prefix="backendai-lite-unprivileged-"))
+    try:
+        (work / "home").mkdir()
+        (work / "kernel.py").write_text(_UNPRIVILEGED_KERNEL)
+        if as_user:
+            for path in (work, work / "home", work / "kernel.py"):
+                os.chown(path, 65534, 65534)
+        repo = str(Path(__file__).resolve().parents[2])
+        done = subprocess.run(
+            [*as_user, python, "-I", str(work / "kernel.py"), repo, str(work), SYSTEM_PATH, _ESCAPE],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert "CapEff:\t0000000000000000" in done.stdout, done.stdout + done.stderr
+    assert "chroot refused" in done.stdout, done.stdout + done.stderr
