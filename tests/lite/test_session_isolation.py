@@ -17,7 +17,13 @@ import pytest
 
 from airflow_provider_fasttrack.lite.auth import LATEST_API_VERSION
 from airflow_provider_fasttrack.lite.runner import SYSTEM_PATH
-from airflow_provider_fasttrack.lite.sandbox import MountSpec, namespace_command, namespaces_available
+from airflow_provider_fasttrack.lite.sandbox import (
+    MountSpec,
+    namespace_command,
+    namespaces_available,
+    pid_namespaces_available,
+)
+from airflow_provider_fasttrack.lite.services import free_port
 from airflow_provider_fasttrack.lite.testing import LiteServer
 from airflow_provider_fasttrack.signing import BackendAIAuth
 from tests.helpers import wait_for as poll
@@ -345,3 +351,66 @@ def test_a_kernel_of_a_server_that_is_not_root_has_no_capabilities(tmp_path: Pat
         shutil.rmtree(work, ignore_errors=True)
     assert "CapEff:\t0000000000000000" in done.stdout, done.stdout + done.stderr
     assert "chroot refused" in done.stdout, done.stdout + done.stderr
+
+
+#: the owner's session: a TCP port on loopback, an abstract socket and a recognisable process, until the gate opens
+_LISTEN = r"""
+import os, socket, sys
+port, gate = int(sys.argv[1]), sys.argv[2]
+tcp = socket.socket(); tcp.bind(("127.0.0.1", port)); tcp.listen(8)
+abstract = socket.socket(socket.AF_UNIX); abstract.bind(b"\0owner-isolation-marker"); abstract.listen(8)
+open("gates/listening", "w").close()
+while not os.path.exists(gate):
+    os.system("sleep 0.05")
+"""
+#: the intruder's session: what it sees of the owner's
+_LOOK = r"""
+import glob, os, socket, sys
+port, owner_folder = int(sys.argv[1]), sys.argv[2]
+cmdlines = []
+for path in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        cmdlines.append(open(path, "rb").read())
+    except OSError:
+        pass
+print("process:", any(b"owner-listen.py" in c for c in cmdlines))
+print("abstract listed:", "@owner-isolation-marker" in open("/proc/net/unix").read())
+unix = socket.socket(socket.AF_UNIX)
+print("abstract connects:", unix.connect_ex(b"\0owner-isolation-marker") == 0)
+print("tcp connects:", socket.socket().connect_ex(("127.0.0.1", port)) == 0)
+print("owner folder:", os.path.exists(owner_folder))
+"""
+
+
+def test_what_a_session_sees_of_another_keypairs_session(server: LiteServer, has_namespaces: bool) -> None:
+    """The claims of the security model: processes and files are separate, the network is shared."""
+    if not has_namespaces:
+        pytest.skip("sessions of one host are separated only in namespace mode")
+    port = free_port()
+    with client(server, OWNER) as owner, client(server, INTRUDER) as intruder:
+        done = Gate(server, owner, OWNER["access_key"])
+        folder(owner, "private")
+        (server.vfolder_path("gates", OWNER["access_key"]) / "owner-listen.py").write_text(_LISTEN)
+        (server.vfolder_path("gates", OWNER["access_key"]) / "listening").unlink(missing_ok=True)
+        config = {"resources": ONE_CPU, "mounts": ["gates", "private"]}
+        command = f"python3 gates/owner-listen.py {port} gates/{done.path.name}"
+        listening = create_session(owner, command, config=config)["sessionId"]
+        poll(lambda: (server.vfolder_path("gates", OWNER["access_key"]) / "listening").exists(), timeout=60)
+        folder(intruder, "tools")
+        (server.vfolder_path("tools", INTRUDER["access_key"]) / "look.py").write_text(_LOOK)
+        owner_folder = server.vfolder_path("private", OWNER["access_key"])
+        look = create_session(
+            intruder,
+            f"python3 tools/look.py {port} {owner_folder}",
+            config={"resources": ONE_CPU, "mounts": ["tools"]},
+        )["sessionId"]
+        wait_for(intruder, look, terminated, timeout=60)
+        seen = session_logs(intruder, look)
+        done.open()
+        wait_for(owner, listening, terminated, timeout=60)
+    if pid_namespaces_available():
+        assert "process: False" in seen, seen  # its own PID namespace and /proc
+    assert "owner folder: False" in seen, seen  # the data dir lies under /tmp here, private to each kernel
+    # not isolated: one network namespace for every session
+    assert "abstract listed: True" in seen and "abstract connects: True" in seen, seen
+    assert "tcp connects: True" in seen, seen
