@@ -121,13 +121,7 @@ def kernel_launch(
 
 
 def stored_mount(entry: list[Any]) -> MountSpec:
-    """A mount as a session row stores it: ``[vfolder dir, subpath, destination, read-only, entry]``.
-
-    Rows written before the subpath was kept apart hold ``[source, destination, read-only, entry]``.
-    """
-    if len(entry) == 4:
-        source, destination, read_only, label = entry
-        return MountSpec(Path(source), "", destination, read_only, label)
+    """A mount as a session row stores it: ``[vfolder dir, subpath, destination, read-only, entry]``."""
     folder, subpath, destination, read_only, label = entry
     return MountSpec(Path(folder), subpath, destination, read_only, label)
 
