@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_fasttrack.lite.auth import LATEST_API_VERSION
 from airflow_provider_fasttrack.lite.runner import SYSTEM_PATH
 from airflow_provider_fasttrack.lite.sandbox import (
     MountSpec,
@@ -25,9 +24,17 @@ from airflow_provider_fasttrack.lite.sandbox import (
 )
 from airflow_provider_fasttrack.lite.services import free_port
 from airflow_provider_fasttrack.lite.testing import LiteServer
-from airflow_provider_fasttrack.signing import BackendAIAuth
 from tests.helpers import wait_for as poll
-from tests.lite.conftest import IMAGE, compute_session, create_session, session_logs, terminated, wait_for
+from tests.lite.conftest import (
+    IMAGE,
+    Gate,
+    compute_session,
+    create_session,
+    session_logs,
+    terminated,
+    wait_for,
+)
+from tests.lite.test_security import client
 
 #: the keypair whose sessions try to reach the other's (the server's first keypair)
 INTRUDER = {"access_key": "AKIAINTRUDERISOL0001", "secret_key": "intruder-isolation-secret-0123456789ab"}
@@ -87,26 +94,6 @@ def server() -> Iterator[LiteServer]:
         keypairs=[INTRUDER, OWNER], slots={"cpu": 4, "mem": "4g"}, extra_config={"kill_grace_seconds": 1}
     ) as lite:
         yield lite
-
-
-def client(server: LiteServer, keypair: dict[str, Any]) -> httpx.Client:
-    auth = BackendAIAuth(keypair["access_key"], keypair["secret_key"], LATEST_API_VERSION)
-    return httpx.Client(base_url=server.url, auth=auth, timeout=30)
-
-
-class Gate:
-    """A file in a keypair's ``gates`` vfolder (mounted at /home/work/gates) that lets waiting sessions go on."""
-
-    def __init__(self, server: LiteServer, http: httpx.Client, access_key: str) -> None:
-        http.post("/folders", json={"name": "gates"})  # 400 when it exists already
-        self.path = server.vfolder_path("gates", access_key) / f"gate-{time.monotonic_ns()}"
-
-    @property
-    def wait(self) -> str:
-        return f"until [ -e gates/{self.path.name} ]; do sleep 0.05; done"
-
-    def open(self) -> None:
-        self.path.touch()
 
 
 def secrets_of(server: LiteServer) -> list[str]:
