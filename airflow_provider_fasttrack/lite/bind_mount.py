@@ -56,7 +56,7 @@ def open_mount_source(folder: str, subpath: str, label: str) -> int:
 
 def _open_child(parent: int, name: str, label: str, shown: str) -> int:
     """Open (making it if missing) the directory ``name`` beneath ``parent``; closes ``parent`` on success."""
-    with contextlib.suppress(FileExistsError):
+    with contextlib.suppress(OSError):  # it exists, or the open below says why it cannot be made
         os.mkdir(name, 0o755, dir_fd=parent)  # mkdirat never follows a symlink in the last place
     problem = "is not a directory"
     try:
