@@ -283,6 +283,17 @@ def test_the_namespace_binds_the_checked_directory_and_refuses_a_symlink(tmp_pat
     assert refused.returncode != 0
     assert "not for the session" not in refused.stdout + refused.stderr
     assert "cannot mount 'vf/a/b': 'a/b' in the vfolder is a symlink" in refused.stderr, refused.stderr
+    # a destination inside an earlier mount whose folder is a symlink: nothing is made or mounted through it
+    outside = tmp_path / "host-directory"
+    outside.mkdir()
+    (vfolder / "a" / "c").symlink_to(outside, target_is_directory=True)
+    whole = MountSpec(vfolder, "", "/home/work/vf", False, "vf")
+    nested = MountSpec(vfolder, "real", "/home/work/vf/a/c/new", False, "vf/real")
+    refused = run(whole, nested)
+    assert refused.returncode != 0 and list(outside.iterdir()) == []
+    assert "cannot mount 'vf/real': 'home/work/vf/a/c' of its destination is a symlink" in refused.stderr, (
+        refused.stderr
+    )
 
 
 #: run by a user that is not root: a namespace kernel whose command reports its capabilities and tries to chroot
