@@ -7,9 +7,9 @@ with ``ssh``. backendai-lite gives each kernel of such a session the same two en
 - ``backendai-lite-sshd`` runs in every kernel (started before its command) and listens on a Unix socket named
   after the kernel's hostname in the session's socket directory: a private directory the server makes for each
   cluster session under the host's ``/tmp`` and binds into that session's kernels only, so the kernels of other
-  sessions (whose ``/tmp`` is their own) can neither reach nor replace it. For each connection it runs the requested command with
-  ``/bin/bash -c`` in that kernel: its environment, its filesystem (mount namespace, chroot) and its process tree
-  (PID namespace), starting in ``/home/work`` as a login over SSH would.
+  sessions (whose ``/tmp`` is their own) can neither reach nor replace it. For each connection it runs the
+  requested command with ``/bin/bash -c`` in that kernel: its environment, its filesystem (mount namespace,
+  chroot) and its process tree (PID namespace), starting in ``/home/work`` as a login over SSH would.
 - ``ssh`` (first on the kernel's ``PATH``) connects to the named kernel's server, forwards its standard input,
   prints the command's output and exits with the command's exit status: 255 when it cannot connect, 128+N when the
   command was killed by signal N. Closing the connection (the client is killed) ends the remote command.
@@ -50,8 +50,9 @@ _HEADER = struct.Struct("!cI")
 STDIN, STDOUT, STDERR, EXIT = b"i", b"o", b"e", b"x"
 
 
-#: the longest path a Unix socket can be bound at (``sun_path`` less its NUL)
+#: the longest path a Unix socket can be bound at (``sun_path`` less its NUL), and the room kept for a hostname
 MAX_SOCKET_PATH = 107
+_HOSTNAME_ROOM = 16
 
 
 def socket_path(socket_dir: str, hostname: str) -> str:
@@ -64,7 +65,7 @@ def install(tools_dir: Path, socket_dir: Path, interpreter: str = sys.executable
 
     Both wrappers carry ``socket_dir``, the directory of the session's sockets.
     """
-    if len(os.fsencode(socket_path(str(socket_dir), "main1"))) + 8 > MAX_SOCKET_PATH:
+    if len(os.fsencode(str(socket_dir))) + 1 + _HOSTNAME_ROOM > MAX_SOCKET_PATH:
         raise ValueError(f"the cluster socket directory {socket_dir} is too long a path for a Unix socket")
     tools_dir.mkdir(parents=True, exist_ok=True)
     script = tools_dir / "backendai_lite_ssh.py"
