@@ -4,16 +4,19 @@ On a Backend.AI cluster every kernel of a multi-node session runs an SSH server 
 hostnames (``main1``, ``sub1``, ...); a batch command runs on the main kernel and starts work on the sub kernels
 with ``ssh``. backendai-lite gives each kernel of such a session the same two ends:
 
-- ``backendai-lite-sshd`` runs in every kernel (started before its command) and listens on an abstract Unix
-  socket named after the session and the kernel's hostname. For each connection it runs the requested command with
-  ``/bin/bash -c`` in that kernel: its environment, its filesystem (mount namespace, chroot) and its process tree
-  (PID namespace), starting in ``/home/work`` as a login over SSH would.
+- ``backendai-lite-sshd`` runs in every kernel (started before its command) and listens on a Unix socket named
+  after the kernel's hostname in the session's socket directory: a private directory the server makes for each
+  cluster session under the host's ``/tmp`` and binds into that session's kernels only, so the kernels of other
+  sessions (whose ``/tmp`` is their own) can neither reach nor replace it. For each connection it runs the
+  requested command with ``/bin/bash -c`` in that kernel: its environment, its filesystem (mount namespace,
+  chroot) and its process tree (PID namespace), starting in ``/home/work`` as a login over SSH would.
 - ``ssh`` (first on the kernel's ``PATH``) connects to the named kernel's server, forwards its standard input,
   prints the command's output and exits with the command's exit status: 255 when it cannot connect, 128+N when the
   command was killed by signal N. Closing the connection (the client is killed) ends the remote command.
 
 Only a peer with the server's own user id is served. The file is stdlib-only and runs as a script with the
-server's interpreter (``python -I -S``), so it never depends on what a session's image has installed.
+server's interpreter (``python -I -S``), so it never depends on what a session's image has installed; the socket
+directory is written into its wrappers, not taken from the environment.
 """
 
 from __future__ import annotations
@@ -47,22 +50,30 @@ _HEADER = struct.Struct("!cI")
 STDIN, STDOUT, STDERR, EXIT = b"i", b"o", b"e", b"x"
 
 
-def socket_address(session_id: str, hostname: str) -> bytes:
-    """The abstract socket a kernel's server listens on (no file: it lives as long as the server)."""
-    return f"\0backendai-lite-ssh/{session_id}/{hostname}".encode()
+#: the longest path a Unix socket can be bound at (``sun_path`` less its NUL), and the room kept for a hostname
+MAX_SOCKET_PATH = 107
+_HOSTNAME_ROOM = 16
 
 
-def install(tools_dir: Path, interpreter: str = sys.executable) -> None:
-    """Write ``ssh`` and ``backendai-lite-sshd`` (and a copy of this file) into ``tools_dir``."""
+def socket_path(socket_dir: str, hostname: str) -> str:
+    """The socket a kernel's server listens on: its hostname in the session's socket directory."""
+    return os.path.join(socket_dir, hostname)
+
+
+def install(tools_dir: Path, socket_dir: Path, interpreter: str = sys.executable) -> None:
+    """Write ``ssh`` and ``backendai-lite-sshd`` (and a copy of this file) into ``tools_dir``.
+
+    Both wrappers carry ``socket_dir``, the directory of the session's sockets.
+    """
+    if len(os.fsencode(str(socket_dir))) + 1 + _HOSTNAME_ROOM > MAX_SOCKET_PATH:
+        raise ValueError(f"the cluster socket directory {socket_dir} is too long a path for a Unix socket")
     tools_dir.mkdir(parents=True, exist_ok=True)
     script = tools_dir / "backendai_lite_ssh.py"
     script.write_text(Path(__file__).read_text(encoding="utf-8"), encoding="utf-8")
     for name, mode in ((CLIENT_NAME, "client"), (SERVER_NAME, "server")):
         wrapper = tools_dir / name
-        wrapper.write_text(
-            f'#!/bin/sh\nexec {_quote(interpreter)} -I -S {_quote(str(script))} {mode} "$@"\n',
-            encoding="utf-8",
-        )
+        command = f"{_quote(interpreter)} -I -S {_quote(str(script))} {mode} {_quote(str(socket_dir))}"
+        wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n', encoding="utf-8")
         wrapper.chmod(0o755)
 
 
@@ -127,7 +138,7 @@ def parse_client_args(argv: list[str]) -> tuple[str, str, bool]:
     return host, command, forward_stdin
 
 
-def _connect(address: bytes, deadline: float) -> socket.socket:
+def _connect(address: str, deadline: float) -> socket.socket:
     while True:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -140,20 +151,19 @@ def _connect(address: bytes, deadline: float) -> socket.socket:
             time.sleep(0.1)
 
 
-def client(argv: list[str]) -> int:
+def client(socket_dir: str, argv: list[str]) -> int:
     """The ``ssh`` command of a cluster kernel."""
     try:
         host, command, forward_stdin = parse_client_args(argv)
     except ValueError as exc:
         print(f"ssh: {exc}", file=sys.stderr)
         return 255
-    session_id = os.environ.get("BACKENDAI_SESSION_ID", "")
     hosts = [h for h in os.environ.get("BACKENDAI_CLUSTER_HOSTS", "").split(",") if h]
-    if not session_id or host not in hosts:
+    if host not in hosts or "/" in host:
         print(f"ssh: Could not resolve hostname {host}: not a kernel of this session", file=sys.stderr)
         return 255
     try:
-        sock = _connect(socket_address(session_id, host), time.monotonic() + CONNECT_TIMEOUT_S)
+        sock = _connect(socket_path(socket_dir, host), time.monotonic() + CONNECT_TIMEOUT_S)
     except OSError as exc:
         print(f"ssh: connect to host {host}: {exc.strerror or exc}", file=sys.stderr)
         return 255
@@ -291,11 +301,10 @@ def _kill_group(child: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(child.pid, sig)
 
 
-def server() -> int:
+def server(socket_dir: str) -> int:
     """The SSH server of one kernel: serve until killed; SIGTERM also ends the commands it started."""
-    session_id = os.environ.get("BACKENDAI_SESSION_ID", "")
     host = os.environ.get("BACKENDAI_CLUSTER_HOST", "")
-    if not session_id or not host:
+    if not host or "/" in host:
         print(f"{SERVER_NAME}: not in a cluster kernel", file=sys.stderr)
         return 2
     state = _Server()
@@ -306,7 +315,10 @@ def server() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_address(session_id, host))
+    path = socket_path(socket_dir, host)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by an earlier server of this kernel
+    listener.bind(path)
     listener.listen(64)
     while True:
         conn, _ = listener.accept()
@@ -314,11 +326,11 @@ def server() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["server"]:
-        return server()
-    if argv[:1] == ["client"]:
-        return client(argv[1:])
-    print("usage: backendai_lite_ssh.py {client|server} ...", file=sys.stderr)
+    if len(argv) >= 2 and argv[0] == "server":
+        return server(argv[1])
+    if len(argv) >= 2 and argv[0] == "client":
+        return client(argv[1], argv[2:])
+    print("usage: backendai_lite_ssh.py {client|server} SOCKET_DIR ...", file=sys.stderr)
     return 2
 
 

@@ -14,7 +14,14 @@ from airflow_provider_fasttrack.lite.config import LiteConfig
 from airflow_provider_fasttrack.lite.runner import KernelLaunch
 from airflow_provider_fasttrack.lite.sandbox import MountSpec
 
-__all__ = ["cluster_layout", "kernel_command", "kernel_environment", "kernel_launch"]
+__all__ = [
+    "cluster_layout",
+    "kernel_command",
+    "kernel_environment",
+    "kernel_launch",
+    "mount_row",
+    "stored_mount",
+]
 
 
 def cluster_layout(size: int) -> list[tuple[str, int]]:
@@ -91,8 +98,9 @@ def kernel_launch(
     kernels: list[dict[str, Any]],
     workdir: Path,
     use_namespace: bool,
+    socket_dir: Path | None = None,
 ) -> KernelLaunch:
-    """Everything the runner needs to start one kernel."""
+    """Everything the runner needs to start one kernel (``socket_dir``: the cluster's SSH sockets)."""
     lite = row["config"]["_lite"]
     return KernelLaunch(
         session_id=row["id"],
@@ -103,12 +111,24 @@ def kernel_launch(
         scratch=workdir / "home",
         log_path=Path(kernel["log_path"]),
         bin_dir=lite["bin_dir"],
-        mounts=[MountSpec(Path(src), dst, ro, label) for src, dst, ro, label in lite["mounts"]],
+        mounts=[stored_mount(entry) for entry in lite["mounts"]],
         hostnames=[k["hostname"] for k in kernels],
         use_namespace=use_namespace,
         notes=accelerator_notes(row),
         tools_dir=workdir / "bin" if is_cluster(row) else None,
+        socket_dir=socket_dir if is_cluster(row) else None,
     )
+
+
+def stored_mount(entry: list[Any]) -> MountSpec:
+    """A mount as a session row stores it: ``[vfolder dir, subpath, destination, read-only, entry]``."""
+    folder, subpath, destination, read_only, label = entry
+    return MountSpec(Path(folder), subpath, destination, read_only, label)
+
+
+def mount_row(mount: MountSpec) -> list[Any]:
+    """What :func:`stored_mount` reads back."""
+    return [str(mount.folder), mount.subpath, mount.destination, mount.read_only, mount.label]
 
 
 def accelerator_notes(row: dict[str, Any]) -> list[str]:

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +18,9 @@ from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.events import EventHub
-from airflow_provider_fasttrack.lite.kernels import cluster_layout, kernel_launch
+from airflow_provider_fasttrack.lite.kernels import cluster_layout, is_cluster, kernel_launch, mount_row
 from airflow_provider_fasttrack.lite.runner import KernelLaunch, kill_group, start_kernel, sweep_session
-from airflow_provider_fasttrack.lite.sandbox import MountSpec, SandboxError
+from airflow_provider_fasttrack.lite.sandbox import MountSpec, SandboxError, open_mount_source
 from airflow_provider_fasttrack.lite.scheduler import OCCUPYING_STATUSES, decide, never_fits, usage
 from airflow_provider_fasttrack.lite.session_spec import SessionSpec
 from airflow_provider_fasttrack.lite.store import DEAD_STATUSES, Store
@@ -66,6 +67,7 @@ class SessionRegistry:
         self._procs: dict[str, dict[str, asyncio.subprocess.Process]] = {}
         self._destroying: dict[str, bool] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._socket_root: Path | None = None
 
     # lifecycle of the registry itself
     def recover(self) -> None:
@@ -93,6 +95,8 @@ class SessionRegistry:
             row = self.store.session(session_id)
             if row is not None and row["status"] not in DEAD_STATUSES:
                 self._record_interrupted(row, "backendai-lite was stopped while the session was running")
+        if self._socket_root is not None:
+            shutil.rmtree(self._socket_root, ignore_errors=True)
         self.hub.close()
 
     def _record_interrupted(self, row: dict[str, Any], reason: str) -> None:
@@ -164,7 +168,7 @@ class SessionRegistry:
         session_id = str(uuid.uuid4())
         config = dict(spec.raw_config)
         config["_lite"] = {
-            "mounts": [[str(m.source), m.destination, m.read_only, m.label] for m in mounts],
+            "mounts": [mount_row(m) for m in mounts],
             "environ": spec.environ,
             "preopen_ports": spec.preopen_ports,
             "bin_dir": spec.image_mapping.bin_dir(),
@@ -232,9 +236,15 @@ class SessionRegistry:
             source = self.vfolders.resolve(row, request.subpath)
             if source.exists() and not source.is_dir():
                 raise LiteError("invalid-api-params", f"{request.entry!r} is a file, not a folder")
-            source.mkdir(parents=True, exist_ok=True)
             read_only = request.read_only or row["permission"] == "ro"
-            mounts.append(MountSpec(source, request.destination, read_only, request.entry))
+            mount = MountSpec(
+                self.vfolders.path(row), request.subpath, request.destination, read_only, request.entry
+            )
+            try:  # makes the missing folders; checked again when each kernel binds it
+                os.close(open_mount_source(mount))
+            except SandboxError as exc:
+                raise LiteError("invalid-api-params", str(exc)) from None
+            mounts.append(mount)
         return mounts
 
     async def _wait_until_running(self, session_id: str, timeout: float | None) -> dict[str, Any]:
@@ -377,7 +387,20 @@ class SessionRegistry:
         self, row: dict[str, Any], kernel: dict[str, Any], kernels: list[dict[str, Any]]
     ) -> KernelLaunch:
         kdir = self._kernel_dir(row["id"], kernel["id"])
-        return kernel_launch(self.config, row, kernel, kernels, kdir, self.use_namespace)
+        socket_dir = self._socket_dir(row["id"]) if is_cluster(row) else None
+        return kernel_launch(self.config, row, kernel, kernels, kdir, self.use_namespace, socket_dir)
+
+    def _socket_dir(self, session_id: str) -> Path:
+        """The session's directory of cluster SSH sockets (mode 0700), made on first use.
+
+        It lies under the host's ``/tmp`` (not ``$TMPDIR``, not the data dir) because a namespace kernel has a
+        private ``/tmp``: only the kernels it is bound into, those of this session, can reach it.
+        """
+        if self._socket_root is None:
+            self._socket_root = Path(tempfile.mkdtemp(prefix="backendai-lite-ssh-", dir="/tmp"))
+        path = self._socket_root / session_id
+        path.mkdir(mode=0o700, exist_ok=True)
+        return path
 
     def _finish(
         self,
@@ -547,7 +570,9 @@ class SessionRegistry:
         return self._session_dir(session_id) / "kernels" / kernel_id
 
     def _cleanup_dirs(self, session_id: str) -> None:
-        """Remove the scratch homes (like a container's removal); the logs stay."""
+        """Remove the scratch homes and SSH sockets (like a container's removal); the logs stay."""
+        if self._socket_root is not None:
+            shutil.rmtree(self._socket_root / session_id, ignore_errors=True)
         kernels_dir = self._session_dir(session_id) / "kernels"
         if not kernels_dir.is_dir():
             return

@@ -15,6 +15,7 @@ from airflow_provider_fasttrack.lite.sandbox import (
     MountSpec,
     death_signal_prefix,
     namespace_command,
+    open_mount_source,
     prepare_fallback,
 )
 
@@ -43,6 +44,8 @@ class KernelLaunch:
     notes: list[str] = field(default_factory=list)
     #: a folder put first on PATH with the cluster tools (``ssh``, ``backendai-lite-sshd``); multi-node only
     tools_dir: Path | None = None
+    #: the session's private directory of cluster SSH sockets, bound into its kernels only; multi-node only
+    socket_dir: Path | None = None
 
 
 async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
@@ -55,12 +58,13 @@ async def start_kernel(launch: KernelLaunch) -> asyncio.subprocess.Process:
     launch.scratch.mkdir(parents=True, exist_ok=True)
     env = dict(launch.environ)
     env["PATH"] = f"{launch.bin_dir}:{SYSTEM_PATH}"
-    tool_paths: list[str] = []
-    if launch.tools_dir is not None:
-        cluster_ssh.install(launch.tools_dir)
+    if launch.tools_dir is not None and launch.socket_dir is not None:
+        cluster_ssh.install(launch.tools_dir, launch.socket_dir)
         env["PATH"] = f"{launch.tools_dir}:{env['PATH']}"
-        tool_paths.append(str(launch.tools_dir))
     notes = list(launch.notes)
+    for mount in launch.mounts:  # refused here with a clear message; the namespace binds it the same way
+        os.close(open_mount_source(mount))
+    tool_paths = [str(path) for path in (launch.tools_dir, launch.socket_dir) if path is not None]
     if launch.use_namespace:
         argv, extra = namespace_command(
             launch.workdir, launch.scratch, launch.mounts, launch.hostnames, launch.bin_dir, tool_paths

@@ -12,12 +12,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from airflow_provider_fasttrack.lite import bind_mount
+
 __all__ = [
     "MountSpec",
     "SandboxError",
     "death_signal_prefix",
     "namespace_command",
     "namespaces_available",
+    "open_mount_source",
     "pid_namespaces_available",
     "prepare_fallback",
 ]
@@ -32,19 +35,37 @@ class SandboxError(RuntimeError):
 
 @dataclass(frozen=True)
 class MountSpec:
-    """One vfolder (or subfolder) mounted into a session."""
+    """One vfolder (or a subfolder of it: ``subpath``, relative, without ``..``) mounted into a session."""
 
-    source: Path
+    folder: Path
+    subpath: str
     destination: str
     read_only: bool
     label: str
+
+    @property
+    def source(self) -> Path:
+        """The mounted directory's path (to show or link; binds go through :func:`open_mount_source`)."""
+        return self.folder / self.subpath if self.subpath else self.folder
+
+
+def open_mount_source(mount: MountSpec) -> int:
+    """The mount's directory, opened without following a symlink (see :mod:`.bind_mount`); the caller closes it."""
+    try:
+        return bind_mount.open_mount_source(str(mount.folder), mount.subpath, mount.label)
+    except bind_mount.MountSourceError as exc:
+        raise SandboxError(str(exc)) from None
 
 
 # Runs inside `unshare --mount --propagation private` (and, where allowed, `--pid --fork --kill-child
 # --mount-proc`, which makes this script PID 1 of the session's own PID namespace: when it exits or is killed,
 # the kernel kills every process of the namespace, and it is killed when the server dies). It builds a root on a tmpfs from the host's top-level
-# directories (except /home and /tmp, which are private), binds the scratch home and the mounts, and runs the
+# directories (except /home and /tmp, which are private), binds the scratch home and the mounts (bind_mount.py:
+# each from its directory opened without following a symlink), and runs the
 # command chrooted there as a child (not exec: PID 1 ignores signals it has no handler for, its children do not). Inputs come through LITE_* variables, which are removed before the command starts.
+# In a user namespace (a server that is not root) the command runs without capabilities (LITE_DROP_CAPS names
+# setpriv): root of its own namespace could otherwise leave the chroot (chroot needs CAP_SYS_CHROOT only there)
+# or unmount what hides the host, and reach every file of the server's user, other sessions' included.
 _NAMESPACE_SCRIPT = r"""
 set -eu
 root="$LITE_ROOT"
@@ -64,16 +85,12 @@ while IFS= read -r path; do
   [ -n "$path" ] || continue
   mkdir -p "$root$path"; mount --bind "$path" "$root$path"
 done < "$LITE_EXTRA_BINDS"
-while IFS="$(printf '\t')" read -r src dst perm; do
-  [ -n "$src" ] || continue
-  mkdir -p "$root$dst"
-  mount --bind "$src" "$root$dst"
-  if [ "$perm" = "ro" ]; then mount -o remount,bind,ro "$root$dst"; fi
-done < "$LITE_MOUNTS"
+"$LITE_PYTHON" -I -S "$LITE_BIND_MOUNT" "$LITE_MOUNTS" "$root"
 if [ -f "$LITE_HOSTS" ] && [ -e "$root/etc/hosts" ]; then mount --bind "$LITE_HOSTS" "$root/etc/hosts"; fi
-unset LITE_ROOT LITE_SCRATCH LITE_EXTRA_BINDS LITE_MOUNTS LITE_HOSTS
+drop_caps="${LITE_DROP_CAPS:-}"
+unset LITE_ROOT LITE_SCRATCH LITE_EXTRA_BINDS LITE_MOUNTS LITE_HOSTS LITE_PYTHON LITE_BIND_MOUNT LITE_DROP_CAPS
 status=0
-chroot "$root" /bin/bash -c 'cd /home/work && lite_command="$LITE_COMMAND" && unset LITE_COMMAND && exec /bin/bash -c "$lite_command"' || status=$?
+chroot "$root" ${drop_caps:+"$drop_caps" --bounding-set=-all --inh-caps=-all} /bin/bash -c 'cd /home/work && lite_command="$LITE_COMMAND" && unset LITE_COMMAND && exec /bin/bash -c "$lite_command"' || status=$?
 exit "$status"
 """
 
@@ -184,11 +201,19 @@ def namespace_command(
         check_destination(mount.destination)
     root = workdir / "root"
     root.mkdir(parents=True, exist_ok=True)
-    mounts_file = workdir / "mounts.tsv"
+    mounts_file = workdir / "mounts.json"
     ordered = sorted(mounts, key=lambda m: len(PurePosixPath(m.destination).parts))
-    mounts_file.write_text(
-        "".join(f"{m.source}\t{m.destination}\t{'ro' if m.read_only else 'rw'}\n" for m in ordered)
-    )
+    entries = [
+        {
+            "folder": str(m.folder),
+            "subpath": m.subpath,
+            "destination": m.destination,
+            "read_only": m.read_only,
+            "label": m.label,
+        }
+        for m in ordered
+    ]
+    mounts_file.write_text(json.dumps(entries))
     binds_file = workdir / "extra-binds.txt"
     binds_file.write_text("".join(f"{path}\n" for path in _extra_binds(bin_dir, tool_paths or [])))
     hosts_file = workdir / "hosts"
@@ -203,7 +228,12 @@ def namespace_command(
         "LITE_MOUNTS": str(mounts_file),
         "LITE_EXTRA_BINDS": str(binds_file),
         "LITE_HOSTS": str(hosts_file),
+        "LITE_PYTHON": sys.executable,
+        "LITE_BIND_MOUNT": bind_mount.__file__,
     }
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 and setpriv is not None:
+        env["LITE_DROP_CAPS"] = setpriv
     prefix = _unshare_prefix(unshare, pid=pid_namespaces_available())
     return [*death_signal_prefix(), *prefix, "/bin/bash", str(script)], env
 

@@ -109,9 +109,10 @@ def session_logs(http: httpx.Client, session_id: str, kernel_id: str | None = No
 class Gate:
     """A file the test creates to let waiting sessions finish: ordering without timing assumptions."""
 
-    def __init__(self, server: LiteServer, http: httpx.Client) -> None:
+    def __init__(self, server: LiteServer, http: httpx.Client, access_key: str | None = None) -> None:
+        """A gate in the ``gates`` vfolder of ``access_key`` (the server's first keypair by default), ``http``'s."""
         http.post("/folders", json={"name": "gates"})  # 400 when it exists already
-        self.path = server.vfolder_path("gates") / f"gate-{time.monotonic_ns()}"
+        self.path = server.vfolder_path("gates", access_key) / f"gate-{time.monotonic_ns()}"
 
     @property
     def wait(self) -> str:
