@@ -118,6 +118,8 @@ class FaultConfig(_Model):
     drop_event_stream_after: int = Field(default=1, ge=0)
     #: path prefixes never faulted
     exempt_paths: list[str] = Field(default_factory=lambda: ["/lite/"])
+    #: only paths matching one of these shell patterns are faulted (``/session/*/logs``); empty: every path
+    paths: list[str] = Field(default_factory=list)
     seed: int | None = None
 
     @field_validator("error_statuses")
