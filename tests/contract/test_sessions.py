@@ -45,8 +45,8 @@ def test_a_wrong_secret_or_version_is_refused(backend: Backend) -> None:
     bad_secret = BackendAIAuth(keypair.access_key, "not-the-secret-key-0000000000000", API_VERSION)
     with httpx.Client(base_url=backend.endpoint, auth=bad_secret, timeout=30) as client:
         assert client.post("/resource/check-presets", json={}).status_code == 401
-    old_version = BackendAIAuth(keypair.access_key, keypair.secret_key, "v1.20160915")
-    with httpx.Client(base_url=backend.endpoint, auth=old_version, timeout=30) as client:
+    unknown_version = BackendAIAuth(keypair.access_key, keypair.secret_key, "v99.20991231")
+    with httpx.Client(base_url=backend.endpoint, auth=unknown_version, timeout=30) as client:
         assert client.post("/resource/check-presets", json={}).status_code == 400
 
 

@@ -110,7 +110,12 @@ def test_an_unreadable_session_log_changes_no_outcome(mode: str, tmp_path, monke
     from airflow_provider_fasttrack.lite.testing import LiteServer
     from tests.helpers import LOG_FILES, SECRETS, connection_env
 
-    faults = {"error_rate": 1.0, "error_statuses": [500], "error_phase": "before", "paths": ["/session/*/logs"]}
+    faults = {
+        "error_rate": 1.0,
+        "error_statuses": [500],
+        "error_phase": "before",
+        "paths": ["/session/*/logs"],
+    }
     with LiteServer(data_dir=tmp_path / "lite", faults=faults) as lite:
         SECRETS.add(lite.secret_key)
         LOG_FILES.append(lite.log_path)
