@@ -9,6 +9,7 @@ request (:class:`airflow_provider_fasttrack.session_request.SessionRequest`).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -148,51 +149,81 @@ class BackendAIHook(BackendAIBaseHook):
             raise BackendAINotFoundError(404, title=f"session {session_id} not found", path=ADMIN_GQL[1])
         return SessionState.from_compute_session(session_id, node)
 
-    def get_logs(self, session_id: str) -> str:
-        """The session's container log text (works after termination, by UUID)."""
-        data = self._call(GET_SESSION_LOGS, path_args={"session": session_id})
+    def get_logs(self, session_id: str, *, retry: bool = True) -> str:
+        """The session's container log text, by UUID.
+
+        Once the session has ended a manager may answer an error (its kernel is gone): after the end ask with
+        ``retry=False``, as a retried 5xx only delays the answer.
+        """
+        data = self._call(GET_SESSION_LOGS, path_args={"session": session_id}, retry=retry)
         return str((data.get("result") or {}).get("logs") or "")
 
-    async def aget_logs(self, session_id: str) -> str:
+    async def aget_logs(self, session_id: str, *, retry: bool = True) -> str:
         """Async version of :meth:`get_logs`."""
-        data = await self._acall(GET_SESSION_LOGS, path_args={"session": session_id})
+        data = await self._acall(GET_SESSION_LOGS, path_args={"session": session_id}, retry=retry)
         return str((data.get("result") or {}).get("logs") or "")
 
     def destroy_session(self, session: str, *, forced: bool = True, recursive: bool = False) -> bool:
-        """Terminate a session by UUID or name; False when it was already gone."""
+        """Terminate a session by UUID or name; True only when it was live, False when it had ended or is unknown.
+
+        A manager answers 200 to ``DELETE`` of an ended session by UUID as to a live one, so by UUID the session's
+        state is read first (``compute_session``); a name resolves only among live sessions (404 once ended).
+        """
+        ended = self._has_ended(session)
+        if ended and not recursive:
+            return False
         try:
             self._call(
-                DESTROY_SESSION,
-                path_args={"session": session},
-                params={"forced": str(forced).lower(), "recursive": str(recursive).lower()},
+                DESTROY_SESSION, path_args={"session": session}, params=_destroy_params(forced, recursive)
             )
         except BackendAINotFoundError:
             return False
-        return True
+        return not ended
 
     async def adestroy_session(self, session: str, *, forced: bool = True, recursive: bool = False) -> bool:
         """Async version of :meth:`destroy_session`."""
+        ended = await self._ahas_ended(session)
+        if ended and not recursive:
+            return False
         try:
             await self._acall(
-                DESTROY_SESSION,
-                path_args={"session": session},
-                params={"forced": str(forced).lower(), "recursive": str(recursive).lower()},
+                DESTROY_SESSION, path_args={"session": session}, params=_destroy_params(forced, recursive)
             )
         except BackendAINotFoundError:
             return False
-        return True
+        return not ended
+
+    def _has_ended(self, session: str) -> bool:
+        """Whether a session given by UUID has ended or is unknown (False for a name)."""
+        if not _is_uuid(session):
+            return False
+        try:
+            return self.get_session_state(session).is_terminal
+        except BackendAINotFoundError:
+            return True
+
+    async def _ahas_ended(self, session: str) -> bool:
+        """Async version of :meth:`_has_ended`."""
+        if not _is_uuid(session):
+            return False
+        try:
+            return (await self.aget_session_state(session)).is_terminal
+        except BackendAINotFoundError:
+            return True
 
     async def astream_session_events(
         self, session_name: str, session_id: str, *, read_timeout: float | None = None
     ) -> AsyncIterator[SessionEvent]:
-        """Yield the server-sent events of one session (filtered by ``sessionId`` here: the server ignores it).
+        """Yield the server-sent events of one session, selected here by ``sessionId``.
 
+        A manager streams the events of every session the keypair's user may see (all of the user's keypairs,
+        for an admin the whole domain) and may ignore the ``sessionId`` parameter, so each event is checked.
         Ends when the stream closes; ``httpx.ReadTimeout`` when nothing arrives within ``read_timeout``.
         """
         method, path = SESSION_EVENTS
         timeout = httpx.Timeout(self.timeout, read=read_timeout)
         client = await self._async_client()
-        params = {"sessionName": session_name, "scope": "session"}
+        params = {"sessionName": session_name, "sessionId": session_id, "scope": "session"}
         async with client.stream(method, path, params=params, timeout=timeout) as response:
             if response.is_error:
                 await response.aread()
@@ -425,3 +456,15 @@ class BackendAIHook(BackendAIBaseHook):
         """The web UI page of a session, when the connection names a web UI."""
         base = self.settings.webui_url
         return f"{base}/session?sessionId={session_id}" if base else None
+
+
+def _destroy_params(forced: bool, recursive: bool) -> dict[str, str]:
+    return {"forced": str(forced).lower(), "recursive": str(recursive).lower()}
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

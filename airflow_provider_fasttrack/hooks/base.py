@@ -375,10 +375,16 @@ class BackendAIBaseHook(BaseHook):
         return response.json() if response.content else {}
 
     async def _acall(
-        self, endpoint: tuple[str, str], *, path_args: Mapping[str, str] | None = None, **kwargs: Any
+        self,
+        endpoint: tuple[str, str],
+        *,
+        path_args: Mapping[str, str] | None = None,
+        retry: bool = True,
+        **kwargs: Any,
     ) -> Any:
-        """Async version of :meth:`_call` (always retrying)."""
+        """Async version of :meth:`_call`."""
         method, path = endpoint
         client = await self._async_client()
-        response = await self._asend(client, method, path.format(**(path_args or {})), **kwargs)
+        send = self._asend if retry else self._arequest_once
+        response = await send(client, method, path.format(**(path_args or {})), **kwargs)
         return response.json() if response.content else {}

@@ -6,11 +6,12 @@ import os
 import secrets
 import string
 import sys
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from airflow_provider_fasttrack import slots as slotlib
 from airflow_provider_fasttrack.exceptions import LiteConfigError
@@ -39,13 +40,26 @@ class KeypairConfig(_Model):
     access_key: str = Field(min_length=4)
     secret_key: str = Field(min_length=8, repr=False)
     user_email: str = "user@lite.local"
-    user_uuid: str = "00000000-0000-4000-8000-000000000001"
+    #: the user owning the keypair: keypairs with the same ``user_uuid`` are one user's, who sees the session
+    #: events of all of them; unset, the keypair is a user of its own (a UUID derived from the access key)
+    user_uuid: str = ""
     #: an admin sees every owner's sessions in ``/lite/sessions`` and may watch their events
     is_admin: bool = False
     #: keypair resource policy ``total_resource_slots`` (unset slot: unlimited)
     total_resource_slots: dict[str, Any] = Field(default_factory=dict)
     #: keypair resource policy ``max_concurrent_sessions`` (0: unlimited)
     max_concurrent_sessions: int = Field(default=0, ge=0)
+
+    @field_validator("user_uuid")
+    @classmethod
+    def _canonical_uuid(cls, value: str) -> str:
+        return str(uuid.UUID(value)) if value else value
+
+    @model_validator(mode="after")
+    def _own_user_by_default(self) -> KeypairConfig:
+        if not self.user_uuid:
+            self.user_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"backendai-lite:keypair:{self.access_key}"))
+        return self
 
     def limits(self) -> slotlib.Slots:
         """The parsed total resource slots."""
@@ -105,6 +119,8 @@ class FaultConfig(_Model):
     drop_event_stream_after: int = Field(default=1, ge=0)
     #: path prefixes never faulted
     exempt_paths: list[str] = Field(default_factory=lambda: ["/lite/"])
+    #: only paths matching one of these shell patterns are faulted (``/session/*/logs``); empty: every path
+    paths: list[str] = Field(default_factory=list)
     seed: int | None = None
 
     @field_validator("error_statuses")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Literal
 
 from airflow_provider_fasttrack.lite.config import FaultConfig
@@ -47,7 +48,9 @@ class FaultInjector:
 
     def applies_to(self, path: str) -> bool:
         """Whether faults may be injected on this path."""
-        return not any(path.startswith(prefix) for prefix in self.config.exempt_paths)
+        if any(path.startswith(prefix) for prefix in self.config.exempt_paths):
+            return False
+        return not self.config.paths or any(fnmatchcase(path, pattern) for pattern in self.config.paths)
 
     def error(self, *, can_be_after: bool = True) -> InjectedFault | None:
         """An error to inject on this request, or ``None``."""

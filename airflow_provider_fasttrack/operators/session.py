@@ -416,7 +416,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         status = event.get("status")
         if status == "timeout":
             self.hook.destroy_session(session_id, forced=True)
-            tail = self._log_tail(session_id)
+            tail = _log_tail(self._final_log(session_id))
             raise AirflowTaskTimeout(
                 f"execution_timeout ({self.execution_timeout}) exceeded while waiting for Backend.AI session "
                 f"{event.get('session_name')} ({session_id}); the session was destroyed.{tail}",
@@ -431,8 +431,9 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         ti = context["ti"]
         self._mask_secrets()
         name = self._session_name(context)
-        if log_offset is not None:
-            self._log_new_output(state.session_id, name, log_offset, final=True)
+        log = self._final_log(state.session_id) if log_offset is not None or not state.is_successful else None
+        if log_offset is not None and log is not None:
+            self._write_output(log, name, log_offset, final=True)
         ti.xcom_push(key="exit_code", value=state.exit_code)
         ti.xcom_push(key="result", value=state.result)
         if state.is_successful:
@@ -442,7 +443,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             raise AirflowSkipException(
                 f"Session exited with {state.exit_code}, declared as skip_on_exit_code"
             )
-        error = SessionFailedError(f"Backend.AI {state.describe()}{self._log_tail(state.session_id)}")
+        error = SessionFailedError(f"Backend.AI {state.describe()}{_log_tail(log)}")
         if self.fail_fast and self.continue_on_failure:
             self.log.info("continue_on_failure: fail-fast keeps the other tasks' sessions")
         elif self.fail_fast:
@@ -502,24 +503,41 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
 
     # -- logs ----------------------------------------------------------------------------------
 
-    def _log_new_output(self, session_id: str, name: str, shown: int, *, final: bool = False) -> int:
-        """Write the session log lines after the first ``shown`` into the task log; returns the new count."""
+    def _log_new_output(self, session_id: str, name: str, shown: int) -> int:
+        """While the session runs: write its new log lines into the task log; returns the new count.
+
+        One attempt: the next poll asks again, and the session may have ended meanwhile.
+        """
         try:
-            text = self.hook.get_logs(session_id)
+            text = self.hook.get_logs(session_id, retry=False)
         except BackendAIError as exc:
             self.log.warning("Could not fetch the session log: %s", exc)
             return shown
+        return self._write_output(text, name, shown)
+
+    def _write_output(self, text: str, name: str, shown: int, *, final: bool = False) -> int:
+        """Write the log lines after the first ``shown`` into the task log; returns the new count."""
         lines, shown = unseen_lines(text, shown, final=final)
         for line in lines:
             self.log.info("[%s] %s", name, line)
         return shown
 
-    def _log_tail(self, session_id: str) -> str:
+    def _final_log(self, session_id: str) -> str | None:
+        """The session log once the session has ended, asked once; None when the manager has none to give.
+
+        A manager may answer an error here (a 5xx, as the session's kernels are gone): that is reported in one
+        line and changes nothing about the task's outcome.
+        """
         try:
-            lines = self.hook.get_logs(session_id).rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
-        except BackendAIError:
-            return ""
-        return ("\nLast log lines:\n" + "\n".join(lines)) if lines else ""
+            return self.hook.get_logs(session_id, retry=False)
+        except BackendAIError as exc:
+            self.log.warning(
+                "The log of Backend.AI session %s could not be read after the session ended (%s); the task's "
+                "result does not depend on it",
+                session_id,
+                exc,
+            )
+            return None
 
     # -- kill and fail-fast ---------------------------------------------------------------------
 
@@ -575,6 +593,12 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             return range(-1, 0)
         ti = context["ti"]
         return range(int(ti.get_ti_count(dag_id=ti.dag_id, task_ids=[task_id], run_ids=[ti.run_id])))
+
+
+def _log_tail(log: str | None) -> str:
+    """The last lines of a session log, for an error message."""
+    lines = (log or "").rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
+    return ("\nLast log lines:\n" + "\n".join(lines)) if lines else ""
 
 
 def _has_secret(value: Any) -> bool:

@@ -149,8 +149,8 @@ class BackendAISessionTrigger(BaseTrigger):
             backoff = min(backoff * 2, self.poll_interval)
 
     async def _forward_logs(self, hook: BackendAIHook) -> None:
-        try:
-            text = await hook.aget_logs(self.session_id)
+        try:  # one attempt: the next interval asks again, and an ended session may have no log to give
+            text = await hook.aget_logs(self.session_id, retry=False)
         except BackendAIError as exc:
             self.log.warning("Could not fetch session logs: %s", exc)
             return

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from airflow_provider_fasttrack.lite.auth import LATEST_API_VERSION
+from airflow_provider_fasttrack.lite.testing import LiteServer
+from airflow_provider_fasttrack.signing import BackendAIAuth
 from tests.lite.conftest import create_session
 
 SUCCESS_ORDER = [
@@ -61,3 +65,37 @@ def test_failure_and_kernel_scope(http: httpx.Client) -> None:
     assert names.index("session_started") < names.index("session_failure") < names.index("session_terminated")
     failure = dict(events)["session_failure"]
     assert failure["reason"] == "task-failed" and failure["exitCode"] is None
+
+
+def _until_terminated(stream: httpx.Response, session_id: str) -> list[str]:
+    """The session ids of the events read until ``session_id``'s ``session_terminated``."""
+    seen: list[str] = []
+    current = ""
+    for line in stream.iter_lines():
+        if line.startswith("event:"):
+            current = line.split(":", 1)[1].strip()
+        elif line.startswith("data:"):
+            data = json.loads(line.split(":", 1)[1])
+            seen.append(data["sessionId"])
+            if current == "session_terminated" and data["sessionId"] == session_id:
+                return seen
+    raise AssertionError(f"the stream closed before {session_id} ended")
+
+
+def test_keypairs_without_a_user_uuid_are_users_of_their_own(tmp_path: Path) -> None:
+    """A stream carries every session of the caller's user; keypairs configured without ``user_uuid`` are each
+    a user of their own, so they never see each other's sessions."""
+    first = {"access_key": "AKIAEVENTSUSER000001", "secret_key": "events-first-secret-0123456789abcd"}
+    second = {"access_key": "AKIAEVENTSUSER000002", "secret_key": "events-second-secret-0123456789abc"}
+    with LiteServer(keypairs=[first, second], sandbox="none", data_dir=tmp_path / "lite") as lite:
+        auth = BackendAIAuth(second["access_key"], second["secret_key"], LATEST_API_VERSION)
+        with (
+            lite.client() as mine,
+            httpx.Client(base_url=lite.url, auth=auth, timeout=30) as theirs,
+            mine.stream("GET", "/events/session", params={"scope": "session"}) as my_stream,
+            theirs.stream("GET", "/events/session", params={"scope": "session"}) as their_stream,
+        ):
+            my_session = create_session(mine, "true")["sessionId"]
+            assert set(_until_terminated(my_stream, my_session)) == {my_session}
+            their_session = create_session(theirs, "true")["sessionId"]
+            assert set(_until_terminated(their_stream, their_session)) == {their_session}

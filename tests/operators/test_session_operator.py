@@ -101,3 +101,34 @@ def test_keypair_policy_check_counts_every_kernel(tmp_path, monkeypatch, capfd) 
             in text
         )
         assert server.session_ids() == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_unreadable_session_log_changes_no_outcome(mode: str, tmp_path, monkeypatch, capfd) -> None:  # type: ignore[no-untyped-def]
+    """A manager may answer 500 for the log of an ended session (its kernel is gone): the task ends as its
+    session did, says so in one line, and spends no retries on the log."""
+    from airflow_provider_fasttrack.lite.testing import LiteServer
+    from tests.helpers import LOG_FILES, SECRETS, connection_env
+
+    faults = {
+        "error_rate": 1.0,
+        "error_statuses": [500],
+        "error_phase": "before",
+        "paths": ["/session/*/logs"],
+    }
+    with LiteServer(data_dir=tmp_path / "lite", faults=faults) as lite:
+        SECRETS.add(lite.secret_key)
+        LOG_FILES.append(lite.log_path)
+        monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_DEFAULT", connection_env(lite))
+        succeeded, _ = run(f"op_success_{mode}")
+        failed, _ = run(f"op_failure_{mode}")
+        with lite.client() as http:
+            assert http.get("/lite/faults").json()["error_before"] >= 2  # the log was asked for, and refused
+    assert succeeded["hello"].state == "success"
+    assert failed["fails"].state == "failed"
+    text = "".join(capfd.readouterr())
+    assert "result FAILURE, reason task-failed, exit code 3" in text
+    assert "Last log lines:" not in text
+    assert "could not be read after the session ended" in text
+    retried = [line for line in text.splitlines() if "retrying" in line and "/logs" in line]
+    assert not retried, retried[:3]

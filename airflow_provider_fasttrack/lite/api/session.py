@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from airflow_provider_fasttrack.lite.context import caller, context
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.session_spec import parse_session_spec
+from airflow_provider_fasttrack.lite.store import DEAD_STATUSES
 
 router = APIRouter()
 
@@ -132,15 +133,20 @@ def _flag(value: str | None) -> bool:
 
 @router.delete("/session/{session_ref}")
 async def destroy_session(request: Request, session_ref: str) -> dict[str, Any]:
-    """Terminate (or cancel) a session; ``recursive`` also ends the sessions depending on it."""
+    """Terminate (or cancel) a session; ``recursive`` also ends the sessions depending on it.
+
+    As on the manager, a session that has already ended answers 200 ``{"stats": {}}`` by UUID (a name resolves
+    only among live sessions: 404).
+    """
     ctx = context(request)
-    row = ctx.registry.live_session(session_ref, caller(request).access_key)
+    row = ctx.registry.any_session(session_ref, caller(request).access_key)
+    ended = row["status"] in DEAD_STATUSES
     status = await ctx.registry.destroy(
         row,
         forced=_flag(request.query_params.get("forced")),
         recursive=_flag(request.query_params.get("recursive")),
     )
-    return {"stats": {"status": status}}
+    return {"stats": {} if ended else {"status": status}}
 
 
 @router.patch("/session/{session_ref}")
