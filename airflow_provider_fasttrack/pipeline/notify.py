@@ -47,11 +47,27 @@ def slack_notifiers(slack: SlackNotification | None) -> tuple[Any | None, Any | 
 
 
 def _notifier(slack: SlackNotification, text: str) -> Any:
-    """A bot-token notifier when a channel is named, else an incoming-webhook notifier."""
+    """A bot-token notifier when a channel is named, else an incoming-webhook notifier; either renders its
+    message as pipeline templates render (the deployment's restriction on connections and variables)."""
     if slack.channel:
         from airflow.providers.slack.notifications.slack import SlackNotifier
 
-        return SlackNotifier(slack_conn_id=slack.conn_id or BOT_CONN_ID, channel=slack.channel, text=text)
+        bot = _pipeline_templates(SlackNotifier)
+        return bot(slack_conn_id=slack.conn_id or BOT_CONN_ID, channel=slack.channel, text=text)
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    return SlackWebhookNotifier(slack_webhook_conn_id=slack.conn_id or WEBHOOK_CONN_ID, text=text)
+    webhook = _pipeline_templates(SlackWebhookNotifier)
+    return webhook(slack_webhook_conn_id=slack.conn_id or WEBHOOK_CONN_ID, text=text)
+
+
+def _pipeline_templates(notifier: Any) -> Any:
+    """``notifier`` rendering its template fields with :func:`restricted_rendering`."""
+    from airflow_provider_fasttrack.pipeline.template_context import restricted_rendering
+
+    def render_template_fields(self: Any, context: Any, jinja_env: Any = None) -> None:
+        context, jinja_env = restricted_rendering(
+            "The Slack notification", context, jinja_env, context.get("dag")
+        )
+        notifier.render_template_fields(self, context, jinja_env)
+
+    return type(notifier.__name__, (notifier,), {"render_template_fields": render_template_fields})
