@@ -70,4 +70,11 @@ def _pipeline_templates(notifier: Any) -> Any:
         )
         notifier.render_template_fields(self, context, jinja_env)
 
-    return type(notifier.__name__, (notifier,), {"render_template_fields": render_template_fields})
+    def should_render_native(self: Any, dag: Any = None) -> bool:
+        return False  # a message is text (the restricted context's ``dag`` is a view, not the DAG)
+
+    methods = {
+        "render_template_fields": render_template_fields,
+        "_should_render_native": should_render_native,
+    }
+    return type(notifier.__name__, (notifier,), methods)

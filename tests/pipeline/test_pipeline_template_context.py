@@ -17,8 +17,8 @@ import yaml
 
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.naming import session_name
-from airflow_provider_fasttrack.pipeline.references import ReferencePolicy
 from airflow_provider_fasttrack.pipeline import loader
+from airflow_provider_fasttrack.pipeline.references import ReferencePolicy
 from airflow_provider_fasttrack.pipeline.validate import load_pipeline, load_pipeline_text
 from tests.conftest import ROOT, load_test_dag
 from tests.helpers import SECRETS, lite_sessions_named
