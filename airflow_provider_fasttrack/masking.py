@@ -6,7 +6,8 @@ sensitive extras read by ``{{ conn... }}``, variables with secret-looking names 
 session's output to the task log while the task is deferred, and a failed replica's last log lines into its
 event. So the operator gives the trigger the masked values that occur in what it sent (:func:`masked_in`); they
 travel in the trigger's kwargs, which Airflow stores encrypted with its Fernet key, as it stores connection
-passwords; the trigger registers them with the triggerer's masker and redacts what it logs and what it fires.
+passwords, and leaves out of its REST API; the trigger registers them with the triggerer's masker and redacts
+what it logs and what it fires.
 """
 
 from __future__ import annotations
