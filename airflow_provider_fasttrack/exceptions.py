@@ -17,6 +17,7 @@ Hierarchy (each class under its base; a root names its base from outside this mo
     PipelineImportError(Exception)        the import error Airflow records for a folder's broken pipeline files
     PipelineWarning(UserWarning)          a pipeline file loaded but has something worth fixing
     SecretNotFoundError(Exception)        a ``${{ secrets.NAME }}`` reference names no Airflow Variable
+    TemplateReferenceError(Exception)     a pipeline template reads a connection or variable the deployment refuses
     LiteConfigError(YamlDocumentError)    backendai-lite's configuration file is invalid
     ModelDefinitionError(YamlDocumentError)  a model folder's model-definition.yaml is invalid
 
@@ -48,6 +49,7 @@ __all__ = [
     "SecretNotFoundError",
     "ServiceFailedError",
     "SessionFailedError",
+    "TemplateReferenceError",
 ]
 
 PROBLEM_TYPE_PREFIX = "https://api.backend.ai/probs/"
@@ -143,6 +145,11 @@ class PipelineWarning(UserWarning):
 
 class SecretNotFoundError(Exception):
     """A ``${{ secrets.NAME }}`` reference in a task's environment names no Airflow Variable."""
+
+
+class TemplateReferenceError(Exception):
+    """A pipeline template reads a connection or variable that ``[fasttrack] pipeline_connections`` or
+    ``pipeline_variables`` does not allow; the message names the task and the name, never a value."""
 
 
 class LiteConfigError(YamlDocumentError):

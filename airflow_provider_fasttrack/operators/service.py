@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -25,10 +26,18 @@ from airflow_provider_fasttrack.exceptions import (
 )
 from airflow_provider_fasttrack.hooks.backendai import SERVICE_TOKEN_SECONDS, BackendAIHook
 from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
+from airflow_provider_fasttrack.masking import masked_in
 from airflow_provider_fasttrack.model_definition import DEFINITION_FILES, parse_model_definition
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import run_service_name
-from airflow_provider_fasttrack.operators.session import skip_reason, timeout_deadline
+from airflow_provider_fasttrack.operators.session import (
+    env_for_jinja,
+    secret_values,
+    skip_reason,
+    timeout_deadline,
+    with_secrets,
+)
+from airflow_provider_fasttrack.pipeline.template_context import restricted_rendering
 from airflow_provider_fasttrack.service_request import (
     SERVICE_REQUEST_FIELDS,
     ServiceRequest,
@@ -64,6 +73,8 @@ class BackendAIModelServiceOperator(BaseOperator):
     :param deferrable: wait in the triggerer (default True).
     :param poll_interval: seconds between readiness checks.
     :param max_failures: replicas that may fail (``GET /services/{id}/errors``) before the task gives up.
+    :param pipeline_templates: render as a pipeline task, under the deployment's ``[fasttrack]
+        pipeline_connections`` / ``pipeline_variables`` restriction (the pipeline factory sets it).
     """
 
     template_fields: Sequence[str] = ("request",)
@@ -80,6 +91,7 @@ class BackendAIModelServiceOperator(BaseOperator):
         deferrable: bool = True,
         poll_interval: float = 2.0,
         max_failures: int = 3,
+        pipeline_templates: bool = False,
         **kwargs: Any,
     ) -> None:
         given = {name: kwargs.pop(name) for name in SERVICE_REQUEST_FIELDS if name in kwargs}
@@ -95,6 +107,7 @@ class BackendAIModelServiceOperator(BaseOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.max_failures = max_failures
+        self.pipeline_templates = pipeline_templates
         self._kill_requested = False
 
     @cached_property
@@ -115,6 +128,12 @@ class BackendAIModelServiceOperator(BaseOperator):
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         if self._skip_reason(context) is None:
+            # ${{ secrets.NAME }} references come out of rendering as written; execute resolves them
+            self.request.env = env_for_jinja(self.request.env)
+            if self.pipeline_templates:
+                context, jinja_env = restricted_rendering(
+                    f"Task {self.task_id}", context, jinja_env, self.dag
+                )
             super().render_template_fields(context, jinja_env)
 
     def execute(self, context: Context) -> Any:
@@ -122,8 +141,10 @@ class BackendAIModelServiceOperator(BaseOperator):
             raise AirflowSkipException(f"Task {self.task_id} skipped ({why}); no service created")
         ti = context["ti"]
         name = self.service_name(context)
+        secrets = secret_values(self.request.env, self.task_id)
         mount_ids = self._check_folders()
-        body = self.request.body(name, defaults=self.hook.settings, extra_mount_ids=mount_ids)
+        request = replace(self.request, env=with_secrets(self.request.env, secrets))
+        body = request.body(name, defaults=self.hook.settings, extra_mount_ids=mount_ids)
         if not body.get("tag"):
             body["tag"] = ti.dag_id
         answer = self.hook.create_service(body)
@@ -148,6 +169,7 @@ class BackendAIModelServiceOperator(BaseOperator):
                     deadline=timeout_deadline(self.execution_timeout, context),
                     max_failures=self.max_failures,
                     delete_on_kill=owned,
+                    masks=masked_in(body, secrets.values()),
                 ),
                 method_name="execute_complete",
             )

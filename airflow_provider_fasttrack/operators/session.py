@@ -33,8 +33,10 @@ from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_fasttrack.hooks.models import ACTIVE_STATUSES, SessionState
 from airflow_provider_fasttrack.links import SESSION_URL_XCOM_KEY, BackendAISessionLink
+from airflow_provider_fasttrack.masking import masked_in
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
+from airflow_provider_fasttrack.pipeline.template_context import restricted_rendering
 from airflow_provider_fasttrack.pools import gpu_pool as gpu_pool_of
 from airflow_provider_fasttrack.secret_refs import for_jinja, resolve, secret_names
 from airflow_provider_fasttrack.session_log import configured_log_interval, unseen_lines
@@ -49,7 +51,14 @@ from airflow_provider_fasttrack.slots import (
 )
 from airflow_provider_fasttrack.triggers.session import BackendAISessionTrigger
 
-__all__ = ["SKIP_TASKS_PARAM", "BackendAISessionOperator", "SessionRequest"]
+__all__ = [
+    "SKIP_TASKS_PARAM",
+    "BackendAISessionOperator",
+    "SessionRequest",
+    "env_for_jinja",
+    "secret_values",
+    "with_secrets",
+]
 
 LOG_TAIL_LINES = 20
 #: the DAG param that lists tasks to skip in one run (the pipeline factory declares it)
@@ -97,6 +106,9 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     :param poll_interval: seconds between state checks (events wake it up sooner).
     :param log_interval: seconds between log fetches while deferred (None: only at the end); by default the
         deployment's ``[fasttrack] log_interval`` (10 s unless set).
+    :param pipeline_templates: render as a pipeline task: under the deployment's ``[fasttrack]
+        pipeline_connections`` / ``pipeline_variables`` restriction (see
+        :mod:`airflow_provider_fasttrack.pipeline.template_context`). The pipeline factory sets it.
     """
 
     template_fields: Sequence[str] = ("request",)
@@ -120,6 +132,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         deferrable: bool = True,
         poll_interval: float = 5.0,
         log_interval: float | None | Literal["config"] = "config",
+        pipeline_templates: bool = False,
         **kwargs: Any,
     ) -> None:
         # the request's fields (``resources`` included) never reach BaseOperator
@@ -148,6 +161,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.log_interval = log_interval
+        self.pipeline_templates = pipeline_templates
         self._kill_requested = False
         #: the session's web UI page, once this task knows its session (read by the extra link)
         self.session_url: str | None = None
@@ -182,8 +196,11 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         ``${{ secrets.NAME }}`` references come out of rendering as written; :meth:`submit_job` resolves them.
         """
         if self._skip_reason(context) is None:
-            env = self.request.env
-            self.request.env = {key: for_jinja(v) if _has_secret(v) else v for key, v in env.items()}
+            self.request.env = env_for_jinja(self.request.env)
+            if self.pipeline_templates:
+                context, jinja_env = restricted_rendering(
+                    f"Task {self.task_id}", context, jinja_env, self.dag
+                )
             super().render_template_fields(context, jinja_env)
 
     def _skip_reason(self, context: Context) -> str | None:
@@ -241,42 +258,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         return session_id
 
     def _secrets(self) -> dict[str, str]:
-        """The Airflow Variables that the request's ``${{ secrets.NAME }}`` references read, by name.
-
-        Each value is registered with Airflow's secrets masker before anything can log it, so that a log line
-        that shows it (the session's own output included) shows ``***``. Called again in every process that
-        logs the session's output (after a deferral the task resumes in a new one).
-        """
-        names = sorted(
-            {
-                name
-                for value in self.request.env.values()
-                if _has_secret(value)
-                for name in secret_names(value)
-            }
-        )
-        if not names:
-            return {}
-        from airflow.sdk import Variable
-        from airflow.sdk.log import mask_secret
-
-        values: dict[str, str] = {}
-        for name in names:
-            value = Variable.get(name, default=None)
-            if value is None:
-                users = [
-                    k
-                    for k, text in self.request.env.items()
-                    if _has_secret(text) and name in secret_names(text)
-                ]
-                raise SecretNotFoundError(
-                    f"Task {self.task_id}: environment variable {', '.join(users)} reads "
-                    f"${{{{ secrets.{name} }}}}, but there is no Airflow Variable {name!r}; create it "
-                    f"(airflow variables set {name} ...) or serve it from a secrets backend"
-                )
-            values[name] = str(value)
-            mask_secret(values[name])  # unnamed: masked whatever the name says (a name must look secret)
-        return values
+        """The values of the request's ``${{ secrets.NAME }}`` references, by name (see :func:`secret_values`)."""
+        return secret_values(self.request.env, self.task_id)
 
     def _mask_secrets(self) -> None:
         """Register the secrets' values with the masker in this process, before the session's output is logged."""
@@ -286,11 +269,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     def _with_secrets(self, request: SessionRequest) -> SessionRequest:
         """``request`` with its secret references replaced by their values: only for the ``POST /session``
         body, never stored, logged or pushed."""
-        values = self._secrets()
-        if not values:
-            return request
-        env = {k: resolve(v, values.__getitem__) if _has_secret(v) else v for k, v in request.env.items()}
-        return replace(request, env=env)
+        return replace(request, env=with_secrets(request.env, self._secrets()))
 
     def _know_session(self, session_id: str) -> str | None:
         """Record the session's web UI page for the extra link; returns it."""
@@ -383,8 +362,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
                     backendai_conn_id=self.backendai_conn_id,
                     poll_interval=self.poll_interval,
                     deadline=timeout_deadline(self.execution_timeout, context),
-                    # the triggerer holds no masks: a task reading secrets shows its session log at the end
-                    log_interval=None if self._has_secret_env() else log_interval,
+                    log_interval=log_interval,
+                    masks=masked_in(self.request.serialize(), self._secrets().values()),
                 ),
                 method_name="execute_complete",
             )
@@ -498,9 +477,6 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
                 f"{RESULT_FILE} written by session {state.session_id} is not valid JSON: {exc}"
             ) from exc
 
-    def _has_secret_env(self) -> bool:
-        return any(_has_secret(value) for value in self.request.env.values())
-
     # -- logs ----------------------------------------------------------------------------------
 
     def _log_new_output(self, session_id: str, name: str, shown: int) -> int:
@@ -603,6 +579,44 @@ def _log_tail(log: str | None) -> str:
 
 def _has_secret(value: Any) -> bool:
     return isinstance(value, str) and bool(secret_names(value))
+
+
+def secret_values(env: Mapping[str, Any], task_id: str) -> dict[str, str]:
+    """The Airflow Variables that ``env``'s ``${{ secrets.NAME }}`` references read, by name.
+
+    Each value is registered with Airflow's secrets masker before anything can log it, so that a log line
+    that shows it (the session's own output included) shows ``***``. Called again in every process that
+    logs the session's output (after a deferral the task resumes in a new one).
+    """
+    names = sorted({name for value in env.values() if _has_secret(value) for name in secret_names(value)})
+    if not names:
+        return {}
+    from airflow.sdk import Variable
+    from airflow.sdk.log import mask_secret
+
+    values: dict[str, str] = {}
+    for name in names:
+        value = Variable.get(name, default=None)
+        if value is None:
+            users = [k for k, text in env.items() if _has_secret(text) and name in secret_names(text)]
+            raise SecretNotFoundError(
+                f"Task {task_id}: environment variable {', '.join(users)} reads "
+                f"${{{{ secrets.{name} }}}}, but there is no Airflow Variable {name!r}; create it "
+                f"(airflow variables set {name} ...) or serve it from a secrets backend"
+            )
+        values[name] = str(value)
+        mask_secret(values[name])  # unnamed: masked whatever the name says (a name must look secret)
+    return values
+
+
+def with_secrets(env: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
+    """``env`` with its secret references replaced by ``values``."""
+    return {k: resolve(v, values.__getitem__) if _has_secret(v) else v for k, v in env.items()}
+
+
+def env_for_jinja(env: Mapping[str, Any]) -> dict[str, Any]:
+    """``env`` with its secret references wrapped so that rendering leaves them as written."""
+    return {key: for_jinja(v) if _has_secret(v) else v for key, v in env.items()}
 
 
 def _human(slot: str, amount: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from airflow_provider_fasttrack.pipeline.entities import (
     graph_from_spec,
 )
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
+from airflow_provider_fasttrack.pipeline.references import TEMPLATE_FUNCTIONS
 from airflow_provider_fasttrack.pipeline.schedule import aware, last_run_date, timetable_for
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
 from airflow_provider_fasttrack.pipeline.validate import LoadedPipeline, load_pipeline
@@ -69,10 +69,16 @@ def template_functions(graph: PipelineGraph) -> dict[str, Any]:
     ``pipeline_job_id()`` (the running DAG run's ``BACKENDAI_PIPELINE_JOB_ID``)."""
     from airflow_provider_fasttrack.operators.service import service_token_for
 
-    return {
-        "backendai_service_token": functools.partial(service_token_for, backendai_conn_id=graph.conn_id),
+    def backendai_service_token(task_id: str) -> str:
+        """A token for the service of ``task_id`` in this run, through the pipeline's own connection only."""
+        return service_token_for(task_id, backendai_conn_id=graph.conn_id)
+
+    functions = {
+        "backendai_service_token": backendai_service_token,
         "pipeline_job_id": current_pipeline_job_id,
     }
+    assert set(functions) == TEMPLATE_FUNCTIONS  # the names pipeline validation accepts
+    return functions
 
 
 def current_pipeline_job_id() -> str:
@@ -115,6 +121,7 @@ def build_operator(task: SessionTask | ServingTask, graph: PipelineGraph, dag: D
             skip=task.skip,
             trigger_rule=TRIGGER_RULE,
             doc_md=task.description or None,
+            pipeline_templates=True,
             **task.retry_args(),
         )
     return BackendAISessionOperator(
@@ -129,6 +136,7 @@ def build_operator(task: SessionTask | ServingTask, graph: PipelineGraph, dag: D
         gpu_pool=graph.pool_policy == "gpu",
         trigger_rule=TRIGGER_RULE,
         doc_md=task.description or None,
+        pipeline_templates=True,
         **task.retry_args(),
     )
 

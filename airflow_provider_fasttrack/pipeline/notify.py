@@ -49,7 +49,8 @@ def slack_notifiers(slack: SlackNotification | None) -> tuple[Any | None, Any | 
 
 
 def _notifier(slack: SlackNotification, text: str) -> Any:
-    """A bot-token notifier when a channel is named, else an incoming-webhook notifier."""
+    """A bot-token notifier when a channel is named, else an incoming-webhook notifier (see
+    :mod:`airflow_provider_fasttrack.pipeline.slack`: values escaped, rendered as pipeline templates render)."""
     from airflow_provider_fasttrack.pipeline.slack import (
         EscapingSlackNotifier,
         EscapingSlackWebhookNotifier,

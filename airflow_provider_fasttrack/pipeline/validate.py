@@ -27,6 +27,8 @@ from airflow_provider_fasttrack.pipeline.schedule import UNTIMED_PRESETS, schedu
 from airflow_provider_fasttrack.pipeline.serving import service_issues
 from airflow_provider_fasttrack.pipeline.spec import ParamSpec, PipelineParam, PipelineSpec, TaskSpec
 from airflow_provider_fasttrack.secret_refs import SECRET_REF, bad_references
+from airflow_provider_fasttrack.service_request import ServiceRequest
+from airflow_provider_fasttrack.session_request import SessionRequest
 from airflow_provider_fasttrack.slots import normalize_memory, normalize_slot, parse_memory
 from training.yamldoc import Issue, Loc, YamlDocument, load_model
 
@@ -358,30 +360,51 @@ def _check_references(spec: PipelineSpec, doc: YamlDocument, policy: ReferencePo
     if not policy.restricts:
         return
     for loc, text in _templates(spec):
+        whose = f" of task {spec.tasks[int(loc[1])].name!r}" if loc[0] == "tasks" else ""
         for reason in policy.refusals(text):
-            yield doc.issue(loc, f"the template {reason}")
+            yield doc.issue(loc, f"the template{whose} {reason}")
 
 
 def _templates(spec: PipelineSpec) -> Iterator[tuple[Loc, str]]:
-    """Every text Airflow renders as a template: commands, environment values, images, mounts, resource
-    values (the session request's template fields) and Slack messages."""
+    """Every text Airflow renders as a template: each ``template_fields`` entry of the task's request (session
+    or service) and the Slack messages. The pipeline's own environment values, which every task's request
+    holds, are given once."""
     for key, value in spec.environment.envs.items():
         yield ("environment", "envs", key), value
     for index, task in enumerate(spec.tasks):
-        yield ("tasks", index, "command"), task.command
-        yield ("tasks", index, "environment", "image"), task.environment.image
-        for key, value in task.environment.envs.items():
-            yield ("tasks", index, "environment", "envs", key), value
-        for position, mount in enumerate(task.mounts):
-            yield ("tasks", index, "mounts", position), mount
-        for slot, amount in task.resources.items():
-            if isinstance(amount, str):
-                yield ("tasks", index, "resources", slot), amount
+        places = _template_places(("tasks", index), task)
+        fields = ServiceRequest.template_fields if task.is_serving else SessionRequest.template_fields
+        for name in fields:
+            yield from places[name]  # a template field without a place here fails every pipeline's check
     slack = spec.airflow.notifications.slack
     for event in ("on_success", "on_failure"):
         message = getattr(slack, event, None) if slack else None
         if isinstance(message, str):
             yield ("airflow", "notifications", "slack", event), message
+
+
+def _template_places(loc: Loc, task: TaskSpec) -> dict[str, list[tuple[Loc, str]]]:
+    """Where in the file each request template field of ``task`` comes from, with its text."""
+    envs = [((*loc, "environment", "envs", key), value) for key, value in task.environment.envs.items()]
+    command = [((*loc, "command"), task.command)]
+    service = task.service
+    return {
+        "image": [((*loc, "environment", "image"), task.environment.image)],
+        "command": command,
+        "startup_command": command,
+        "env": envs,
+        "mounts": [((*loc, "mounts", position), mount) for position, mount in enumerate(task.mounts)],
+        "resources": [
+            ((*loc, "resources", slot), amount)
+            for slot, amount in task.resources.items()
+            if isinstance(amount, str)
+        ],
+        "name": [((*loc, "service", "name"), service.name)] if service else [],
+        "model": [((*loc, "service", "model"), service.model)] if service else [],
+        "vfolder_subpath": [((*loc, "service", "vfolder_subpath"), service.vfolder_subpath)]
+        if service
+        else [],
+    }
 
 
 def _params_read(text: str) -> set[str]:

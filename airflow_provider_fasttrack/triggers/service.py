@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_fasttrack.exceptions import BackendAIError
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+from airflow_provider_fasttrack.masking import redacted, register
 
 __all__ = ["BackendAIServiceTrigger", "service_failure", "service_is_ready"]
 
@@ -39,7 +40,11 @@ def service_failure(errors: dict[str, Any], max_failures: int) -> str | None:
 
 class BackendAIServiceTrigger(BaseTrigger):
     """Fire once: ``{"status": "ready", "service": info}``, ``failed`` (replicas keep failing), ``timeout``
-    (``deadline``, epoch seconds, passed) or ``error`` (the manager could not be asked)."""
+    (``deadline``, epoch seconds, passed) or ``error`` (the manager could not be asked).
+
+    ``masks``: the secrets the task sent into the service's environment; the events (a failed replica's last log
+    lines among them) show ``***`` in their place (see :mod:`airflow_provider_fasttrack.masking`).
+    """
 
     def __init__(
         self,
@@ -49,6 +54,7 @@ class BackendAIServiceTrigger(BaseTrigger):
         deadline: float | None = None,
         max_failures: int = 3,
         delete_on_kill: bool = False,
+        masks: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.service_id = service_id
@@ -57,6 +63,7 @@ class BackendAIServiceTrigger(BaseTrigger):
         self.deadline = deadline
         self.max_failures = max_failures
         self.delete_on_kill = delete_on_kill
+        self.masks = list(masks)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -68,6 +75,7 @@ class BackendAIServiceTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "max_failures": self.max_failures,
                 "delete_on_kill": self.delete_on_kill,
+                "masks": self.masks,
             },
         )
 
@@ -75,6 +83,7 @@ class BackendAIServiceTrigger(BaseTrigger):
         return BackendAIHook(self.backendai_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await register(self.masks)
         hook = self._hook()
         base = {"service_id": self.service_id}
         try:
@@ -82,14 +91,14 @@ class BackendAIServiceTrigger(BaseTrigger):
                 try:
                     info = await hook.aget_service(self.service_id)
                     if service_is_ready(info):
-                        yield TriggerEvent({**base, "status": "ready", "service": info})
+                        yield TriggerEvent(redacted({**base, "status": "ready", "service": info}))
                         return
                     why = service_failure(await hook.aservice_errors(self.service_id), self.max_failures)
                 except BackendAIError as exc:
-                    yield TriggerEvent({**base, "status": "error", "message": str(exc)})
+                    yield TriggerEvent(redacted({**base, "status": "error", "message": str(exc)}))
                     return
                 if why is not None:
-                    yield TriggerEvent({**base, "status": "failed", "message": why})
+                    yield TriggerEvent(redacted({**base, "status": "failed", "message": why}))
                     return
                 now = time.time()
                 if self.deadline is not None and now >= self.deadline:

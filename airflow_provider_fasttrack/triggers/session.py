@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_fasttrack.exceptions import BackendAIError
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+from airflow_provider_fasttrack.masking import redacted, register
 from airflow_provider_fasttrack.session_log import unseen_lines
 from airflow_provider_fasttrack.settings import (
     DEFAULT_RESUME_GRACE_SECONDS,
@@ -43,6 +44,8 @@ class BackendAISessionTrigger(BaseTrigger):
     Event payloads: ``{"status": "terminal", "state": SessionState JSON, "log_offset": int}``,
     ``{"status": "timeout", ...}`` or ``{"status": "error", "message": str, ...}``. ``log_offset`` counts the
     session log lines already written to the task log (see :mod:`airflow_provider_fasttrack.session_log`).
+    ``masks``: the secrets the task sent into the session; the trigger hides them in what it logs and fires
+    (see :mod:`airflow_provider_fasttrack.masking`).
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class BackendAISessionTrigger(BaseTrigger):
         deadline: float | None = None,
         log_interval: float | None = None,
         log_offset: int = 0,
+        masks: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.session_id = session_id
@@ -63,6 +67,7 @@ class BackendAISessionTrigger(BaseTrigger):
         self.deadline = deadline
         self.log_interval = log_interval
         self.log_offset = log_offset
+        self.masks = list(masks)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -75,6 +80,7 @@ class BackendAISessionTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "log_interval": self.log_interval,
                 "log_offset": self.log_offset,
+                "masks": self.masks,
             },
         )
 
@@ -82,6 +88,7 @@ class BackendAISessionTrigger(BaseTrigger):
         return BackendAIHook(self.backendai_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await register(self.masks)
         hook = self._hook()
         wake = asyncio.Event()
         listener = asyncio.create_task(self._listen(hook, wake))
@@ -95,7 +102,12 @@ class BackendAISessionTrigger(BaseTrigger):
                 except BackendAIError as exc:
                     await _sleep_until(grace_ends)
                     yield TriggerEvent(
-                        {**base, "status": "error", "message": str(exc), "log_offset": self.log_offset}
+                        {
+                            **base,
+                            "status": "error",
+                            "message": redacted(str(exc)),
+                            "log_offset": self.log_offset,
+                        }
                     )
                     return
                 if state.is_terminal:
@@ -156,7 +168,7 @@ class BackendAISessionTrigger(BaseTrigger):
             return
         lines, self.log_offset = unseen_lines(text, self.log_offset)
         for line in lines:
-            self.log.info("[%s] %s", self.session_name, line)
+            self.log.info("[%s] %s", self.session_name, redacted(line))
 
     async def on_kill(self) -> None:
         """The user marked the task failed/success or cleared it: destroy the session."""

@@ -91,6 +91,11 @@ on_bot_success, on_bot_failure = slack_notifiers(SlackNotification(
     on_failure=True,
 ))
 
+on_leak, _ = slack_notifiers(SlackNotification(conn_id="slack_stub", on_success="leak {{ conn.slack_stub.password }}"))
+
+with DAG("slack_restricted_check", schedule=None):
+    PythonOperator(task_id="evaluate", python_callable=evaluate, on_success_callback=on_leak)
+
 with DAG("slack_bot_success_check", schedule=None):
     PythonOperator(task_id="evaluate", python_callable=evaluate,
                    on_success_callback=on_bot_success, on_failure_callback=on_bot_failure)
@@ -137,6 +142,17 @@ def notify_dags(tmp_path, monkeypatch: pytest.MonkeyPatch, airflow_db: None):
 def test_success_message_carries_metrics_from_xcom(slack_stub: list[dict], notify_dags) -> None:
     run = notify_dags["slack_success_check"].test()
     assert run.state == "success"
+    assert slack_stub == [{"text": "slack_success_check done: SemScore 0.449 -> 0.509"}]
+
+
+def test_a_restricting_deployment_renders_messages_in_its_restricted_context(  # type: ignore[no-untyped-def]
+    slack_stub: list[dict], notify_dags, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__FASTTRACK__PIPELINE_CONNECTIONS", "")
+    monkeypatch.setenv("AIRFLOW__FASTTRACK__PIPELINE_VARIABLES", "")
+    assert notify_dags["slack_success_check"].test().state == "success"
+    assert notify_dags["slack_restricted_check"].test().state == "success"
+    # XCom and the DAG id still read; the message that reads a connection is refused and not sent
     assert slack_stub == [{"text": "slack_success_check done: SemScore 0.449 -> 0.509"}]
 
 

@@ -76,7 +76,14 @@ def test_an_unknown_session_gives_the_error_event() -> None:
 
 def test_serialize_round_trip() -> None:
     trigger = BackendAISessionTrigger(
-        "sid", "ft-name", "backendai_lab", poll_interval=2.0, deadline=1.5e9, log_interval=30.0, log_offset=7
+        "sid",
+        "ft-name",
+        "backendai_lab",
+        poll_interval=2.0,
+        deadline=1.5e9,
+        log_interval=30.0,
+        log_offset=7,
+        masks=["a-secret-value"],
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_fasttrack.triggers.session.BackendAISessionTrigger"
@@ -90,6 +97,7 @@ def test_serialize_round_trip() -> None:
         "deadline": 1.5e9,
         "log_interval": 30.0,
         "log_offset": 7,
+        "masks": ["a-secret-value"],
     }
 
 
