@@ -64,13 +64,13 @@ models:
 def write_echo_model(
     lite: Any, vfolder: str, *, greeting: str = "Echo:", definition: str | None = MODEL_DEFINITION
 ) -> None:
-    """Create ``vfolder`` on ``lite`` (if missing) holding the echo server and its model definition.
+    """Create ``vfolder`` on ``lite`` (if missing, model-type) holding the echo server and its model definition.
 
     The folder is created through the API, retried past injected faults (a fault server's 5xx and 429).
     """
     with lite.client() as http:
         for _ in range(30):
-            answer = http.post("/folders", json={"name": vfolder})
+            answer = http.post("/folders", json={"name": vfolder, "usage_mode": "model"})
             if answer.status_code < 429:  # 201 created, 400 exists already
                 break
     folder = lite.vfolder_path(vfolder)

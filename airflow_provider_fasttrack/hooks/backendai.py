@@ -8,9 +8,12 @@ request (:class:`airflow_provider_fasttrack.session_request.SessionRequest`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 from airflow.sdk.log import mask_secret
@@ -31,7 +34,14 @@ from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE, DEFAULT
 from airflow_provider_fasttrack.hooks.models import SessionEvent, SessionState
 from airflow_provider_fasttrack.signing import BackendAIAuth
 
-__all__ = ["SUPPORTED_API_VERSIONS", "BackendAIAuth", "BackendAIHook", "ConnectionSettings"]
+__all__ = [
+    "MODEL_USAGE_MODE",
+    "SUPPORTED_API_VERSIONS",
+    "BackendAIAuth",
+    "BackendAIHook",
+    "ConnectionSettings",
+    "VFolderUsageModeError",
+]
 
 CREATE_SESSION = ("POST", "/session")
 GET_SESSION = ("GET", "/session/{session}")
@@ -42,6 +52,8 @@ ADMIN_GQL = ("POST", "/admin/gql")
 CHECK_PRESETS = ("POST", "/resource/check-presets")
 LIST_VFOLDERS = ("GET", "/folders")
 CREATE_VFOLDER = ("POST", "/folders")
+GET_VFOLDER = ("GET", "/folders/{name}")
+DELETE_VFOLDER = ("DELETE", "/folders")
 LIST_VFOLDER_FILES = ("GET", "/folders/{name}/files")
 REQUEST_UPLOAD = ("POST", "/folders/{name}/request-upload")
 REQUEST_DOWNLOAD = ("POST", "/folders/{name}/request-download")
@@ -52,6 +64,11 @@ DELETE_SERVICE = ("DELETE", "/services/{service}")
 SCALE_SERVICE = ("POST", "/services/{service}/scale")
 SERVICE_ERRORS = ("GET", "/services/{service}/errors")
 SERVICE_TOKEN = ("POST", "/services/{service}/token")
+
+#: the usage mode of a vfolder that model services serve (Backend.AI refuses a service of any other)
+MODEL_USAGE_MODE = "model"
+#: bytes per tus PATCH of :meth:`BackendAIHook.upload_file`
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 
 #: seconds a token from :meth:`BackendAIHook.service_token` stays valid unless asked otherwise
 SERVICE_TOKEN_SECONDS = 3600
@@ -66,6 +83,17 @@ SESSION_LIST_QUERY = (
     "query($filter: String, $access_key: String) { compute_session_list(limit: 100, offset: 0, "
     "filter: $filter, access_key: $access_key) { items { id name status } } }"
 )
+
+
+class VFolderUsageModeError(ValueError):
+    """A vfolder exists with another usage mode than the one asked for (Backend.AI cannot change it)."""
+
+    def __init__(self, name: str, found: str, wanted: str) -> None:
+        super().__init__(
+            f"vfolder {name!r} is a {found!r} folder, not a {wanted!r} one; Backend.AI cannot change a folder's "
+            f"usage mode: create a {wanted} folder under another name (usage_mode: {wanted}) and move the files"
+        )
+        self.name, self.found, self.wanted = name, found, wanted
 
 
 class BackendAIHook(BackendAIBaseHook):
@@ -345,20 +373,48 @@ class BackendAIHook(BackendAIBaseHook):
     # -- vfolders -------------------------------------------------------------------------------
 
     def list_vfolders(self) -> list[dict[str, Any]]:
+        """The keypair's vfolders: ``id``, ``name``, ``usage_mode`` (``general``, ``model``, ``data``), ..."""
         return list(self._call(LIST_VFOLDERS))
 
+    def vfolder_info(self, name: str) -> dict[str, Any]:
+        """One vfolder by name or id (``GET /folders/{name}``): the list item plus ``numFiles``, ``used_bytes``."""
+        return dict(self._call(GET_VFOLDER, path_args={"name": name}))
+
     def create_vfolder(self, name: str, **options: Any) -> dict[str, Any]:
+        """``POST /folders``; ``options`` as the manager takes them (``usage_mode``, ``permission``, ``host``)."""
         return dict(self._call(CREATE_VFOLDER, json={"name": name, **options}))
 
-    def ensure_vfolder(self, name: str) -> None:
-        """Create the vfolder unless it exists (a concurrent creation is fine)."""
-        if any(folder.get("name") == name for folder in self.list_vfolders()):
-            return
-        try:
-            self.create_vfolder(name)
-        except BackendAIBadRequestError:
-            if not any(folder.get("name") == name for folder in self.list_vfolders()):
-                raise
+    def delete_vfolder(self, name: str) -> None:
+        """Delete a vfolder by name (``DELETE /folders`` with its id; the manager moves it to its trash bin)."""
+        folder = self._find_vfolder(name)
+        if folder is None:
+            raise BackendAINotFoundError(404, title=f"vfolder {name!r} not found", path=DELETE_VFOLDER[1])
+        self._call(DELETE_VFOLDER, json={"id": str(folder["id"])})
+
+    def _find_vfolder(self, name: str) -> dict[str, Any] | None:
+        return next((dict(f) for f in self.list_vfolders() if f.get("name") == name), None)
+
+    def ensure_vfolder(self, name: str, *, usage_mode: str | None = None) -> dict[str, Any]:
+        """The vfolder ``name``, created unless it exists (a concurrent creation is fine).
+
+        :param usage_mode: create it with this usage mode (``model`` for a folder that model services serve),
+            and require it of an existing one: Backend.AI cannot change a folder's usage mode, so a folder of
+            another mode is :class:`VFolderUsageModeError`. ``None``: the server's default (``general``) for a
+            new folder, any mode for an existing one.
+        """
+        folder = self._find_vfolder(name)
+        if folder is None:
+            options = {"usage_mode": usage_mode} if usage_mode else {}
+            try:
+                folder = self.create_vfolder(name, **options)
+            except BackendAIBadRequestError:
+                folder = self._find_vfolder(name)
+                if folder is None:
+                    raise
+        found = str(folder.get("usage_mode") or "general")
+        if usage_mode and found != usage_mode:
+            raise VFolderUsageModeError(name, found, usage_mode)
+        return folder
 
     def list_files(self, vfolder: str, path: str = "") -> list[dict[str, Any]]:
         """Entries of a folder inside a vfolder (``name``, ``type``, ``size``, ...)."""
@@ -368,30 +424,56 @@ class BackendAIHook(BackendAIBaseHook):
             items = json.loads(items)
         return list(items or [])
 
-    def upload_file(self, vfolder: str, path: str, content: bytes) -> None:
-        """Write ``content`` to ``path`` in the vfolder: request-upload, then tus to the storage proxy.
+    def upload_file(
+        self,
+        vfolder: str,
+        path: str,
+        content: bytes | os.PathLike[str],
+        *,
+        chunk_size: int = UPLOAD_CHUNK_BYTES,
+    ) -> None:
+        """Write ``content`` (bytes, or a local file read as it goes) to ``path`` in the vfolder.
 
-        A failed PATCH is resumed from the offset the storage proxy reports (``HEAD``), so a retry never
-        writes twice or trips over an upload that had in fact completed.
+        request-upload, then tus to the storage proxy in PATCHes of at most ``chunk_size`` bytes, so a large file
+        is never held in memory. A failed PATCH is resumed from the offset the storage proxy reports (``HEAD``),
+        so a retry never writes twice or trips over an upload that had in fact completed.
         """
-        ticket = self._call(
-            REQUEST_UPLOAD, path_args={"name": vfolder}, json={"path": path, "size": len(content)}
-        )
-        url = self._storage_url(ticket)
+        with contextlib.ExitStack() as stack:
+            if isinstance(content, bytes):
+                source: BinaryIO = io.BytesIO(content)
+                size = len(content)
+            else:
+                source = stack.enter_context(open(content, "rb"))  # noqa: SIM115 (closed by the stack)
+                size = os.fstat(source.fileno()).st_size
+            ticket = self._call(
+                REQUEST_UPLOAD, path_args={"name": vfolder}, json={"path": path, "size": size}
+            )
+            url = self._storage_url(ticket)
+            storage = stack.enter_context(httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls))
+            self._tus_upload(storage, url, source, size, chunk_size)
+
+    def _tus_upload(
+        self, storage: httpx.Client, url: str, source: BinaryIO, size: int, chunk_size: int
+    ) -> None:
         tus = {"Tus-Resumable": "1.0.0"}
-        with httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls) as storage:
-            for attempt in self.retrying():  # the one loop: HEAD and PATCH are single attempts inside it
-                with attempt:
-                    head = self._request_once(storage, "HEAD", url, headers=tus)
-                    offset = int(head.headers.get("Upload-Offset", 0))
-                    if offset >= len(content) and content:
-                        return
+        for attempt in self.retrying():  # the one loop: HEAD and PATCH are single attempts inside it
+            with attempt:
+                head = self._request_once(storage, "HEAD", url, headers=tus)
+                offset = int(head.headers.get("Upload-Offset", 0))
+                if offset >= size and size:
+                    return
+                while True:  # an empty file still needs its one (empty) PATCH
+                    source.seek(offset)
+                    chunk = source.read(chunk_size)
                     headers = {
                         **tus,
                         "Upload-Offset": str(offset),
                         "Content-Type": "application/offset+octet-stream",
                     }
-                    self._request_once(storage, "PATCH", url, content=content[offset:], headers=headers)
+                    answer = self._request_once(storage, "PATCH", url, content=chunk, headers=headers)
+                    offset = int(answer.headers.get("Upload-Offset", offset + len(chunk)))
+                    if offset >= size:
+                        return
 
     def download_file(self, vfolder: str, path: str) -> bytes:
         """Read one file of a vfolder (request-download, then GET from the storage proxy)."""
