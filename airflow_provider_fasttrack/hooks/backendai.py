@@ -12,7 +12,7 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, BinaryIO
 
 import httpx
@@ -83,6 +83,14 @@ SESSION_LIST_QUERY = (
     "query($filter: String, $access_key: String) { compute_session_list(limit: 100, offset: 0, "
     "filter: $filter, access_key: $access_key) { items { id name status } } }"
 )
+
+
+def _read_range(source: BinaryIO, offset: int, length: int, block: int = 1 << 20) -> Iterator[bytes]:
+    """``length`` bytes of ``source`` from ``offset``, a block at a time (a request body that is never whole)."""
+    source.seek(offset)
+    while length > 0 and (data := source.read(min(block, length))):
+        length -= len(data)
+        yield data
 
 
 class VFolderUsageModeError(ValueError):
@@ -463,15 +471,16 @@ class BackendAIHook(BackendAIBaseHook):
                 if offset >= size and size:
                     return
                 while True:  # an empty file still needs its one (empty) PATCH
-                    source.seek(offset)
-                    chunk = source.read(chunk_size)
+                    length = min(chunk_size, size - offset)
                     headers = {
                         **tus,
                         "Upload-Offset": str(offset),
+                        "Content-Length": str(length),
                         "Content-Type": "application/offset+octet-stream",
                     }
-                    answer = self._request_once(storage, "PATCH", url, content=chunk, headers=headers)
-                    offset = int(answer.headers.get("Upload-Offset", offset + len(chunk)))
+                    body = _read_range(source, offset, length)
+                    answer = self._request_once(storage, "PATCH", url, content=body, headers=headers)
+                    offset = int(answer.headers.get("Upload-Offset", offset + length))
                     if offset >= size:
                         return
 
@@ -482,6 +491,21 @@ class BackendAIHook(BackendAIBaseHook):
         )
         with httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls) as storage:
             return self._send(storage, "GET", self._storage_url(ticket)).content
+
+    def iter_file(self, vfolder: str, path: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Read one file of a vfolder in chunks as the storage proxy sends it (never whole in memory)."""
+        ticket = self._call(
+            REQUEST_DOWNLOAD, path_args={"name": vfolder}, json={"path": path, "archive": False}
+        )
+        url = self._storage_url(ticket)
+        with (
+            httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls) as storage,
+            storage.stream("GET", url) as response,
+        ):
+            if response.is_error:
+                response.read()
+                raise error_from_response(response)
+            yield from response.iter_bytes(chunk_size)
 
     def _storage_url(self, ticket: Mapping[str, Any]) -> str:
         url = str(ticket["url"])
