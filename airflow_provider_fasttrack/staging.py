@@ -156,10 +156,8 @@ def stage(hook: Any, vfolder: str, files: Iterable[StagedFile]) -> StageReport:
 
 
 def _upload(hook: Any, vfolder: str, staged: StagedFile) -> None:
-    if staged.source is not None:
-        hook.upload_file(vfolder, staged.path, staged.source)
-    else:
-        hook.upload_file(vfolder, staged.path, staged.content or b"")
+    with staged.open() as stream:  # the file as opened here (no link followed), streamed by the hook
+        hook.upload_file(vfolder, staged.path, stream)
 
 
 def _holds(

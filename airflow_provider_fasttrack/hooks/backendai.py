@@ -13,7 +13,7 @@ import io
 import json
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import httpx
 from airflow.sdk.log import mask_secret
@@ -85,7 +85,7 @@ SESSION_LIST_QUERY = (
 )
 
 
-def _read_range(source: BinaryIO, offset: int, length: int, block: int = 1 << 20) -> Iterator[bytes]:
+def _read_range(source: IO[bytes], offset: int, length: int, block: int = 1 << 20) -> Iterator[bytes]:
     """``length`` bytes of ``source`` from ``offset``, a block at a time (a request body that is never whole)."""
     source.seek(offset)
     while length > 0 and (data := source.read(min(block, length))):
@@ -436,11 +436,11 @@ class BackendAIHook(BackendAIBaseHook):
         self,
         vfolder: str,
         path: str,
-        content: bytes | os.PathLike[str],
+        content: bytes | os.PathLike[str] | IO[bytes],
         *,
         chunk_size: int = UPLOAD_CHUNK_BYTES,
     ) -> None:
-        """Write ``content`` (bytes, or a local file read as it goes) to ``path`` in the vfolder.
+        """Write ``content`` (bytes, a local file, or an open binary file, read as it goes) to ``path`` in the vfolder.
 
         request-upload, then tus to the storage proxy in PATCHes of at most ``chunk_size`` bytes, so a large file
         is never held in memory. A failed PATCH is resumed from the offset the storage proxy reports (``HEAD``),
@@ -448,11 +448,12 @@ class BackendAIHook(BackendAIBaseHook):
         """
         with contextlib.ExitStack() as stack:
             if isinstance(content, bytes):
-                source: BinaryIO = io.BytesIO(content)
-                size = len(content)
-            else:
+                source: IO[bytes] = io.BytesIO(content)
+            elif isinstance(content, os.PathLike):
                 source = stack.enter_context(open(content, "rb"))  # noqa: SIM115 (closed by the stack)
-                size = os.fstat(source.fileno()).st_size
+            else:
+                source = content
+            size = source.seek(0, os.SEEK_END)
             ticket = self._call(
                 REQUEST_UPLOAD, path_args={"name": vfolder}, json={"path": path, "size": size}
             )
@@ -461,7 +462,7 @@ class BackendAIHook(BackendAIBaseHook):
             self._tus_upload(storage, url, source, size, chunk_size)
 
     def _tus_upload(
-        self, storage: httpx.Client, url: str, source: BinaryIO, size: int, chunk_size: int
+        self, storage: httpx.Client, url: str, source: IO[bytes], size: int, chunk_size: int
     ) -> None:
         tus = {"Tus-Resumable": "1.0.0"}
         for attempt in self.retrying():  # the one loop: HEAD and PATCH are single attempts inside it
