@@ -206,19 +206,25 @@ def register_pools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
-    from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
+    from airflow_provider_fasttrack.hooks.backendai import MODEL_USAGE_MODE, BackendAIHook
     from airflow_provider_fasttrack.staging import code_files, data_files, stage
 
-    files = [f for path in args.code for f in code_files(Path(path))]
-    files += [f for path in args.data for f in data_files(Path(path), args.data_dir)]
-    if not files and not args.create:
-        print("fasttrack: nothing to stage: give --code, --data or --create", file=sys.stderr)
+    skipped: list[str] = []
+    files = [f for path in args.code for f in code_files(Path(path), skipped=skipped)]
+    files += [f for path in args.data for f in data_files(Path(path), args.data_dir, skipped)]
+    if not files and not args.create and not args.create_model:
+        print("fasttrack: nothing to stage: give --code, --data, --create or --create-model", file=sys.stderr)
         return 2
+    for path in skipped:
+        print(f"  skipped symlink {path} (links are not followed)")
     hook = BackendAIHook(args.conn_id)
     try:
         for name in args.create:
             hook.ensure_vfolder(name)
             print(f"{name}: vfolder ready")
+        for name in args.create_model:
+            hook.ensure_vfolder(name, usage_mode=MODEL_USAGE_MODE)
+            print(f"{name}: model vfolder ready")
         if files:
             report = stage(hook, args.vfolder, files)
             for path in report.uploaded:
@@ -237,7 +243,8 @@ def register_stage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "stage",
         help="upload code and data into a vfolder that pipeline tasks mount (only what changed)",
         description="Upload a package folder or wheel (to code/) and data folders (to --data-dir) into VFOLDER. "
-        "A manifest in the vfolder records sizes and SHA-256 hashes, so a second run uploads nothing new.",
+        "Files whose content the vfolder already holds (SHA-256, downloaded and compared) are not uploaded "
+        "again; symbolic links are skipped.",
     )
     parser.add_argument("vfolder", metavar="VFOLDER", help="the vfolder to stage into (created if missing)")
     parser.add_argument(
@@ -256,7 +263,15 @@ def register_stage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         action="append",
         default=[],
         metavar="VFOLDER",
-        help="also create this vfolder when missing, e.g. a model cache (repeatable)",
+        help="also create this general vfolder when missing, e.g. a data cache (repeatable)",
+    )
+    parser.add_argument(
+        "--create-model",
+        action="append",
+        default=[],
+        metavar="VFOLDER",
+        help="also create this model-type vfolder when missing: one that model services serve (repeatable); "
+        "an existing folder must be model-type",
     )
     parser.add_argument(
         "--conn-id", default="backendai_default", help="backendai connection (default %(default)s)"

@@ -47,14 +47,14 @@ def mock_accelerator_line(lite: LiteServer) -> str:
 
 
 def stage(lite: LiteServer) -> str:
-    """The trade-QA code and English sample into vfolder ``trade-qa``, the model cache ``trade-qa-models``.
+    """The trade-QA code and English sample into vfolder ``trade-qa``; the model-type vfolder ``trade-qa-models``.
 
     Returns the staging summary line; raises ``RuntimeError`` with ``fasttrack stage``'s output if it fails.
     """
     command = [
         *(sys.executable, "-m", "airflow_provider_fasttrack.cli", "stage", "trade-qa"),
         *("--code", str(ROOT / "training"), "--data", str(ROOT / "training" / "samples" / "en")),
-        *("--create", "trade-qa-models"),
+        *("--create-model", "trade-qa-models"),
     ]
     env = {**os.environ, "AIRFLOW_CONN_BACKENDAI_DEFAULT": connection(lite)}
     done = subprocess.run(command, capture_output=True, text=True, env=env)

@@ -82,14 +82,14 @@ def write_echo_model(
     definition: str | None = MODEL_DEFINITION,
     owner: Any = None,
 ) -> None:
-    """Create ``vfolder`` on ``lite`` (if missing) holding the echo server and its model definition.
+    """Create ``vfolder`` on ``lite`` (if missing, model-type) holding the echo server and its model definition.
 
     The folder is created through the API, retried past injected faults (a fault server's 5xx and 429), by
     ``owner`` (a signed client of another keypair) or else by the server's first keypair.
     """
     with contextlib.nullcontext(owner) if owner is not None else lite.client() as http:
         for _ in range(30):
-            answer = http.post("/folders", json={"name": vfolder})
+            answer = http.post("/folders", json={"name": vfolder, "usage_mode": "model"})
             if answer.status_code < 429:  # 201 created, 400 exists already
                 break
     folder = lite.vfolder_path(vfolder, owner.auth.access_key if owner is not None else None)

@@ -8,10 +8,13 @@ request (:class:`airflow_provider_fasttrack.session_request.SessionRequest`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import IO, Any
 
 import httpx
 from airflow.sdk.log import mask_secret
@@ -32,7 +35,14 @@ from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE, DEFAULT
 from airflow_provider_fasttrack.hooks.models import SessionEvent, SessionState
 from airflow_provider_fasttrack.signing import BackendAIAuth
 
-__all__ = ["SUPPORTED_API_VERSIONS", "BackendAIAuth", "BackendAIHook", "ConnectionSettings"]
+__all__ = [
+    "MODEL_USAGE_MODE",
+    "SUPPORTED_API_VERSIONS",
+    "BackendAIAuth",
+    "BackendAIHook",
+    "ConnectionSettings",
+    "VFolderUsageModeError",
+]
 
 CREATE_SESSION = ("POST", "/session")
 GET_SESSION = ("GET", "/session/{session}")
@@ -43,6 +53,8 @@ ADMIN_GQL = ("POST", "/admin/gql")
 CHECK_PRESETS = ("POST", "/resource/check-presets")
 LIST_VFOLDERS = ("GET", "/folders")
 CREATE_VFOLDER = ("POST", "/folders")
+GET_VFOLDER = ("GET", "/folders/{name}")
+DELETE_VFOLDER = ("DELETE", "/folders")
 LIST_VFOLDER_FILES = ("GET", "/folders/{name}/files")
 REQUEST_UPLOAD = ("POST", "/folders/{name}/request-upload")
 REQUEST_DOWNLOAD = ("POST", "/folders/{name}/request-download")
@@ -53,6 +65,11 @@ DELETE_SERVICE = ("DELETE", "/services/{service}")
 SCALE_SERVICE = ("POST", "/services/{service}/scale")
 SERVICE_ERRORS = ("GET", "/services/{service}/errors")
 SERVICE_TOKEN = ("POST", "/services/{service}/token")
+
+#: the usage mode of a vfolder that model services serve (Backend.AI refuses a service of any other)
+MODEL_USAGE_MODE = "model"
+#: bytes per tus PATCH of :meth:`BackendAIHook.upload_file`
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 
 #: seconds a token from :meth:`BackendAIHook.service_token` stays valid unless asked otherwise
 SERVICE_TOKEN_SECONDS = 3600
@@ -67,6 +84,25 @@ SESSION_LIST_QUERY = (
     "query($filter: String, $access_key: String) { compute_session_list(limit: 100, offset: 0, "
     "filter: $filter, access_key: $access_key) { items { id name status } } }"
 )
+
+
+def _read_range(source: IO[bytes], offset: int, length: int, block: int = 1 << 20) -> Iterator[bytes]:
+    """``length`` bytes of ``source`` from ``offset``, a block at a time (a request body that is never whole)."""
+    source.seek(offset)
+    while length > 0 and (data := source.read(min(block, length))):
+        length -= len(data)
+        yield data
+
+
+class VFolderUsageModeError(ValueError):
+    """A vfolder exists with another usage mode than the one asked for (Backend.AI cannot change it)."""
+
+    def __init__(self, name: str, found: str, wanted: str) -> None:
+        super().__init__(
+            f"vfolder {name!r} is a {found!r} folder, not a {wanted!r} one; Backend.AI cannot change a folder's "
+            f"usage mode: create a {wanted} folder under another name (usage_mode: {wanted}) and move the files"
+        )
+        self.name, self.found, self.wanted = name, found, wanted
 
 
 class BackendAIHook(BackendAIBaseHook):
@@ -376,20 +412,48 @@ class BackendAIHook(BackendAIBaseHook):
     # -- vfolders -------------------------------------------------------------------------------
 
     def list_vfolders(self) -> list[dict[str, Any]]:
+        """The keypair's vfolders: ``id``, ``name``, ``usage_mode`` (``general``, ``model``, ``data``), ..."""
         return list(self._call(LIST_VFOLDERS))
 
+    def vfolder_info(self, name: str) -> dict[str, Any]:
+        """One vfolder by name or id (``GET /folders/{name}``): the list item plus ``numFiles``, ``used_bytes``."""
+        return dict(self._call(GET_VFOLDER, path_args={"name": name}))
+
     def create_vfolder(self, name: str, **options: Any) -> dict[str, Any]:
+        """``POST /folders``; ``options`` as the manager takes them (``usage_mode``, ``permission``, ``host``)."""
         return dict(self._call(CREATE_VFOLDER, json={"name": name, **options}))
 
-    def ensure_vfolder(self, name: str) -> None:
-        """Create the vfolder unless it exists (a concurrent creation is fine)."""
-        if any(folder.get("name") == name for folder in self.list_vfolders()):
-            return
-        try:
-            self.create_vfolder(name)
-        except BackendAIBadRequestError:
-            if not any(folder.get("name") == name for folder in self.list_vfolders()):
-                raise
+    def delete_vfolder(self, name: str) -> None:
+        """Delete a vfolder by name (``DELETE /folders`` with its id; the manager moves it to its trash bin)."""
+        folder = self._find_vfolder(name)
+        if folder is None:
+            raise BackendAINotFoundError(404, title=f"vfolder {name!r} not found", path=DELETE_VFOLDER[1])
+        self._call(DELETE_VFOLDER, json={"id": str(folder["id"])})
+
+    def _find_vfolder(self, name: str) -> dict[str, Any] | None:
+        return next((dict(f) for f in self.list_vfolders() if f.get("name") == name), None)
+
+    def ensure_vfolder(self, name: str, *, usage_mode: str | None = None) -> dict[str, Any]:
+        """The vfolder ``name``, created unless it exists (a concurrent creation is fine).
+
+        :param usage_mode: create it with this usage mode (``model`` for a folder that model services serve),
+            and require it of an existing one: Backend.AI cannot change a folder's usage mode, so a folder of
+            another mode is :class:`VFolderUsageModeError`. ``None``: the server's default (``general``) for a
+            new folder, any mode for an existing one.
+        """
+        folder = self._find_vfolder(name)
+        if folder is None:
+            options = {"usage_mode": usage_mode} if usage_mode else {}
+            try:
+                folder = self.create_vfolder(name, **options)
+            except BackendAIBadRequestError:
+                folder = self._find_vfolder(name)
+                if folder is None:
+                    raise
+        found = str(folder.get("usage_mode") or "general")
+        if usage_mode and found != usage_mode:
+            raise VFolderUsageModeError(name, found, usage_mode)
+        return folder
 
     def list_files(self, vfolder: str, path: str = "") -> list[dict[str, Any]]:
         """Entries of a folder inside a vfolder (``name``, ``type``, ``size``, ...)."""
@@ -399,30 +463,58 @@ class BackendAIHook(BackendAIBaseHook):
             items = json.loads(items)
         return list(items or [])
 
-    def upload_file(self, vfolder: str, path: str, content: bytes) -> None:
-        """Write ``content`` to ``path`` in the vfolder: request-upload, then tus to the storage proxy.
+    def upload_file(
+        self,
+        vfolder: str,
+        path: str,
+        content: bytes | os.PathLike[str] | IO[bytes],
+        *,
+        chunk_size: int = UPLOAD_CHUNK_BYTES,
+    ) -> None:
+        """Write ``content`` (bytes, a local file, or an open binary file, read as it goes) to ``path`` in the vfolder.
 
-        A failed PATCH is resumed from the offset the storage proxy reports (``HEAD``), so a retry never
-        writes twice or trips over an upload that had in fact completed.
+        request-upload, then tus to the storage proxy in PATCHes of at most ``chunk_size`` bytes, so a large file
+        is never held in memory. A failed PATCH is resumed from the offset the storage proxy reports (``HEAD``),
+        so a retry never writes twice or trips over an upload that had in fact completed.
         """
-        ticket = self._call(
-            REQUEST_UPLOAD, path_args={"name": vfolder}, json={"path": path, "size": len(content)}
-        )
-        url = self._storage_url(ticket)
+        with contextlib.ExitStack() as stack:
+            if isinstance(content, bytes):
+                source: IO[bytes] = io.BytesIO(content)
+            elif isinstance(content, os.PathLike):
+                source = stack.enter_context(open(content, "rb"))  # noqa: SIM115 (closed by the stack)
+            else:
+                source = content
+            size = source.seek(0, os.SEEK_END)
+            ticket = self._call(
+                REQUEST_UPLOAD, path_args={"name": vfolder}, json={"path": path, "size": size}
+            )
+            url = self._storage_url(ticket)
+            storage = stack.enter_context(httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls))
+            self._tus_upload(storage, url, source, size, chunk_size)
+
+    def _tus_upload(
+        self, storage: httpx.Client, url: str, source: IO[bytes], size: int, chunk_size: int
+    ) -> None:
         tus = {"Tus-Resumable": "1.0.0"}
-        with httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls) as storage:
-            for attempt in self.retrying():  # the one loop: HEAD and PATCH are single attempts inside it
-                with attempt:
-                    head = self._request_once(storage, "HEAD", url, headers=tus)
-                    offset = int(head.headers.get("Upload-Offset", 0))
-                    if offset >= len(content) and content:
-                        return
+        for attempt in self.retrying():  # the one loop: HEAD and PATCH are single attempts inside it
+            with attempt:
+                head = self._request_once(storage, "HEAD", url, headers=tus)
+                offset = int(head.headers.get("Upload-Offset", 0))
+                if offset >= size and size:
+                    return
+                while True:  # an empty file still needs its one (empty) PATCH
+                    length = min(chunk_size, size - offset)
                     headers = {
                         **tus,
                         "Upload-Offset": str(offset),
+                        "Content-Length": str(length),
                         "Content-Type": "application/offset+octet-stream",
                     }
-                    self._request_once(storage, "PATCH", url, content=content[offset:], headers=headers)
+                    body = _read_range(source, offset, length)
+                    answer = self._request_once(storage, "PATCH", url, content=body, headers=headers)
+                    offset = int(answer.headers.get("Upload-Offset", offset + length))
+                    if offset >= size:
+                        return
 
     def download_file(self, vfolder: str, path: str) -> bytes:
         """Read one file of a vfolder (request-download, then GET from the storage proxy)."""
@@ -431,6 +523,21 @@ class BackendAIHook(BackendAIBaseHook):
         )
         with httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls) as storage:
             return self._send(storage, "GET", self._storage_url(ticket)).content
+
+    def iter_file(self, vfolder: str, path: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Read one file of a vfolder in chunks as the storage proxy sends it (never whole in memory)."""
+        ticket = self._call(
+            REQUEST_DOWNLOAD, path_args={"name": vfolder}, json={"path": path, "archive": False}
+        )
+        url = self._storage_url(ticket)
+        with (
+            httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls) as storage,
+            storage.stream("GET", url) as response,
+        ):
+            if response.is_error:
+                response.read()
+                raise error_from_response(response)
+            yield from response.iter_bytes(chunk_size)
 
     def _storage_url(self, ticket: Mapping[str, Any]) -> str:
         url = str(ticket["url"])

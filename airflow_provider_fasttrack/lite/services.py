@@ -60,6 +60,10 @@ TICK_SECONDS = 0.2
 #: ``cmd`` and ``modular-max``: the port their startup command is told to listen on, when none is configured
 DEFAULT_COMMAND_PORT = 8000
 LOG_TAIL_LINES = 15
+#: the usage mode of the folders a service serves; the manager's words when another is chosen or one is extra
+MODEL_USAGE_MODE = "model"
+NOT_A_MODEL_FOLDER = "Selected vFolder is not a model folder"
+MODEL_FOLDER_AS_EXTRA_MOUNT = "MODEL type VFolders cannot be added as a part of extra_mounts folder"
 
 
 def _bad(message: str) -> LiteError:
@@ -225,6 +229,8 @@ class ServiceManager:
         if destination != MODEL_MOUNT_DESTINATION and variant not in ("custom", "cmd"):
             raise _bad(f"config.model_mount_destination must be {MODEL_MOUNT_DESTINATION} for {variant}")
         model = self.vfolders.get(keypair.access_key, cfg["model"])
+        if model["usage_mode"] != MODEL_USAGE_MODE:
+            raise _bad(NOT_A_MODEL_FOLDER)
         subpath = str(cfg.get("vfolder_subpath") or "").strip("/")
         startup = body.get("startup_command")
         if startup is not None and not isinstance(startup, str):
@@ -336,6 +342,8 @@ class ServiceManager:
             raise _bad("config.extra_mounts must map vfolder ids to mount options")
         for key, option in extra.items():
             row = self.vfolders.get(keypair.access_key, str(key))
+            if row["usage_mode"] == MODEL_USAGE_MODE:
+                raise _bad(MODEL_FOLDER_AS_EXTRA_MOUNT)
             mounts.append(row["name"])
             target = (option or {}).get("mount_destination") if isinstance(option, dict) else None
             mount_map[row["name"]] = target or f"/home/work/{row['name']}"

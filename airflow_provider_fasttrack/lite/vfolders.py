@@ -19,9 +19,11 @@ from typing import Any
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.store import Store
 
-__all__ = ["MAX_NAME_BYTES", "MAX_PATH_BYTES", "Transfer", "VFolders", "parse_relpath"]
+__all__ = ["MAX_NAME_BYTES", "MAX_PATH_BYTES", "USAGE_MODES", "Transfer", "VFolders", "parse_relpath"]
 
 VFOLDER_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: Backend.AI's vfolder usage modes; a model service serves only a ``model`` folder
+USAGE_MODES = ("general", "model", "data")
 #: longest file or directory name (the usual NAME_MAX) and longest path inside a vfolder, in UTF-8 bytes
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 1024
@@ -127,12 +129,15 @@ class VFolders:
         permission = str(body.get("permission") or "rw")
         if permission not in ("ro", "rw", "wd"):
             raise LiteError("invalid-api-params", "permission must be ro, rw or wd")
+        usage_mode = body.get("usage_mode") or "general"
+        if usage_mode not in USAGE_MODES:
+            raise LiteError("invalid-api-params", f"usage_mode must be one of {', '.join(USAGE_MODES)}")
         row = {
             "id": str(uuid.uuid4()),
             "name": name,
             "access_key": access_key,
             "host": str(body.get("host") or "local:volume1"),
-            "usage_mode": str(body.get("usage_mode") or body.get("usageMode") or "general"),
+            "usage_mode": usage_mode,
             "permission": permission,
             "created_at": now_iso(),
         }

@@ -24,7 +24,7 @@ from airflow_provider_fasttrack.exceptions import (
     BackendAINotFoundError,
     ServiceFailedError,
 )
-from airflow_provider_fasttrack.hooks.backendai import SERVICE_TOKEN_SECONDS, BackendAIHook
+from airflow_provider_fasttrack.hooks.backendai import MODEL_USAGE_MODE, SERVICE_TOKEN_SECONDS, BackendAIHook
 from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_fasttrack.masking import masked_in
 from airflow_provider_fasttrack.model_definition import DEFINITION_FILES, parse_model_definition
@@ -176,23 +176,40 @@ class BackendAIModelServiceOperator(BaseOperator):
         return self._wait_here(context, service_id, owned)
 
     def _check_folders(self) -> dict[str, str]:
-        """Fail before anything starts when the model folder (or an extra mount) is missing, or when a
-        ``custom`` service's model definition is missing or invalid. Returns vfolder name -> id."""
+        """Fail before anything starts when the model folder (or an extra mount) is missing, when the model
+        folder is not a model-type vfolder (or an extra mount is one), or when a ``custom`` service's model
+        definition is missing or invalid. Returns vfolder name -> id."""
         request = self.request
         subpath = (request.vfolder_subpath or "").strip()
         if problem := vfolder_subpath_problem(subpath):  # as rendered
             raise ServiceFailedError(f"Task {self.task_id}: vfolder_subpath {problem}")
         folders = self.hook.list_vfolders()
         ids = {str(f.get("name")): str(f.get("id")) for f in folders}
-        known = set(ids) | set(ids.values())
+        modes = {
+            key: str(f.get("usage_mode") or "general")
+            for f in folders
+            for key in (f.get("name"), f.get("id"))
+        }
         wanted = [("model folder", request.model)] + [
             ("mount", Mount.parse(text).name) for text in request.extra_mounts
         ]
         for what, vfolder in wanted:
-            if vfolder not in known:
+            if vfolder not in modes:
                 raise ServiceFailedError(
                     f"Task {self.task_id}: the {what} {vfolder!r} does not exist "
                     f"(vfolders: {', '.join(sorted(ids)) or 'none'})"
+                )
+            is_model = modes[vfolder] == MODEL_USAGE_MODE
+            if what == "model folder" and not is_model:
+                raise ServiceFailedError(
+                    f"Task {self.task_id}: the model folder {vfolder!r} is a {modes[vfolder]!r} vfolder; Backend.AI "
+                    f"serves only model-type vfolders (usage_mode: {MODEL_USAGE_MODE}): create one "
+                    f"(fasttrack stage --create-model NAME) and put the model there"
+                )
+            if what == "mount" and is_model:
+                raise ServiceFailedError(
+                    f"Task {self.task_id}: the mount {vfolder!r} is a model-type vfolder; Backend.AI does not "
+                    "mount a model-type vfolder as a service's extra mount"
                 )
         if request.runtime_variant == "custom":
             self._check_model_definition()

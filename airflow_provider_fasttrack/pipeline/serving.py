@@ -1,5 +1,8 @@
 """Serving tasks (``type: serving``): the checks of their ``service:`` block and the request they become.
 
+A task whose block names no ``model`` (as FastTrack 26.4 exports them) serves the pipeline's model storage,
+``airflow.model_storage``, as FastTrack serves the model storage folder chosen when the pipeline was created.
+
 What a file can tell is checked here, with the file, line and field: the block itself, the service name, the
 model folder's name, the runtime variant, the mount destination. Whether the model folder exists and holds a
 usable model definition is known only to the cluster: the operator checks that when the task starts, before it
@@ -24,8 +27,14 @@ from training.yamldoc import Issue, Loc, YamlDocument
 __all__ = ["service_issues", "service_request"]
 
 
-def service_issues(task: TaskSpec, loc: Loc, doc: YamlDocument) -> Iterator[Issue]:
-    """The problems of a serving task's ``service:`` block."""
+def service_issues(
+    task: TaskSpec, loc: Loc, doc: YamlDocument, *, model_storage: str | None = None
+) -> Iterator[Issue]:
+    """The problems of a serving task's ``service:`` block.
+
+    :param model_storage: the pipeline's model storage (``airflow.model_storage``), which serves a task whose
+        block names no ``model`` (FastTrack 26.4 writes none: the folder is chosen when the pipeline is created).
+    """
     service = task.service
     if service is None:
         yield doc.issue(
@@ -36,9 +45,14 @@ def service_issues(task: TaskSpec, loc: Loc, doc: YamlDocument) -> Iterator[Issu
     if problem := service_name_problem(service.name):
         yield doc.issue((*where, "name"), problem)
     if not service.model.strip():
-        yield doc.issue(
-            (*where, "model"), "the model folder is missing: name the model vfolder in service.model"
-        )
+        if not model_storage:
+            given = "model" in service.model_fields_set  # an empty model: here; none: the block
+            yield doc.issue(
+                (*where, "model") if given else where,
+                f"the model folder is missing: task {task.name!r} names no service.model, and the pipeline has no model storage to serve "
+                "instead: set airflow.model_storage to the model vfolder (FastTrack's model storage, mounted at "
+                f"{MODEL_MOUNT_DESTINATION}) or name the model vfolder in service.model",
+            )
     elif not VFOLDER_NAME.fullmatch(service.model.strip()):
         yield doc.issue((*where, "model"), f"{service.model!r} is not a vfolder name")
     if problem := vfolder_subpath_problem(service.vfolder_subpath.strip()):
@@ -69,7 +83,7 @@ def service_request(spec: PipelineSpec, task: TaskSpec) -> ServiceRequest:
     assert service is not None  # checked by service_issues
     return ServiceRequest(
         name=service.name,
-        model=service.model.strip(),
+        model=service.model.strip() or spec.airflow.model_storage or "",
         image=task.environment.image.strip(),
         runtime_variant=service.runtime_variant,
         replicas=service.replicas,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from airflow_provider_fasttrack.durations import duration_seconds
+from airflow_provider_fasttrack.mounts import VFOLDER_NAME
 
 __all__ = [
     "TASK_TYPES",
@@ -89,6 +90,12 @@ def _env_value(value: Any) -> Any:
     if isinstance(value, dict | list):
         raise ValueError("an environment variable value must be text, not a mapping or list")
     return _text(value)
+
+
+def _vfolder_name(value: str | None) -> str | None:
+    if value is not None and not VFOLDER_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a vfolder name")
+    return value
 
 
 Text = Annotated[str, BeforeValidator(_empty_if_none)]
@@ -295,6 +302,10 @@ class AirflowOptions(_OwnModel):
     conn_id: Text = "backendai_default"
     pool_policy: Literal["gpu", "none"] = "gpu"
     vfolder: Text | None = None
+    model_storage: Annotated[str | None, AfterValidator(_vfolder_name)] = Field(
+        default=None,
+        description="the model vfolder (model-type) that serving tasks without service.model serve at /models",
+    )
     fail_fast: bool = True
     notifications: Notifications = Field(default_factory=Notifications)
     params: dict[str, ParamSpec] = Field(

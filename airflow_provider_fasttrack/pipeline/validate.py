@@ -152,7 +152,7 @@ def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> It
     task = spec.tasks[task_index]
     loc: Loc = ("tasks", task_index)
     if task.is_serving:
-        yield from service_issues(task, loc, doc)
+        yield from service_issues(task, loc, doc, model_storage=spec.airflow.model_storage)
     elif not task.command.strip():
         yield doc.issue((*loc, "command"), "command is empty")
     elif "{{" in task.command or "{%" in task.command:

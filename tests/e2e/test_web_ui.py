@@ -67,7 +67,7 @@ def trade_qa_ready(airflow_deployment: Any, lite: Any) -> None:
     try:
         staged = fasttrack(
             ["stage", "trade-qa", "--code", str(ROOT / "training"), "--data", str(ROOT / "training/samples/en"),
-             "--create", "trade-qa-models"]
+             "--create-model", "trade-qa-models"]
         )  # fmt: skip
         assert staged == 0
     finally:

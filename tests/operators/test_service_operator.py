@@ -34,6 +34,26 @@ def test_a_missing_model_folder_fails_before_any_service(lite, hook) -> None:  #
     assert hook.find_service("checked") is None
 
 
+def test_a_general_folder_fails_before_any_service(lite, hook) -> None:  # type: ignore[no-untyped-def]
+    """Backend.AI serves only model-type vfolders: the task says which folder is of which type, and starts nothing."""
+    write_echo_model(lite, "extra-model")
+    hook.ensure_vfolder("general-weights")
+    folder = lite.vfolder_path("general-weights")
+    # a usable model, in a folder of the wrong type
+    for name in ("server.py", "greeting.txt", "model-definition.yaml"):
+        (folder / name).write_bytes((lite.vfolder_path("extra-model") / name).read_bytes())
+    with pytest.raises(
+        ServiceFailedError,
+        match=r"^Task serve: the model folder 'general-weights' is a 'general' vfolder; .*usage_mode: model",
+    ):
+        operator(model="general-weights")._check_folders()
+    with pytest.raises(
+        ServiceFailedError, match=r"^Task serve: the mount 'extra-model' is a model-type vfolder"
+    ):
+        operator(model="extra-model", extra_mounts=["extra-model:/extra"])._check_folders()
+    assert hook.find_service("checked") is None
+
+
 def test_a_custom_service_needs_a_model_definition(lite, hook) -> None:  # type: ignore[no-untyped-def]
     write_echo_model(lite, "bare-model", definition=None)
     with pytest.raises(ServiceFailedError, match="has no model-definition.yaml or model-definition.yml"):

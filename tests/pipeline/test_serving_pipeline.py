@@ -82,7 +82,7 @@ def test_a_real_model_served_by_transformers_serve_answers(lite, hook, smollm2) 
     from pathlib import Path
 
     with lite.client() as http:
-        http.post("/folders", json={"name": "smollm2-model"})
+        http.post("/folders", json={"name": "smollm2-model", "usage_mode": "model"})
     folder = lite.vfolder_path("smollm2-model")
     for source in Path(smollm2).iterdir():
         target = folder / source.name

@@ -106,7 +106,7 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
         "--data",
         str(ROOT / "training/samples/en"),
     ]
-    assert fasttrack([*stage, "--create", "trade-qa-models"]) == 0, capsys.readouterr().err
+    assert fasttrack([*stage, "--create-model", "trade-qa-models"]) == 0, capsys.readouterr().err
 
     dag = load_test_dag(DAG_ID)
     run = dag.test(run_conf=SHORT_RUN)
