@@ -14,7 +14,7 @@ __all__ = ["API_VERSIONS", "LATEST_API_VERSION", "MAX_CLOCK_SKEW", "MANAGER_VERS
 
 API_VERSIONS = ("v7.20230615", "v8.20240315", "v8.20240915", "v9.20250722")
 LATEST_API_VERSION = API_VERSIONS[-1]
-MANAGER_VERSION = "26.8.0"
+MANAGER_VERSION = "26.9.6"
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 #: what the manager (aiohttp's ``request.content_type``) signs for a request without a Content-Type
 DEFAULT_CONTENT_TYPE = "application/octet-stream"

@@ -33,7 +33,7 @@ def test_version_negotiation_needs_no_auth(lite_server: LiteServer) -> None:
     answer = httpx.get(lite_server.url + "/")
     assert answer.status_code == 200
     assert answer.json()["version"] == "v9.20250722"
-    assert answer.json()["manager"].startswith("26.8")
+    assert answer.json()["manager"].startswith("26.9")
 
 
 def test_older_versions_accepted_unknown_refused(lite_server: LiteServer) -> None:
