@@ -100,8 +100,8 @@ def secrets_of(server: LiteServer) -> list[str]:
     return [INTRUDER["secret_key"], OWNER["secret_key"], server.secret_key]
 
 
-def folder(http: httpx.Client, name: str) -> None:
-    answer = http.post("/folders", json={"name": name})
+def folder(http: httpx.Client, name: str, usage_mode: str = "general") -> None:
+    answer = http.post("/folders", json={"name": name, "usage_mode": usage_mode})
     assert answer.status_code in (201, 400), answer.text
 
 
@@ -215,7 +215,7 @@ def test_a_service_replica_whose_subpath_became_a_symlink_while_it_waited_is_ref
     server: LiteServer,
 ) -> None:
     with client(server, INTRUDER) as http:
-        folder(http, "served")
+        folder(http, "served", usage_mode="model")
         (server.vfolder_path("served", INTRUDER["access_key"]) / "m").mkdir(exist_ok=True)
         swap = Gate(server, http, INTRUDER["access_key"])
         command = f"{swap.wait}\nrm -rf served/m && ln -s {server.data_dir} served/m"
