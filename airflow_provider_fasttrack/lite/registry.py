@@ -137,6 +137,11 @@ class SessionRegistry:
             raise LiteError("session-not-found", f"No such session: {key}")
         return row
 
+    def owns_session(self, session_id: str, access_key: str) -> bool:
+        """Whether the session of this UUID exists, in any status, and is the keypair's."""
+        row = self.store.session(str(uuid.UUID(session_id)))
+        return row is not None and row["access_key"] == access_key
+
     def any_session(self, key: str, access_key: str) -> dict[str, Any]:
         """A session by UUID in any status (falls back to a live one by name)."""
         with contextlib.suppress(ValueError):

@@ -20,12 +20,15 @@ from tests.contract.support import (
     API_VERSION,
     compute_session,
     ended,
+    hook_of,
     running,
     signed_client,
     submit,
     unique_name,
     wait_state,
 )
+
+PROBLEM = "https://api.backend.ai/probs/"
 
 # -- signing and version negotiation -----------------------------------------------------------------
 
@@ -137,7 +140,7 @@ def test_resources_options_and_scaling_group_are_what_was_asked(
         backend,
         name,
         "sleep 4; exit 0",
-        resources={"cpu": 1, "mem": "256m"},
+        resources={"cpu": 1, "mem": "512m"},
         resource_opts={"shmem": "64m"},
         scaling_group=backend.scaling_group,
     )["sessionId"]
@@ -146,7 +149,7 @@ def test_resources_options_and_scaling_group_are_what_was_asked(
     assert info["scalingGroup"] == backend.scaling_group
     requested = info["requestedSlots"]
     assert Decimal(str(requested["cpu"])) == 1
-    assert int(Decimal(str(requested["mem"]))) == 256 * 2**20
+    assert int(Decimal(str(requested["mem"]))) == 512 * 2**20
     assert info["resourceOpts"]
     if backend.name == "lite":
         assert info["resourceOpts"] == {"shmem": "64m"}
@@ -167,6 +170,20 @@ def test_mounts_by_name_and_alias(backend: Backend, contract_hook: BackendAIHook
     backend.skip_unless("lite", why="the dummy agent runs no command, so nothing is written into the mounts")
     assert contract_hook.download_file(plain, "a.txt") == b"by-name\n"
     assert contract_hook.download_file(aliased, "b.txt") == b"by-alias\n"
+
+
+def test_a_model_folder_mounts_into_a_batch_session(backend: Backend, contract_hook: BackendAIHook) -> None:
+    """A model-type vfolder (``usage_mode: model``) is not only for model services: a batch session mounts it
+    (as the trade-QA steps mount their models folder as a cache)."""
+    folder = unique_name("models")
+    contract_hook.create_vfolder(folder, host=backend.vfolder_host, usage_mode="model")
+    (listed,) = [f for f in contract_hook.list_vfolders() if f["name"] == folder]
+    assert listed["usage_mode"] == "model"
+    session_id = submit(
+        contract_hook, backend, unique_name("model-mount"), f"ls {folder} && exit 0", mounts=[folder]
+    )["sessionId"]
+    state = wait_state(contract_hook, session_id, ended)
+    assert (state.status, state.result, state.reason) == ("TERMINATED", "SUCCESS", "task-finished")
 
 
 # -- state while running and after the end ------------------------------------------------------------
@@ -226,11 +243,31 @@ def test_destroy_an_ended_session_destroys_nothing(backend: Backend, contract_ho
 
 
 def test_destroy_an_unknown_session(backend: Backend, contract_hook: BackendAIHook) -> None:
+    """By UUID the manager checks the caller's permission on the session first: one the caller has none on (none
+    exists) is 403 ``not-enough-permission``; an unknown name is 404."""
     unknown = str(uuid.uuid4())
     with signed_client(backend) as http:
-        assert http.delete(f"/session/{unknown}").status_code == 404
+        by_id = http.delete(f"/session/{unknown}")
+        assert (by_id.status_code, by_id.json()["type"]) == (403, PROBLEM + "not-enough-permission")
+        assert http.delete(f"/session/{unique_name('never')}").status_code == 404
     assert contract_hook.destroy_session(unknown) is False
     assert contract_hook.destroy_session(unique_name("never")) is False
+
+
+def test_destroy_another_users_session_is_refused(
+    backend: Backend, contract_hook: BackendAIHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = hook_of(backend, "other", monkeypatch)
+    try:
+        name = unique_name("theirs")
+        theirs = submit(other, backend, name, "sleep 4; exit 0")["sessionId"]
+        with signed_client(backend) as http:
+            by_id = http.delete(f"/session/{theirs}", params={"forced": "true"})
+            assert (by_id.status_code, by_id.json()["type"]) == (403, PROBLEM + "not-enough-permission")
+            assert http.delete(f"/session/{name}", params={"forced": "true"}).status_code == 404
+        assert wait_state(other, theirs, ended).is_successful  # untouched
+    finally:
+        other.close()
 
 
 # -- logs ------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -127,6 +128,14 @@ async def get_logs(request: Request, session_ref: str, kernel_id: str | None = N
     return {"result": {"logs": ctx.registry.logs(row, kernel_id)}}
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
 
@@ -136,10 +145,14 @@ async def destroy_session(request: Request, session_ref: str) -> dict[str, Any]:
     """Terminate (or cancel) a session; ``recursive`` also ends the sessions depending on it.
 
     As on the manager, a session that has already ended answers 200 ``{"stats": {}}`` by UUID (a name resolves
-    only among live sessions: 404).
+    only among live sessions: 404), and a UUID that is no session of the caller's (another's, or none at all)
+    answers 403 ``not-enough-permission``: the manager checks the caller's permission on it first.
     """
     ctx = context(request)
-    row = ctx.registry.any_session(session_ref, caller(request).access_key)
+    access_key = caller(request).access_key
+    if _is_uuid(session_ref) and not ctx.registry.owns_session(session_ref, access_key):
+        raise LiteError("not-enough-permission", f"No permission to destroy session {session_ref}.")
+    row = ctx.registry.any_session(session_ref, access_key)
     ended = row["status"] in DEAD_STATUSES
     status = await ctx.registry.destroy(
         row,
