@@ -107,6 +107,7 @@ def test_a_dependency_that_failed_keeps_the_dependent_pending(
     assert contract_hook.destroy_session(waiting["sessionId"]) is True
     cancelled = wait_state(contract_hook, waiting["sessionId"], ended)
     assert cancelled.status == "CANCELLED" and not cancelled.is_successful
+    assert cancelled.status_info == "force-terminated"  # the hook destroys forced
 
 
 def test_batch_timeout_ends_with_task_timeout(backend: Backend, contract_hook: BackendAIHook) -> None:
@@ -227,6 +228,7 @@ def test_destroy_a_live_session(backend: Backend, contract_hook: BackendAIHook, 
     assert contract_hook.destroy_session(session_id if by == "id" else name) is True
     state = wait_state(contract_hook, session_id, ended)
     assert state.status in {"TERMINATED", "CANCELLED"} and not state.is_successful
+    assert state.status_info == "force-terminated"
 
 
 def test_destroy_an_ended_session_destroys_nothing(backend: Backend, contract_hook: BackendAIHook) -> None:
