@@ -42,6 +42,7 @@ KINDS: dict[str, tuple[int, str]] = {
     ),
     "unknown-resource-slot-type": (400, "Unknown resource slot type."),
     "vfolder-already-exists": (400, "The virtual folder already exists with the same name."),
+    "vfolder-operation-failed": (400, "Virtual folder operation has failed due to bad request."),
 }
 
 
