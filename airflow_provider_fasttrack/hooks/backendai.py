@@ -456,8 +456,19 @@ class BackendAIHook(BackendAIBaseHook):
         return folder
 
     def list_files(self, vfolder: str, path: str = "") -> list[dict[str, Any]]:
-        """Entries of a folder inside a vfolder (``name``, ``type``, ``size``, ...)."""
-        data = self._call(LIST_VFOLDER_FILES, path_args={"name": vfolder}, params={"path": path})
+        """Entries of a folder inside a vfolder (``name``, ``type``, ``size``, ...).
+
+        A folder that is not there raises :class:`BackendAINotFoundError`: the manager's storage proxy refuses to
+        list it with 400 ``vfolder-operation-failed``.
+        """
+        try:
+            data = self._call(LIST_VFOLDER_FILES, path_args={"name": vfolder}, params={"path": path})
+        except BackendAIBadRequestError as error:
+            if error.kind != "vfolder-operation-failed":
+                raise
+            raise BackendAINotFoundError(
+                error.status_code, error.type, error.title, error.msg, error.data, error.method, error.path
+            ) from error
         items = data.get("items", data.get("files", [])) if isinstance(data, dict) else data
         if isinstance(items, str):
             items = json.loads(items)

@@ -106,7 +106,7 @@ class FaultConfig(_Model):
 
     #: fraction of requests answered with an error status
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    #: statuses to answer; 429 comes with ``Retry-After``
+    #: statuses to answer; 429 comes with ``Retry-After``, 403 is the manager's ``not-enough-permission``
     error_statuses: list[int] = Field(default_factory=lambda: [500, 503, 429])
     #: ``before``: the request never takes effect; ``after``: it takes effect but the client sees the error
     error_phase: Literal["before", "after", "both"] = "both"
@@ -127,8 +127,8 @@ class FaultConfig(_Model):
     @classmethod
     def _statuses_are_errors(cls, value: list[int]) -> list[int]:
         for status in value:
-            if status != 429 and not 500 <= status <= 599:
-                raise ValueError(f"{status} is neither 429 nor a 5xx status")
+            if status not in (403, 429) and not 500 <= status <= 599:
+                raise ValueError(f"{status} is neither 403, 429 nor a 5xx status")
         if not value:
             raise ValueError("needs at least one status")
         return value

@@ -28,6 +28,7 @@ KINDS: dict[str, tuple[int, str]] = {
     "auth-failed": (401, "Credential/signature mismatch."),
     "invalid-auth-params": (400, "Missing or invalid authorization parameters."),
     "insufficient-privilege": (403, "Insufficient privilege."),
+    "not-enough-permission": (403, "Insufficient permission to perform this operation."),
     "rate-limit-exceeded": (429, "Rate limit exceeded."),
     "request-too-large": (413, "Request entity too large."),
     "not-implemented": (501, "This API is not implemented."),
@@ -41,6 +42,7 @@ KINDS: dict[str, tuple[int, str]] = {
     ),
     "unknown-resource-slot-type": (400, "Unknown resource slot type."),
     "vfolder-already-exists": (400, "The virtual folder already exists with the same name."),
+    "vfolder-operation-failed": (400, "Virtual folder operation has failed due to bad request."),
 }
 
 

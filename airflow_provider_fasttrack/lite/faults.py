@@ -28,6 +28,8 @@ class InjectedFault:
             return LiteError("rate-limit-exceeded", "Injected fault: too many requests.")
         if self.status == 503:
             return LiteError("service-unavailable", "Injected fault: temporarily unavailable.")
+        if self.status == 403:
+            return LiteError("not-enough-permission", "Injected fault: no permission.")
         return LiteError("internal-error", "Injected fault.", status=self.status)
 
     def headers(self) -> dict[str, str]:

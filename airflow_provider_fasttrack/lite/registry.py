@@ -137,6 +137,11 @@ class SessionRegistry:
             raise LiteError("session-not-found", f"No such session: {key}")
         return row
 
+    def owns_session(self, session_id: str, access_key: str) -> bool:
+        """Whether the session of this UUID exists, in any status, and is the keypair's."""
+        row = self.store.session(str(uuid.UUID(session_id)))
+        return row is not None and row["access_key"] == access_key
+
     def any_session(self, key: str, access_key: str) -> dict[str, Any]:
         """A session by UUID in any status (falls back to a live one by name)."""
         with contextlib.suppress(ValueError):
@@ -410,7 +415,8 @@ class SessionRegistry:
         timed_out: bool,
     ) -> None:
         session_id = row["id"]
-        destroyed = self._destroying.pop(session_id, None) is not None
+        forced = self._destroying.pop(session_id, None)
+        destroyed = forced is not None
         main_proc = procs.get(kernels[0]["id"])
         exit_code: int | None = None
         if main_proc is not None and main_proc.returncode is not None:
@@ -420,7 +426,7 @@ class SessionRegistry:
             codes = [_exit_status(p.returncode) for p in procs.values() if p.returncode is not None]
             exit_code = next((code for code in codes if code != 0), 0)
         result = "UNDEFINED"
-        reason = "user-requested" if destroyed else "self-terminated"
+        reason = ("force-terminated" if forced else "user-requested") if destroyed else "self-terminated"
         if timed_out:
             exit_code, result, reason = TIMEOUT_EXIT_CODE, "FAILURE", "task-timeout"
         elif not destroyed and row["type"] == "batch" and exit_code is not None:
@@ -495,18 +501,17 @@ class SessionRegistry:
         row = self.store.session(row["id"]) or row
         if row["status"] in DEAD_STATUSES:
             return row["status"].lower()
+        # as on the manager, the reason says whether the destroy was forced, pending or running
+        reason = "force-terminated" if forced else "user-requested"
         if row["status"] == "PENDING":
             for kernel in self.store.kernels(row["id"]):
-                self.store.update_kernel(kernel["id"], status="CANCELLED", status_info="user-requested")
-            current = self._set_status(
-                row, "CANCELLED", status_info="user-requested", terminated_at=now_iso()
-            )
-            self.hub.session_event("session_cancelled", current, "user-requested")
+                self.store.update_kernel(kernel["id"], status="CANCELLED", status_info=reason)
+            current = self._set_status(row, "CANCELLED", status_info=reason, terminated_at=now_iso())
+            self.hub.session_event("session_cancelled", current, reason)
             self._cleanup_dirs(row["id"])
             self._wake.set()
             await self._notify()
             return "cancelled"
-        reason = "force-terminated" if forced else "user-requested"
         self._destroying[row["id"]] = forced
         current = self._set_status(row, "TERMINATING", status_info=reason)
         self.hub.session_event("session_terminating", current, reason)

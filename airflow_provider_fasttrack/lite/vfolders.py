@@ -269,8 +269,11 @@ class VFolders:
                     yield path.relative_to(directory).as_posix(), fd
 
     def list_files(self, row: dict[str, Any], relpath: str) -> list[dict[str, Any]]:
-        """Entries of a directory in the vfolder."""
-        target = self.resolve(row, relpath, must_exist=True)
+        """Entries of a directory in the vfolder; a path that is not there is refused as the manager's storage proxy
+        refuses it (400 ``vfolder-operation-failed``)."""
+        target = self.resolve(row, relpath)
+        if not os.path.lexists(target):
+            raise LiteError("vfolder-operation-failed", "Bad request to storage proxy")
         if not target.is_dir():
             raise LiteError("invalid-api-params", f"{relpath!r} is not a directory")
         items = []

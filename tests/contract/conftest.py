@@ -131,6 +131,7 @@ def contract_manager(
     LOG_FILES.extend(harness.log_files)
     _say(pytestconfig, f"\nBackend.AI manager: starting in {harness.root}")
     with harness:
+        SECRETS.update(harness.secrets)  # with the keys the admin API made
         times = ", ".join(f"{step} {at - harness.started_at:.1f} s" for step, at in harness.timings.items())
         _say(
             pytestconfig,

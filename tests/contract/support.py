@@ -55,7 +55,7 @@ def async_client(backend: Backend, who: str) -> httpx.AsyncClient:
 
 
 def request_of(backend: Backend, command: str, **fields: Any) -> SessionRequest:
-    fields.setdefault("resources", {"cpu": 1, "mem": "256m"})
+    fields.setdefault("resources", {"cpu": 1, "mem": "512m"})
     return SessionRequest(image=backend.image, command=command, **fields)
 
 

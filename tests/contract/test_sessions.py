@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_fasttrack.exceptions import (
     BackendAIAuthError,
+    BackendAINotFoundError,
     BackendAIServerError,
 )
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
@@ -20,12 +21,21 @@ from tests.contract.support import (
     API_VERSION,
     compute_session,
     ended,
+    hook_of,
     running,
     signed_client,
     submit,
     unique_name,
     wait_state,
 )
+
+PROBLEM = "https://api.backend.ai/probs/"
+#: the keys of the manager's ``GET /session/{id}`` answer
+LEGACY_SESSION_INFO = {
+    "age", "domainName", "groupId", "userId", "lang", "image", "architecture", "registry", "tag", "containerId",
+    "occupiedSlots", "occupyingSlots", "requestedSlots", "occupiedShares", "environ", "resourceOpts", "status",
+    "statusInfo", "statusData", "creationTime", "terminationTime", "numQueriesExecuted", "lastStat", "idleChecks",
+}  # fmt: skip
 
 # -- signing and version negotiation -----------------------------------------------------------------
 
@@ -104,6 +114,7 @@ def test_a_dependency_that_failed_keeps_the_dependent_pending(
     assert contract_hook.destroy_session(waiting["sessionId"]) is True
     cancelled = wait_state(contract_hook, waiting["sessionId"], ended)
     assert cancelled.status == "CANCELLED" and not cancelled.is_successful
+    assert cancelled.status_info == "force-terminated"  # the hook destroys forced
 
 
 def test_batch_timeout_ends_with_task_timeout(backend: Backend, contract_hook: BackendAIHook) -> None:
@@ -118,6 +129,12 @@ def test_batch_timeout_ends_with_task_timeout(backend: Backend, contract_hook: B
 
 @pytest.mark.parametrize("mode", ["single-node", "multi-node"])
 def test_cluster_mode_and_size(backend: Backend, contract_hook: BackendAIHook, mode: str) -> None:
+    if mode == "multi-node":
+        backend.skip_unless(
+            "lite",
+            why="a multi-node session needs an inter-container network plugin (Docker Swarm's overlay) and the "
+            "harness runs no Docker: the manager leaves it CREATING",
+        )
     session_id = submit(
         contract_hook, backend, unique_name("cluster"), "sleep 3; exit 0", cluster_mode=mode, cluster_size=2
     )["sessionId"]
@@ -137,21 +154,20 @@ def test_resources_options_and_scaling_group_are_what_was_asked(
         backend,
         name,
         "sleep 4; exit 0",
-        resources={"cpu": 1, "mem": "256m"},
+        resources={"cpu": 1, "mem": "512m"},
         resource_opts={"shmem": "64m"},
         scaling_group=backend.scaling_group,
     )["sessionId"]
     wait_state(contract_hook, session_id, running)
     info = contract_hook.get_session(session_id)
-    assert info["scalingGroup"] == backend.scaling_group
-    requested = info["requestedSlots"]
-    assert Decimal(str(requested["cpu"])) == 1
-    assert int(Decimal(str(requested["mem"]))) == 256 * 2**20
-    assert info["resourceOpts"]
-    if backend.name == "lite":
-        assert info["resourceOpts"] == {"shmem": "64m"}
+    # the manager's REST answer: its legacy fields, no scaling group (GraphQL has it)
+    assert info.keys() == LEGACY_SESSION_INFO and info["status"] == "RUNNING"
+    assert info["resourceOpts"] and "shmem" in str(info["resourceOpts"])
     node = compute_session(contract_hook, session_id, "scaling_group requested_slots")
     assert node["scaling_group"] == backend.scaling_group
+    requested = node["requested_slots"]
+    assert Decimal(str(requested["cpu"])) == 1
+    assert int(Decimal(str(requested["mem"]))) == 512 * 2**20
     assert wait_state(contract_hook, session_id, ended).is_successful
 
 
@@ -167,6 +183,33 @@ def test_mounts_by_name_and_alias(backend: Backend, contract_hook: BackendAIHook
     backend.skip_unless("lite", why="the dummy agent runs no command, so nothing is written into the mounts")
     assert contract_hook.download_file(plain, "a.txt") == b"by-name\n"
     assert contract_hook.download_file(aliased, "b.txt") == b"by-alias\n"
+
+
+def test_listing_a_path_that_is_not_there(backend: Backend, contract_hook: BackendAIHook) -> None:
+    """The storage proxy refuses to list a missing path: 400 ``vfolder-operation-failed``, which the hook reports
+    as not found (what the operator reads as "no upstream output in this run")."""
+    folder = unique_name("ls")
+    contract_hook.create_vfolder(folder, host=backend.vfolder_host)
+    with signed_client(backend) as http:
+        answer = http.get(f"/folders/{folder}/files", params={"path": "no/such/dir"})
+        assert (answer.status_code, answer.json()["type"]) == (400, PROBLEM + "vfolder-operation-failed")
+    with pytest.raises(BackendAINotFoundError):
+        contract_hook.list_files(folder, "no/such/dir")
+    assert contract_hook.list_files(folder) == []
+
+
+def test_a_model_folder_mounts_into_a_batch_session(backend: Backend, contract_hook: BackendAIHook) -> None:
+    """A model-type vfolder (``usage_mode: model``) is not only for model services: a batch session mounts it
+    (as the trade-QA steps mount their models folder as a cache)."""
+    folder = unique_name("models")
+    contract_hook.create_vfolder(folder, host=backend.vfolder_host, usage_mode="model")
+    (listed,) = [f for f in contract_hook.list_vfolders() if f["name"] == folder]
+    assert listed["usage_mode"] == "model"
+    session_id = submit(
+        contract_hook, backend, unique_name("model-mount"), f"ls {folder} && exit 0", mounts=[folder]
+    )["sessionId"]
+    state = wait_state(contract_hook, session_id, ended)
+    assert (state.status, state.result, state.reason) == ("TERMINATED", "SUCCESS", "task-finished")
 
 
 # -- state while running and after the end ------------------------------------------------------------
@@ -210,6 +253,7 @@ def test_destroy_a_live_session(backend: Backend, contract_hook: BackendAIHook, 
     assert contract_hook.destroy_session(session_id if by == "id" else name) is True
     state = wait_state(contract_hook, session_id, ended)
     assert state.status in {"TERMINATED", "CANCELLED"} and not state.is_successful
+    assert state.status_info == "force-terminated"
 
 
 def test_destroy_an_ended_session_destroys_nothing(backend: Backend, contract_hook: BackendAIHook) -> None:
@@ -226,11 +270,31 @@ def test_destroy_an_ended_session_destroys_nothing(backend: Backend, contract_ho
 
 
 def test_destroy_an_unknown_session(backend: Backend, contract_hook: BackendAIHook) -> None:
+    """By UUID the manager checks the caller's permission on the session first: one the caller has none on (none
+    exists) is 403 ``not-enough-permission``; an unknown name is 404."""
     unknown = str(uuid.uuid4())
     with signed_client(backend) as http:
-        assert http.delete(f"/session/{unknown}").status_code == 404
+        by_id = http.delete(f"/session/{unknown}")
+        assert (by_id.status_code, by_id.json()["type"]) == (403, PROBLEM + "not-enough-permission")
+        assert http.delete(f"/session/{unique_name('never')}").status_code == 404
     assert contract_hook.destroy_session(unknown) is False
     assert contract_hook.destroy_session(unique_name("never")) is False
+
+
+def test_destroy_another_users_session_is_refused(
+    backend: Backend, contract_hook: BackendAIHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = hook_of(backend, "other", monkeypatch)
+    try:
+        name = unique_name("theirs")
+        theirs = submit(other, backend, name, "sleep 4; exit 0")["sessionId"]
+        with signed_client(backend) as http:
+            by_id = http.delete(f"/session/{theirs}", params={"forced": "true"})
+            assert (by_id.status_code, by_id.json()["type"]) == (403, PROBLEM + "not-enough-permission")
+            assert http.delete(f"/session/{name}", params={"forced": "true"}).status_code == 404
+        assert wait_state(other, theirs, ended).is_successful  # untouched
+    finally:
+        other.close()
 
 
 # -- logs ------------------------------------------------------------------------------------------------

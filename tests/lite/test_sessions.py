@@ -43,7 +43,7 @@ def test_exit_0_is_success_and_session_environment(http: httpx.Client) -> None:
     created = create_session(http, command, config=config, name="env-check")
     sid = created["sessionId"]
     live = http.get(f"/session/{sid}")
-    assert live.status_code == 200 and live.json()["sessionName"] == "env-check"
+    assert live.status_code == 200 and live.json()["image"] == IMAGE
     wait_for(http, sid, terminated)
     info = compute_session(http, sid)
     assert (info["result"], info["status_info"]) == ("SUCCESS", "task-finished")
@@ -150,7 +150,8 @@ def test_same_name_returns_same_live_session(http: httpx.Client) -> None:
     assert refused.json()["type"].endswith("/session-already-exists")
     assert refused.json()["data"]["existingSessionId"] == first["sessionId"]
     by_name = http.get("/session/reuse-me")
-    assert by_name.status_code == 200 and by_name.json()["sessionId"] == first["sessionId"]
+    by_id = http.get(f"/session/{first['sessionId']}")
+    assert by_name.status_code == 200 and by_name.json()["creationTime"] == by_id.json()["creationTime"]
     http.delete("/session/reuse-me", params={"forced": "true"})
     third = create_session(http, "true", name="reuse-me")
     assert third["created"] is True and third["sessionId"] != first["sessionId"]

@@ -1,10 +1,13 @@
 """The manager's database content for the contract suite, written by code: ``fixture_data()`` is what
 ``backend.ai mgr fixture populate`` loads (domain and project ``default``, users and keypairs, memberships,
-policies, presets, scaling group ``default``, resource slot types, images and aliases).
+policies, resource slot types, images and aliases); ``ADMIN_SETUP`` is what a superadmin then makes through the
+manager's admin GraphQL API (scaling group ``default``, its domain and project associations, resource presets),
+so that the manager's own write paths add the permission graph's rows for them, as on a real cluster.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 import uuid
@@ -56,42 +59,110 @@ class UserSpec:
     uuid: str
 
 
-#: The users: ``user`` has two keypairs (``user`` and ``user-2nd``), ``other`` is another USER of the project,
-#: ``admin`` the domain's admin; ``superadmin`` is for checks of the server itself.
-USERS = {
-    "user": UserSpec("user", "user", "00000000-0000-4000-8000-00000000a001"),
-    "other": UserSpec("other", "user", "00000000-0000-4000-8000-00000000a002"),
-    "admin": UserSpec("admin", "admin", "00000000-0000-4000-8000-00000000a003"),
-    "superadmin": UserSpec("superadmin", "superadmin", "00000000-0000-4000-8000-00000000a004"),
-}
-#: keypair name -> (user, is the user's default keypair)
-KEYPAIR_OWNERS = {
-    "user": ("user", True),
-    "user-2nd": ("user", False),
-    "other": ("other", True),
-    "admin": ("admin", True),
-    "superadmin": ("superadmin", True),
-}
+#: The one user the database fixture writes, as a cluster's installer does: the superadmin, whose keypair makes
+#: everything else through the admin API.
+SUPERADMIN = UserSpec("superadmin", "superadmin", "00000000-0000-4000-8000-00000000a004")
+#: The users the superadmin creates (``create_user``), members of the project: ``user`` has a second keypair
+#: (``user-2nd``, ``create_keypair``), ``other`` is another USER of the project, ``admin`` the domain's admin.
+USERS = {"user": "user", "other": "user", "admin": "admin"}
+#: the keypairs the admin API makes, each of its owner: the owners' own from ``create_user``, and more
+SECOND_KEYPAIRS = {"user-2nd": "user"}
 DOMAIN_ID = "00000000-0000-4000-8000-00000000d001"
 PROJECT_ID = "00000000-0000-4000-8000-00000000d002"
-SCALING_GROUP_ID = "00000000-0000-4000-8000-00000000d003"
+#: requests per rate-limit window of every keypair
+RATE_LIMIT = 100_000
+#: name -> (resource slots, shared memory)
+RESOURCE_PRESETS = {
+    "cpu01-small": ({"cpu": "1", "mem": str(2**30)}, str(2**26)),
+    "cpu02-medium": ({"cpu": "2", "mem": str(4 * 2**30)}, str(2**30)),
+}
+
+
+def admin_setup(password: str) -> list[tuple[str | None, str, dict[str, Any]]]:
+    """The superadmin's GraphQL mutations (keypair, query, variables), in order: the scaling group, its
+    association with the domain and with the project, the resource presets, the users (members of the project,
+    with ``password``) and their further keypairs. Each answers ``{ok, msg}``; where ``keypair`` names one of
+    ``KeypairSpec``'s, the answer's ``keypair`` is that keypair."""
+    group = (
+        "mutation($name: String!, $props: CreateScalingGroupInput!) "
+        "{ create_scaling_group(name: $name, props: $props) { ok msg } }",
+        {
+            "name": SCALING_GROUP,
+            "props": {
+                "description": "",
+                "is_active": True,
+                "is_public": True,
+                "driver": "static",
+                "driver_opts": "{}",
+                "scheduler": "fifo",
+                "scheduler_opts": "{}",
+            },
+        },
+    )
+    domain = (
+        "mutation($group: String!, $domain: String!) "
+        "{ associate_scaling_group_with_domain(scaling_group: $group, domain: $domain) { ok msg } }",
+        {"group": SCALING_GROUP, "domain": DOMAIN},
+    )
+    project = (
+        "mutation($group: String!, $project: UUID!) "
+        "{ associate_scaling_group_with_user_group(scaling_group: $group, user_group: $project) { ok msg } }",
+        {"group": SCALING_GROUP, "project": PROJECT_ID},
+    )
+    presets = [
+        (
+            "mutation($name: String!, $props: CreateResourcePresetInput!) "
+            "{ create_resource_preset(name: $name, props: $props) { ok msg } }",
+            {"name": name, "props": {"resource_slots": json.dumps(slots), "shared_memory": shmem}},
+        )
+        for name, (slots, shmem) in RESOURCE_PRESETS.items()
+    ]
+    users = [
+        (
+            name,
+            "mutation($email: String!, $props: UserInput!) "
+            "{ create_user(email: $email, props: $props) { ok msg keypair { access_key secret_key } } }",
+            {
+                "email": email_of(name),
+                "props": {
+                    "username": name,
+                    "password": password,
+                    "need_password_change": False,
+                    "full_name": name,
+                    "domain_name": DOMAIN,
+                    "role": role,
+                    "group_ids": [PROJECT_ID],
+                    "resource_policy": "default",
+                },
+            },
+        )
+        for name, role in USERS.items()
+    ]
+    keypairs = [
+        (
+            name,
+            "mutation($owner: String!, $props: KeyPairInput!) "
+            "{ create_keypair(user_id: $owner, props: $props) { ok msg keypair { access_key secret_key } } }",
+            {"owner": email_of(owner), "props": {"resource_policy": "default", "rate_limit": RATE_LIMIT}},
+        )
+        for name, owner in SECOND_KEYPAIRS.items()
+    ]
+    setup = [(None, query, variables) for query, variables in (group, domain, project, *presets)]
+    return setup + users + keypairs
 
 
 def email_of(user: str) -> str:
     return f"{user}@manager.local"
 
 
-def new_keypairs() -> dict[str, KeypairSpec]:
-    """Fresh random keys for every keypair (access keys look like Backend.AI's: 20 upper-case characters)."""
+def superadmin_keypair() -> KeypairSpec:
+    """Fresh random keys for the superadmin (access keys look like Backend.AI's: 20 upper-case characters)."""
     alphabet = string.ascii_uppercase + string.digits
-    return {
-        name: KeypairSpec(
-            access_key="AKMGR" + "".join(secrets.choice(alphabet) for _ in range(15)),
-            secret_key=secrets.token_urlsafe(30),
-            email=email_of(owner),
-        )
-        for name, (owner, _) in KEYPAIR_OWNERS.items()
-    }
+    return KeypairSpec(
+        access_key="AKMGR" + "".join(secrets.choice(alphabet) for _ in range(15)),
+        secret_key=secrets.token_urlsafe(30),
+        email=email_of(SUPERADMIN.name),
+    )
 
 
 def parse_image(canonical: str) -> dict[str, str]:
@@ -188,49 +259,44 @@ def _node(entity_type: str, entity_id: str) -> str:
 
 
 def membership_rows() -> dict[str, list[dict[str, Any]]]:
-    """The permission graph's nodes of the domain, the project and the users, and each user's membership of both.
-
-    The manager checks a user's roles in a project through these memberships (without them: 403
-    ``not-enough-permission`` on creating a session); ``permissions provision`` then gives the members the
-    roles of the manager's presets.
-    """
-    entities = [("domain", DOMAIN_ID), ("project", PROJECT_ID)] + [("user", u.uuid) for u in USERS.values()]
+    """The permission graph's nodes of the domain, the project and the superadmin, and its membership of both;
+    ``permissions provision`` then gives the members the roles of the manager's presets. (The users the admin API
+    creates get theirs from the manager.)"""
+    entities = [("domain", DOMAIN_ID), ("project", PROJECT_ID), ("user", SUPERADMIN.uuid)]
     nodes = [
         {"id": _node(kind, entity_id), "entity_type": kind, "entity_id": entity_id}
         for kind, entity_id in entities
     ]
     memberships = [
         {
-            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"member:{scope}:{user.uuid}")),
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"member:{scope}:{SUPERADMIN.uuid}")),
             "virtual_entity_id": _node(kind, scope),
-            "member_entity_id": _node("user", user.uuid),
+            "member_entity_id": _node("user", SUPERADMIN.uuid),
         }
         for kind, scope in (("domain", DOMAIN_ID), ("project", PROJECT_ID))
-        for user in USERS.values()
     ]
     return {"virtual_entities": nodes, "entity_memberships": memberships}
 
 
-def fixture_data(keypairs: dict[str, KeypairSpec]) -> dict[str, Any]:
-    """The database's content: domain, project, users and keypairs, policies, presets, scaling group, images."""
+def fixture_data(superadmin: KeypairSpec) -> dict[str, Any]:
+    """The database's content: domain, project, the superadmin and its keypair, policies, slot types, images."""
     graph = membership_rows()
     vfolder_hosts = {VOLUME_HOST: ALL_VFOLDER_PERMISSIONS}
     users = [
         {
-            "uuid": spec.uuid,
-            "username": spec.name,
-            "email": email_of(spec.name),
+            "uuid": SUPERADMIN.uuid,
+            "username": SUPERADMIN.name,
+            "email": email_of(SUPERADMIN.name),
             "need_password_change": False,
-            "full_name": spec.name,
+            "full_name": SUPERADMIN.name,
             "description": "",
             "status": "active",
             "status_info": "admin-requested",
             "domain_name": DOMAIN,
             "domain_id": DOMAIN_ID,
             "resource_policy": "default",
-            "role": spec.role,
+            "role": SUPERADMIN.role,
         }
-        for spec in USERS.values()
     ]
     return {
         # the nodes first: the fixture keeps nodes it wrote itself and adds the others
@@ -260,6 +326,7 @@ def fixture_data(keypairs: dict[str, KeypairSpec]) -> dict[str, Any]:
         "keypair_resource_policies": [
             {
                 "name": "default",
+                "is_default": True,  # the policy the keypairs of new users get
                 "default_for_unspecified": "UNLIMITED",
                 "total_resource_slots": {},
                 "max_session_lifetime": 0,
@@ -282,51 +349,20 @@ def fixture_data(keypairs: dict[str, KeypairSpec]) -> dict[str, Any]:
                 "type": "general",
             }
         ],
-        "scaling_groups": [
-            {
-                "id": SCALING_GROUP_ID,
-                "name": SCALING_GROUP,
-                "description": "",
-                "is_active": True,
-                "is_public": True,
-                "driver": "static",
-                "driver_opts": {},
-                "scheduler": "fifo",
-                "scheduler_opts": {},
-                "wsproxy_addr": "",
-            }
-        ],
-        "sgroups_for_domains": [{"resource_group_id": SCALING_GROUP_ID, "domain_id": DOMAIN_ID}],
-        "sgroups_for_groups": [{"resource_group_id": SCALING_GROUP_ID, "group": PROJECT_ID}],
         "users": users,
-        "association_groups_users": [
-            {"group_id": PROJECT_ID, "user_id": spec.uuid} for spec in USERS.values()
-        ],
+        "association_groups_users": [{"group_id": PROJECT_ID, "user_id": SUPERADMIN.uuid}],
         "keypairs": [
             {
-                "access_key": keypair.access_key,
-                "secret_key": keypair.secret_key,
+                "access_key": superadmin.access_key,
+                "secret_key": superadmin.secret_key,
                 "is_active": True,
                 "resource_policy": "default",
-                "rate_limit": 100_000,
+                "rate_limit": RATE_LIMIT,
                 "num_queries": 0,
-                "is_admin": USERS[KEYPAIR_OWNERS[name][0]].role != "user",
-                "is_default": KEYPAIR_OWNERS[name][1],
-                "user": USERS[KEYPAIR_OWNERS[name][0]].uuid,
+                "is_admin": True,
+                "is_default": True,
+                "user": SUPERADMIN.uuid,
             }
-            for name, keypair in keypairs.items()
-        ],
-        "resource_presets": [
-            {
-                "name": "cpu01-small",
-                "resource_slots": {"cpu": "1", "mem": str(2**30)},
-                "shared_memory": 2**26,
-            },
-            {
-                "name": "cpu02-medium",
-                "resource_slots": {"cpu": "2", "mem": str(4 * 2**30)},
-                "shared_memory": 2**30,
-            },
         ],
         "resource_slot_types": slot_type_rows(),
         **image_rows(),

@@ -37,8 +37,10 @@ from tests.manager.fixture import (
     IMAGES,
     SCALING_GROUP,
     VOLUME_HOST,
+    KeypairSpec,
+    admin_setup,
     fixture_data,
-    new_keypairs,
+    superadmin_keypair,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +49,8 @@ ENV_SCRIPT = ROOT / "scripts" / "bai-manager-env"
 DUMMY_AGENT = Path(__file__).resolve().with_name("dummy_agent.py")
 PRELOADED_MANAGER = Path(__file__).resolve().with_name("preloaded_manager.py")
 
+#: The API version the harness signs its own admin calls with.
+API_VERSION = "v9.20250722"
 #: Seconds a batch session takes when its command has no ``sleep N`` (``dummy_agent.py``).
 BATCH_DEFAULT_SECONDS = 1.0
 
@@ -106,7 +110,10 @@ class ManagerHarness:
         self.root.mkdir(parents=True, exist_ok=True)
         self.logs = self.root / "logs"
         self.batch_default_seconds = batch_default_seconds
-        self.keypairs = new_keypairs()
+        #: the superadmin's from the start; the users' once the admin API made them (``start``)
+        self.keypairs: dict[str, KeypairSpec] = {"superadmin": superadmin_keypair()}
+        #: the password of the users the admin API makes
+        self.password = secrets.token_urlsafe(24)
         #: the storage proxy's secrets: shared with the manager, and its own (download/upload tokens)
         self.storage_secret = secrets.token_urlsafe(24)
         self.storage_token_secret = secrets.token_urlsafe(24)
@@ -156,6 +163,8 @@ class ManagerHarness:
         """Everything secret the servers know: keypair secrets, the storage proxy's, the database password."""
         return [kp.secret_key for kp in self.keypairs.values()] + [
             self.storage_secret,
+            self.storage_token_secret,
+            self.password,
             self.postgres.password,
         ]
 
@@ -245,6 +254,8 @@ class ManagerHarness:
         self._mark("roles")
         self._wait_manager()
         self._mark("manager")
+        self._admin_setup()
+        self._mark("admin set-up")
         self._wait_agent()
         self._mark("agent alive")
         self.setup_seconds = time.monotonic() - began
@@ -359,6 +370,28 @@ class ManagerHarness:
             time.sleep(0.3)
         raise RuntimeError(f"the manager did not answer within {timeout} s:\n{self._tail('manager')}")
 
+    def _admin_setup(self) -> None:
+        """What a cluster's admin makes through the API (``fixture.admin_setup``), as the superadmin: the
+        manager's write paths add the rows its permission checks read (the scaling group's node and roles, the
+        domain's and project's reach into it), which rows written into the database directly would lack."""
+        from airflow_provider_fasttrack.signing import BackendAIAuth
+
+        keypair = self.keypairs["superadmin"]
+        auth = BackendAIAuth(keypair.access_key, keypair.secret_key, API_VERSION)
+        with httpx.Client(base_url=self.endpoint, auth=auth, timeout=60) as client:
+            for keypair_name, query, variables in admin_setup(self.password):
+                answer = client.post("/admin/gql", json={"query": query, "variables": variables})
+                data = answer.json() if answer.status_code == 200 else {}
+                (result,) = (data.get("data") or {None: None}).values()
+                if data.get("errors") or not result or not result.get("ok"):
+                    raise RuntimeError(
+                        f"the admin set-up failed: {query} -> {answer.status_code} {answer.text}"
+                    )
+                if keypair_name is not None:
+                    owner = variables.get("email") or variables["owner"]
+                    made = result["keypair"]
+                    self.keypairs[keypair_name] = KeypairSpec(made["access_key"], made["secret_key"], owner)
+
     def _wait_agent(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -397,7 +430,7 @@ class ManagerHarness:
             path.chmod(0o600)
 
     def _write_fixture(self) -> None:
-        data = fixture_data(self.keypairs)
+        data = fixture_data(self.keypairs["superadmin"])
         presets = json.loads((self.root / "fixtures" / "manager" / "example-role-presets.json").read_text())
         data.update({table: rows for table, rows in presets.items() if not table.startswith("__")})
         path = self.root / "fixture.json"

@@ -45,7 +45,7 @@ def test_retried_failure_keeps_siblings_and_final_failure_destroys_them(lite, ho
     for key, name in names.items():  # the final failure destroyed all of them, every map index
         (session,) = lite_sessions_named(lite, name)
         assert session["status"] in {"TERMINATED", "CANCELLED"}, key
-        assert session["status_info"] == "user-requested", key
+        assert session["status_info"] == "force-terminated", key  # destroyed forced
     assert {key: ti.state for key, ti in tis.items() if key[0] != "breaks"} == {
         key: "upstream_failed" for key in FAIL_FAST_SIBLINGS
     }

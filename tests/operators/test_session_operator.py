@@ -132,3 +132,28 @@ def test_an_unreadable_session_log_changes_no_outcome(mode: str, tmp_path, monke
     assert "could not be read after the session ended" in text
     retried = [line for line in text.splitlines() if "retrying" in line and "/logs" in line]
     assert not retried, retried[:3]
+
+
+def test_a_refused_capacity_check_does_not_stop_the_task(tmp_path, monkeypatch, capfd) -> None:  # type: ignore[no-untyped-def]
+    """A keypair may create sessions but not read the resource presets (a manager's RBAC answers 403
+    ``not-enough-permission`` to check-presets): the advisory capacity check is skipped with a warning."""
+    from airflow_provider_fasttrack.lite.testing import LiteServer
+    from tests.helpers import LOG_FILES, SECRETS, connection_env
+
+    faults = {
+        "error_rate": 1.0,
+        "error_statuses": [403],
+        "error_phase": "before",
+        "paths": ["/resource/check-presets"],
+    }
+    with LiteServer(data_dir=tmp_path / "lite", faults=faults) as lite:
+        SECRETS.add(lite.secret_key)
+        LOG_FILES.append(lite.log_path)
+        monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_DEFAULT", connection_env(lite))
+        tis, _ = run("op_success_sync")
+        with lite.client() as http:
+            assert http.get("/lite/faults").json()["error_before"] == 1  # asked once, refused, not retried
+        assert len(lite.session_ids()) == 1
+    assert tis["hello"].state == "success"
+    text = "".join(capfd.readouterr())
+    assert "capacity check skipped" in text and "not-enough-permission" in text

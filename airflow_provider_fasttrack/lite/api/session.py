@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -86,30 +88,34 @@ async def create_session(request: Request) -> JSONResponse:
 
 @router.get("/session/{session_ref}")
 async def get_session(request: Request, session_ref: str) -> dict[str, Any]:
-    """Information on a live session (404 once terminated or cancelled)."""
+    """Information on a live session (404 once terminated or cancelled), with the manager's legacy keys: no
+    session name, type, cluster or scaling group (GraphQL's ``compute_session`` has them). The manager writes
+    the slots, ``environ`` and ``resourceOpts`` as Python reprs; backendai-lite keeps them JSON objects, and has
+    no project ids (``groupId`` is null)."""
     ctx = context(request)
     row = ctx.registry.live_session(session_ref, caller(request).access_key)
+    image = str(row["image"])
+    head = image.split("/", 1)[0]
+    created = datetime.fromisoformat(row["created_at"])
     return {
-        "sessionId": row["id"],
-        "sessionName": row["name"],
+        "age": int((datetime.now(UTC) - created).total_seconds() * 1000),
         "domainName": row["domain_name"],
-        "groupName": row["group_name"],
+        "groupId": None,
         "userId": caller(request).user_uuid,
-        "image": row["image"],
-        "lang": row["image"],
+        "lang": image,
+        "image": image,
         "architecture": row["architecture"],
-        "type": row["type"],
+        "registry": head if "/" in image and "." in head else None,
         "tag": row["tag"],
-        "priority": row["priority"],
-        "clusterMode": row["cluster_mode"],
-        "clusterSize": row["cluster_size"],
-        "scalingGroup": row["scaling_group"],
+        "containerId": None,
         "occupiedSlots": row["occupied_slots"],
+        "occupyingSlots": row["occupied_slots"],
         "requestedSlots": row["requested_slots"],
+        "occupiedShares": {},
         "environ": row["config"].get("_lite", {}).get("environ", {}),
         "resourceOpts": row["config"].get("_lite", {}).get("resource_opts", {}),
         "status": row["status"],
-        "statusInfo": row["status_info"],
+        "statusInfo": row["status_info"] or "None",
         "statusData": row["status_data"],
         "creationTime": row["created_at"],
         "terminationTime": row["terminated_at"],
@@ -127,6 +133,14 @@ async def get_logs(request: Request, session_ref: str, kernel_id: str | None = N
     return {"result": {"logs": ctx.registry.logs(row, kernel_id)}}
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
 
@@ -136,10 +150,14 @@ async def destroy_session(request: Request, session_ref: str) -> dict[str, Any]:
     """Terminate (or cancel) a session; ``recursive`` also ends the sessions depending on it.
 
     As on the manager, a session that has already ended answers 200 ``{"stats": {}}`` by UUID (a name resolves
-    only among live sessions: 404).
+    only among live sessions: 404), and a UUID that is no session of the caller's (another's, or none at all)
+    answers 403 ``not-enough-permission``: the manager checks the caller's permission on it first.
     """
     ctx = context(request)
-    row = ctx.registry.any_session(session_ref, caller(request).access_key)
+    access_key = caller(request).access_key
+    if _is_uuid(session_ref) and not ctx.registry.owns_session(session_ref, access_key):
+        raise LiteError("not-enough-permission", f"No permission to destroy session {session_ref}.")
+    row = ctx.registry.any_session(session_ref, access_key)
     ended = row["status"] in DEAD_STATUSES
     status = await ctx.registry.destroy(
         row,
