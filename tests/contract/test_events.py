@@ -92,14 +92,14 @@ def _terminated(events: Events, session_id: str) -> bool:
 def test_the_hook_follows_its_own_session(
     backend: Backend, contract_hook: BackendAIHook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The hook's stream yields its session's events only, while a session of the same name runs under the
-    user's other keypair (which the stream may carry too)."""
+    """The hook's stream yields its session's events only, while another session of the user runs (started with
+    the user's other keypair)."""
     name = unique_name("events")
     twin_hook = hook_of(backend, "user-2nd", monkeypatch)
     # held PENDING behind a dependency, so that the stream is open before anything happens to it
     blocker = submit(contract_hook, backend, unique_name("ev-block"), "sleep 3; exit 0")["sessionId"]
     session_id = submit(contract_hook, backend, name, "sleep 1; exit 0", dependencies=[blocker])["sessionId"]
-    twin = submit(twin_hook, backend, name, "sleep 3; exit 0")["sessionId"]
+    twin = submit(twin_hook, backend, unique_name("ev-twin"), "sleep 3; exit 0")["sessionId"]
 
     async def follow() -> list[SessionEvent]:
         events: list[SessionEvent] = []
@@ -159,14 +159,21 @@ def test_sessions_of_one_user_share_a_stream(
     assert started["other"] in _ids(seen["other"]) and not mine & _ids(seen["other"])
     assert set(started.values()) <= _ids(seen["admin"])
     owners = {data["sessionId"]: data["ownerAccessKey"] for _, data in seen["admin"]}
+    # the manager records a session under its user's main keypair, whichever of the user's keypairs created it;
+    # backendai-lite under the keypair that created it (a difference listed in docs/backendai-lite.md)
+    owner_of = {
+        "user": "user",
+        "other": "other",
+        "user-2nd": "user" if backend.name == "manager" else "user-2nd",
+    }
     for who, session_id in started.items():
-        assert owners[session_id] == backend.keypairs[who].access_key
+        assert owners[session_id] == backend.keypairs[owner_of[who]].access_key, who
     for _, data in seen["user"]:
         assert {"reason", "sessionName", "sessionId", "ownerAccessKey", "exitCode"} <= data.keys()
 
 
 def test_session_id_and_name_select_one_session(backend: Backend, contract_hook: BackendAIHook) -> None:
-    """``sessionId`` picks that session only; ``sessionName`` picks the name among the caller's keypair's."""
+    """``sessionName`` picks that session among the user's (any keypair's); ``sessionId`` is ignored (26.9.6)."""
     name = unique_name("ev-pick")
     other_name = unique_name("ev-noise")
     started: dict[str, str] = {}
@@ -178,18 +185,22 @@ def test_session_id_and_name_select_one_session(backend: Backend, contract_hook:
     blocker = submit(contract_hook, backend, unique_name("ev-block"), "sleep 3; exit 0")["sessionId"]
     picked = submit(contract_hook, backend, name, "exit 0", dependencies=[blocker])["sessionId"]
     streams = {
-        "by-id": ("user", {"sessionId": picked, "scope": "session"}),
+        "by-id-only": ("user", {"sessionId": picked, "scope": "session"}),
         "by-name": ("user", {"sessionName": name, "scope": "session"}),
         "by-name-2nd": ("user-2nd", {"sessionName": name, "scope": "session"}),
     }
 
     def picked_ended(seen: Mapping[str, Events]) -> bool:
         return (
-            _terminated(seen["by-id"], picked) and _terminated(seen["by-name"], picked) and "noise" in started
+            _terminated(seen["by-id-only"], picked)
+            and _terminated(seen["by-name"], picked)
+            and _terminated(seen["by-name-2nd"], picked)
+            and "noise" in started
+            and _terminated(seen["by-id-only"], started["noise"])
         )
 
     seen = asyncio.run(_watch(backend, streams, start, picked_ended))
-    assert _ids(seen["by-id"]) == {picked}
+    assert {picked, started["noise"]} <= _ids(seen["by-id-only"])  # sessionId alone narrows nothing
     assert _ids(seen["by-name"]) == {picked}
-    assert seen["by-name-2nd"] == []  # that name among user-2nd's own sessions: none
+    assert _ids(seen["by-name-2nd"]) == {picked}  # the name is looked up among the user's sessions
     assert wait_state(contract_hook, started["noise"], ended).is_successful

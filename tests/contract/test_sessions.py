@@ -44,7 +44,10 @@ def test_root_answers_the_version_and_the_hook_negotiates_it(
     backend: Backend, contract_hook: BackendAIHook
 ) -> None:
     root = httpx.get(backend.endpoint + "/", timeout=30).json()
-    assert root == {"version": API_VERSION, "manager": "26.9.6"}  # lite follows the manager it is tested against
+    assert root == {
+        "version": API_VERSION,
+        "manager": "26.9.6",
+    }  # lite follows the manager it is tested against
     assert contract_hook.api_version == API_VERSION
     ok, message = contract_hook.test_connection()
     assert ok, message

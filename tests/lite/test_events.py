@@ -27,12 +27,14 @@ SUCCESS_ORDER = [
 def read_events(
     http: httpx.Client, name: str, command: str, **params: str
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Open the stream for ``name``, start the session, collect events until it is terminated."""
+    """Enqueue the session behind a dependency that holds it PENDING, open the stream for ``name`` (a name is
+    looked up when the stream opens, as by the manager), collect events until it is terminated."""
     events: list[tuple[str, dict[str, Any]]] = []
+    blocker = create_session(http, "sleep 1")["sessionId"]
+    create_session(http, command, name=name, dependencies=[blocker])
     with http.stream("GET", "/events/session", params={"sessionName": name, **params}) as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
-        create_session(http, command, name=name)
         current = ""
         for line in stream.iter_lines():
             if line.startswith("event:"):
@@ -47,14 +49,19 @@ def read_events(
 def test_success_events_in_order(http: httpx.Client) -> None:
     create_session(http, "true", name="someone-else")  # other sessions' events are filtered out
     events = read_events(http, "evt-success", "echo hi", scope="session")
-    assert [name for name, _ in events] == SUCCESS_ORDER
+    assert [name for name, _ in events] == SUCCESS_ORDER[1:]  # enqueued before the stream could name it
     ids = {data["sessionId"] for _, data in events}
     assert len(ids) == 1
     for _, data in events:
         assert data["sessionName"] == "evt-success"
         assert data["ownerAccessKey"] == http.auth.access_key  # type: ignore[union-attr]
         assert data["exitCode"] is None
-    assert events[4][1]["reason"] == "task-finished"
+    assert events[3][1]["reason"] == "task-finished"
+
+
+def test_a_name_with_no_live_session_is_not_found(http: httpx.Client) -> None:
+    answer = http.get("/events/session", params={"sessionName": "evt-nobody"})
+    assert answer.status_code == 404, answer.text
 
 
 def test_failure_and_kernel_scope(http: httpx.Client) -> None:

@@ -1,16 +1,15 @@
 """``/events/session``: server-sent session and kernel events, filtered as the manager filters them.
 
 The manager selects by what the caller's user may see, not by access key: a user's stream carries the sessions of
-all of that user's keypairs. ``sessionId`` picks one session (and overrides the rest); a ``sessionName`` other
-than ``*`` picks that name among the sessions of ``ownerAccessKey`` (default: the caller); ``groupName`` and
-``scope`` narrow further.
+all of that user's keypairs. A ``sessionName`` other than ``*`` is looked up when the stream opens, among the live
+sessions of the caller's user (404 when there is none), and the stream then carries that session only;
+``sessionId`` is accepted and ignored, as by the manager 26.9.6; ``groupName`` and ``scope`` narrow further.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -32,8 +31,7 @@ class _Selection:
     """Which events one stream sends, as the manager's ``push_session_events`` selects them."""
 
     viewer: KeypairConfig
-    owner: str
-    session_name: str
+    #: the session a ``sessionName`` resolved to; ``None``: every session (``*``)
     session_id: str | None
     group: str
     scope: str
@@ -52,11 +50,7 @@ class _Selection:
             return False
         if self.scope != "*" and event.scope not in self.scope.split(","):
             return False
-        if self.session_id is not None:  # a session id overrides the name and the owner
-            return event.data["sessionId"] == self.session_id
-        if self.session_name == "*":
-            return True
-        return event.session_name == self.session_name and event.access_key == self.owner
+        return self.session_id is None or event.data["sessionId"] == self.session_id
 
 
 def _selection(request: Request) -> _Selection:
@@ -65,23 +59,30 @@ def _selection(request: Request) -> _Selection:
     owner = params.get("ownerAccessKey") or viewer.access_key
     if owner != viewer.access_key and not viewer.is_admin:
         raise LiteError("insufficient-privilege", "You cannot watch another keypair's sessions.")
-    session_id = params.get("sessionId") or None
-    if session_id is not None:
-        try:
-            session_id = str(uuid.UUID(session_id))
-        except ValueError:
-            raise LiteError("invalid-api-params", "sessionId must be a UUID") from None
     scope = params.get("scope") or "*"
     if scope not in SCOPES:
         raise LiteError("invalid-api-params", "scope must be session, kernel or *")
+    name = params.get("sessionName") or params.get("name") or "*"
     return _Selection(
         viewer=viewer,
-        owner=owner,
-        session_name=params.get("sessionName") or params.get("name") or "*",
-        session_id=session_id,
+        session_id=None if name == "*" else _resolve(request, viewer, name),
         group=params.get("groupName") or params.get("group") or "*",
         scope=scope,
     )
+
+
+def _resolve(request: Request, viewer: KeypairConfig, name: str) -> str:
+    """The id of the newest live session of this name among the sessions of the caller's user."""
+    ctx = context(request)
+    rows = [
+        row
+        for keypair in ctx.config.keypairs
+        if keypair.user_uuid == viewer.user_uuid
+        and (row := ctx.registry.store.live_session_by_name(name, keypair.access_key)) is not None
+    ]
+    if not rows:
+        raise LiteError("session-not-found", f"No such session: {name}")
+    return str(max(rows, key=lambda row: int(row["seq"]))["id"])
 
 
 @router.get("/events/session")
