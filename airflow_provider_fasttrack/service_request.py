@@ -165,7 +165,7 @@ class ServiceRequest:
         """
         project = self.project or (defaults.project if defaults else None) or "default"
         domain = self.domain or (defaults.domain if defaults else None) or "default"
-        scaling_group = self.scaling_group or (defaults.scaling_group if defaults else None)
+        scaling_group = self.scaling_group or (defaults.scaling_group if defaults else None) or "default"
         ids = dict(extra_mount_ids or {})
         extra: dict[str, Any] = {}
         for text in self.extra_mounts:

@@ -236,6 +236,10 @@ class ServiceManager:
         if startup is not None and not isinstance(startup, str):
             raise _bad("startup_command must be a string")
         launch = self._launch(model, subpath, destination, variant, cfg.get("model_definition_path"), startup)
+        if not isinstance(cfg.get("scaling_group"), str) or not cfg["scaling_group"]:
+            raise _bad("config.scaling_group (the resource group of the replicas) is required")
+        if not all(_is_uuid(key) for key in cfg.get("extra_mounts") or {}):
+            raise _bad("config.extra_mounts is keyed by vfolder id (a UUID)")
         async with self._lock:
             if any(s.name == name for s in self.owned(keypair.access_key)):
                 raise _bad(f"Cannot create multiple services with the same name ({name!r})")
@@ -546,3 +550,11 @@ class ServiceManager:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _is_uuid(text: Any) -> bool:
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True

@@ -17,6 +17,8 @@ from tests.contract.conftest import Backend
 from tests.helpers import wait_for
 from tests.model_service import ECHO_SERVER, MODEL_DEFINITION
 
+#: above the test image's minimum memory plus the default shared memory (the manager checks both)
+RESOURCES = {"cpu": 1, "mem": "512m"}
 NO_APP_PROXY = "the manager keeps a service deploying without Backend.AI's app-proxy"
 
 
@@ -38,9 +40,7 @@ def echo_folder(hook: Any, *, usage_mode: str | None = "model") -> str:
 
 
 def body(backend: Backend, hook: Any, name: str, model: str, **fields: Any) -> dict[str, Any]:
-    request = ServiceRequest(
-        name=name, model=model, image=backend.image, resources={"cpu": 1, "mem": "256m"}, **fields
-    )
+    request = ServiceRequest(name=name, model=model, image=backend.image, resources=RESOURCES, **fields)
     return request.body(defaults=hook.settings)
 
 
@@ -56,9 +56,13 @@ def test_a_model_folder_is_not_an_extra_mount(backend: Backend, contract_hook: A
     model, extra = echo_folder(contract_hook), echo_folder(contract_hook)
     name = unique("svc-extra")
     with pytest.raises(BackendAIBadRequestError, match="MODEL type VFolders cannot be added"):
-        contract_hook.create_service(
-            body(backend, contract_hook, name, model, extra_mounts=[f"{extra}:/data"])
+        ids = {
+            str(f["name"]): str(f["id"]) for f in contract_hook.list_vfolders()
+        }  # keyed by id, as the operator does
+        request = ServiceRequest(
+            name=name, model=model, image=backend.image, resources=RESOURCES, extra_mounts=[f"{extra}:/data"]
         )
+        contract_hook.create_service(request.body(defaults=contract_hook.settings, extra_mount_ids=ids))
     assert contract_hook.find_service(name) is None
 
 

@@ -45,7 +45,7 @@ def client(server: LiteServer, keypair: dict[str, Any]) -> httpx.Client:
 def start_service(server: LiteServer, http: httpx.Client, name: str, **fields: Any) -> str:
     """A one-replica service of ``http``'s own echo model; its endpoint once the replica is healthy."""
     write_echo_model(server, f"{name}-model", greeting=f"{name}:", owner=http)
-    config = {"model": f"{name}-model", "resources": {"cpu": 1, "mem": "256m"}}
+    config = {"model": f"{name}-model", "resources": {"cpu": 1, "mem": "256m"}, "scaling_group": "default"}
     answer = http.post("/services", json={"name": name, "image": IMAGE, "config": config, **fields})
     assert answer.status_code == 201, answer.text
     service_id = answer.json()["endpoint_id"]
@@ -148,7 +148,11 @@ def test_a_health_check_path_naming_another_host_is_refused(server: LiteServer, 
         assert f"path: {json.dumps(rendered)}" in definition
         with client(server, USER_A) as http:
             write_echo_model(server, "elsewhere-model", definition=definition, owner=http)
-            body = {"name": "elsewhere", "image": IMAGE, "config": {"model": "elsewhere-model"}}
+            body = {
+                "name": "elsewhere",
+                "image": IMAGE,
+                "config": {"model": "elsewhere-model", "scaling_group": "default"},
+            }
             answer = http.post("/services", json=body)
             try:
                 assert answer.status_code == 400, answer.text

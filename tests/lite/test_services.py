@@ -17,7 +17,11 @@ CHAT = {"model": "echo", "messages": [{"role": "user", "content": "What is CIF?"
 
 
 def create(http: httpx.Client, name: str, **fields: Any) -> dict[str, Any]:
-    config = {"model": fields.pop("model", "svc-model"), "resources": {"cpu": 1, "mem": "256m"}}
+    config = {
+        "model": fields.pop("model", "svc-model"),
+        "resources": {"cpu": 1, "mem": "256m"},
+        "scaling_group": "default",
+    }
     body = {"name": name, "image": IMAGE, "replicas": fields.pop("replicas", 1), "config": config, **fields}
     answer = http.post("/services", json=body)
     assert answer.status_code == 201, answer.text
@@ -106,6 +110,9 @@ def test_bad_service_requests_are_refused(http, model, change, message) -> None:
 
 def test_a_duplicate_name_is_refused(http, model) -> None:  # type: ignore[no-untyped-def]
     service_id = create(http, "only-once")["endpoint_id"]
-    answer = http.post("/services", json={"name": "only-once", "image": IMAGE, "config": {"model": model}})
+    answer = http.post(
+        "/services",
+        json={"name": "only-once", "image": IMAGE, "config": {"model": model, "scaling_group": "default"}},
+    )
     assert answer.status_code == 400 and "same name" in answer.json()["msg"]
     http.delete(f"/services/{service_id}")

@@ -227,7 +227,12 @@ def test_a_service_replica_whose_subpath_became_a_symlink_while_it_waited_is_ref
             "image": IMAGE,
             "runtime_variant": "cmd",
             "startup_command": "cat /models/config.yaml; ls -R /models | head -50; exec sleep 300",
-            "config": {"model": "served", "vfolder_subpath": "m", "resources": ONE_CPU},
+            "config": {
+                "model": "served",
+                "vfolder_subpath": "m",
+                "resources": ONE_CPU,
+                "scaling_group": "default",
+            },
         }
         answer = http.post("/services", json=body)
         assert answer.status_code == 201, answer.text
