@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import IO, Any
 
@@ -33,6 +32,7 @@ from airflow_provider_fasttrack.hooks.base import (
 )
 from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE, DEFAULT_CONN_ID
 from airflow_provider_fasttrack.hooks.models import SessionEvent, SessionState
+from airflow_provider_fasttrack.naming import is_uuid
 from airflow_provider_fasttrack.signing import BackendAIAuth
 
 __all__ = [
@@ -231,7 +231,7 @@ class BackendAIHook(BackendAIBaseHook):
 
     def _has_ended(self, session: str) -> bool:
         """Whether a session given by UUID has ended or is unknown (False for a name)."""
-        if not _is_uuid(session):
+        if not is_uuid(session):
             return False
         try:
             return self.get_session_state(session).is_terminal
@@ -240,7 +240,7 @@ class BackendAIHook(BackendAIBaseHook):
 
     async def _ahas_ended(self, session: str) -> bool:
         """Async version of :meth:`_has_ended`."""
-        if not _is_uuid(session):
+        if not is_uuid(session):
             return False
         try:
             return (await self.aget_session_state(session)).is_terminal
@@ -578,11 +578,3 @@ class BackendAIHook(BackendAIBaseHook):
 
 def _destroy_params(forced: bool, recursive: bool) -> dict[str, str]:
     return {"forced": str(forced).lower(), "recursive": str(recursive).lower()}
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True

@@ -40,6 +40,7 @@ from airflow_provider_fasttrack.model_definition import (
     HealthCheck,
     parse_model_definition,
 )
+from airflow_provider_fasttrack.naming import is_uuid
 from airflow_provider_fasttrack.service_request import (
     MODEL_MOUNT_DESTINATION,
     RUNTIME_VARIANTS,
@@ -238,7 +239,7 @@ class ServiceManager:
         launch = self._launch(model, subpath, destination, variant, cfg.get("model_definition_path"), startup)
         if not isinstance(cfg.get("scaling_group"), str) or not cfg["scaling_group"]:
             raise _bad("config.scaling_group (the resource group of the replicas) is required")
-        if not all(_is_uuid(key) for key in cfg.get("extra_mounts") or {}):
+        if not all(is_uuid(key) for key in cfg.get("extra_mounts") or {}):
             raise _bad("config.extra_mounts is keyed by vfolder id (a UUID)")
         async with self._lock:
             if any(s.name == name for s in self.owned(keypair.access_key)):
@@ -550,11 +551,3 @@ class ServiceManager:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _is_uuid(text: Any) -> bool:
-    try:
-        uuid.UUID(str(text))
-    except ValueError:
-        return False
-    return True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from airflow_provider_fasttrack.lite.context import caller, context
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.session_spec import parse_session_spec
 from airflow_provider_fasttrack.lite.store import DEAD_STATUSES
+from airflow_provider_fasttrack.naming import is_uuid
 
 router = APIRouter()
 
@@ -133,14 +133,6 @@ async def get_logs(request: Request, session_ref: str, kernel_id: str | None = N
     return {"result": {"logs": ctx.registry.logs(row, kernel_id)}}
 
 
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
 
@@ -155,7 +147,7 @@ async def destroy_session(request: Request, session_ref: str) -> dict[str, Any]:
     """
     ctx = context(request)
     access_key = caller(request).access_key
-    if _is_uuid(session_ref) and not ctx.registry.owns_session(session_ref, access_key):
+    if is_uuid(session_ref) and not ctx.registry.owns_session(session_ref, access_key):
         raise LiteError("not-enough-permission", f"No permission to destroy session {session_ref}.")
     row = ctx.registry.any_session(session_ref, access_key)
     ended = row["status"] in DEAD_STATUSES
