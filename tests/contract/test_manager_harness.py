@@ -81,3 +81,40 @@ def test_batch_timeout_ends_the_session(manager_hook: BackendAIHook) -> None:
 )
 def test_dummy_agent_reads_exit_and_sleep(command: str, code: int, seconds: float) -> None:
     assert (exit_code_of(command), seconds_of(command)) == (code, seconds)
+
+
+REGISTRY_SWEEP = """
+import asyncio, sys, types, uuid
+sys.path.insert(0, sys.argv[1])
+import dummy_agent
+from ai.backend.agent.dummy.agent import DummyAgent
+from ai.backend.agent.agent import ACTIVE_STATUS_SET
+from ai.backend.common.types import ContainerStatus
+
+dummy_agent._install()
+kernel_id, session_id = uuid.uuid4(), uuid.uuid4()
+agent = types.SimpleNamespace(kernel_registry={kernel_id: types.SimpleNamespace(session_id=session_id)})
+alive = asyncio.run(DummyAgent.enumerate_containers(agent))
+assert [kid for kid, _ in alive] == [kernel_id], alive
+(container,) = [c for _, c in alive]
+assert container.status == ContainerStatus.RUNNING and container.kernel_id == kernel_id, container
+assert asyncio.run(DummyAgent.enumerate_containers(agent, ContainerStatus.dead_set())) == []
+print("ok")
+"""
+
+
+def test_dummy_agent_reports_its_kernels_as_alive() -> None:
+    """The agent drops every RUNNING kernel that its backend does not list (each minute), and the manager
+    terminates kernels that are not reported present; the dummy backend lists the kernels it holds."""
+    import subprocess
+
+    from tests.manager.harness import DUMMY_AGENT, VENV, ensure_environment
+
+    ensure_environment()
+    done = subprocess.run(
+        [str(VENV / "bin" / "python"), "-c", REGISTRY_SWEEP, str(DUMMY_AGENT.parent)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

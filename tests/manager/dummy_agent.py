@@ -48,10 +48,19 @@ def _default_seconds() -> float:
 
 
 def _install() -> None:
-    """Replace ``DummyAgent.execute`` (in this process and in the worker processes the agent starts)."""
+    """Replace ``DummyAgent.execute`` and ``enumerate_containers`` (in this process and in the worker processes
+    the agent starts).
+
+    Stock, the dummy backend lists no containers. The agent then drops every RUNNING kernel from its registry at
+    its minutely sweep of dangling kernels, and reports none present to the manager: a session caught by the
+    sweep never gets its batch run, or its end, to the manager, and stays in TERMINATING. Here every kernel the
+    agent holds is a running container."""
     import asyncio
 
     from ai.backend.agent.dummy.agent import DummyAgent
+    from ai.backend.agent.types import Container
+    from ai.backend.common.docker import LabelName
+    from ai.backend.common.types import ContainerId, ContainerStatus
 
     default = _default_seconds()
 
@@ -78,7 +87,31 @@ def _install() -> None:
             "files": [],
         }
 
+    async def enumerate_containers(
+        self: Any, status_filter: frozenset[ContainerStatus] = ContainerStatus.active_set()
+    ) -> list[tuple[Any, Container]]:
+        if ContainerStatus.RUNNING not in status_filter:
+            return []
+        return [
+            (
+                kernel_id,
+                Container(
+                    id=ContainerId(str(kernel_id)),
+                    status=ContainerStatus.RUNNING,
+                    image="",
+                    labels={
+                        LabelName.KERNEL_ID: str(kernel_id),
+                        LabelName.SESSION_ID: str(kernel.session_id),
+                    },
+                    ports=[],
+                    backend_obj=None,
+                ),
+            )
+            for kernel_id, kernel in list(self.kernel_registry.items())
+        ]
+
     DummyAgent.execute = execute  # type: ignore[method-assign]
+    DummyAgent.enumerate_containers = enumerate_containers  # type: ignore[method-assign]
 
 
 if __name__ in ("__main__", "__mp_main__"):  # the agent's own workers import this file as __mp_main__
