@@ -63,7 +63,8 @@ DEFAULT_COMMAND_PORT = 8000
 LOG_TAIL_LINES = 15
 #: the usage mode of the folders a service serves; the manager's words when another is chosen or one is extra
 MODEL_USAGE_MODE = "model"
-NOT_A_MODEL_FOLDER = "Selected vFolder is not a model folder"
+#: the manager 26.9.6 looks the model folder up among model-type folders only
+NOT_A_MODEL_FOLDER = "Cannot find model folder"
 MODEL_FOLDER_AS_EXTRA_MOUNT = "MODEL type VFolders cannot be added as a part of extra_mounts folder"
 
 
@@ -231,7 +232,7 @@ class ServiceManager:
             raise _bad(f"config.model_mount_destination must be {MODEL_MOUNT_DESTINATION} for {variant}")
         model = self.vfolders.get(keypair.access_key, cfg["model"])
         if model["usage_mode"] != MODEL_USAGE_MODE:
-            raise _bad(NOT_A_MODEL_FOLDER)
+            raise LiteError("vfolder-not-found", NOT_A_MODEL_FOLDER)
         subpath = str(cfg.get("vfolder_subpath") or "").strip("/")
         startup = body.get("startup_command")
         if startup is not None and not isinstance(startup, str):

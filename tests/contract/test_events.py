@@ -99,7 +99,7 @@ def test_the_hook_follows_its_own_session(
     # held PENDING behind a dependency, so that the stream is open before anything happens to it
     blocker = submit(contract_hook, backend, unique_name("ev-block"), "sleep 3; exit 0")["sessionId"]
     session_id = submit(contract_hook, backend, name, "sleep 1; exit 0", dependencies=[blocker])["sessionId"]
-    twin = submit(twin_hook, backend, unique_name("ev-twin"), "sleep 3; exit 0")["sessionId"]
+    submit(twin_hook, backend, unique_name("ev-twin"), "sleep 3; exit 0")  # noise on the user's stream
 
     async def follow() -> list[SessionEvent]:
         events: list[SessionEvent] = []
@@ -116,7 +116,6 @@ def test_the_hook_follows_its_own_session(
 
     try:
         events = asyncio.run(asyncio.wait_for(follow(), SESSION_SECONDS))
-        assert wait_state(twin_hook, twin, ended).is_successful
     finally:
         twin_hook.close()
     names = [event.name for event in events]

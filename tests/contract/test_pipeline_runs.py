@@ -79,7 +79,10 @@ def test_timeout_failure_and_fail_fast(pipeline_conn: Backend, contract_hook) ->
             timeout=60,
         )
         state = contract_hook.get_session_state(session["id"])
-        assert state.status_info == "force-terminated", (task_id, state)  # the operator destroys forced
+        # destroyed long before its 300 s were up; the manager's GraphQL gave no status_info for such a session
+        assert state.result == "UNDEFINED", (task_id, state)
+        if pipeline_conn.name == "lite":
+            assert state.status_info == "force-terminated", (task_id, state)  # the operator destroys forced
     (broken,) = contract_hook.find_sessions(session_name("contract-failures", run_id, "breaks"))
     state = contract_hook.get_session_state(broken["id"])
     assert (state.result, state.status_info) == ("FAILURE", "task-failed")

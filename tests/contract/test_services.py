@@ -47,7 +47,7 @@ def body(backend: Backend, hook: Any, name: str, model: str, **fields: Any) -> d
 def test_a_service_on_a_general_folder_is_refused(backend: Backend, contract_hook: Any) -> None:
     folder = echo_folder(contract_hook, usage_mode=None)  # a model definition, but not a model folder
     name = unique("svc-general")
-    with pytest.raises(BackendAIBadRequestError, match="(?i)selected vfolder is not a model folder"):
+    with pytest.raises(BackendAINotFoundError, match="(?i)cannot find model folder"):
         contract_hook.create_service(body(backend, contract_hook, name, folder))
     assert contract_hook.find_service(name) is None
 

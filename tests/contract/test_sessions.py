@@ -304,7 +304,7 @@ def test_destroy_another_users_session_is_refused(
 
 
 def test_logs_while_running_and_after_the_end(backend: Backend, contract_hook: BackendAIHook) -> None:
-    session_id = submit(contract_hook, backend, unique_name("logs"), "echo contract-log-line; sleep 4")[
+    session_id = submit(contract_hook, backend, unique_name("logs"), "echo contract-log-line; sleep 10")[
         "sessionId"
     ]
     wait_state(contract_hook, session_id, running)

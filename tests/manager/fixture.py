@@ -18,6 +18,8 @@ DOMAIN = "default"
 PROJECT = "default"
 SCALING_GROUP = "default"
 VOLUME_HOST = "local:volume1"
+#: where the scaling group's app-proxy would answer (port 9 is discard: nothing listens there)
+APP_PROXY_ADDRESS = "http://127.0.0.1:9"
 #: The image the contract tests use, and the ones the repository's pipelines name; the dummy agent "has" them all.
 IMAGE = "cr.backend.ai/stable/python:3.11-ubuntu22.04"
 IMAGES = (
@@ -96,6 +98,10 @@ def admin_setup(password: str) -> list[tuple[str | None, str, dict[str, Any]]]:
                 "driver_opts": "{}",
                 "scheduler": "fifo",
                 "scheduler_opts": "{}",
+                # the app-proxy coordinator of model services: Backend.AI's app-proxy is not on PyPI, so nothing
+                # listens there; the manager creates services and keeps them deploying
+                "wsproxy_addr": APP_PROXY_ADDRESS,
+                "wsproxy_api_token": "contract-suite-app-proxy",
             },
         },
     )
@@ -365,6 +371,21 @@ def fixture_data(superadmin: KeypairSpec) -> dict[str, Any]:
             }
         ],
         "resource_slot_types": slot_type_rows(),
+        # what the manager's migrations seed and `schema oneshot` does not: the runtime variants of model services
+        "runtime_variants": [
+            {
+                "name": "custom",
+                "description": "Custom (Default)",
+                "reads_vfolder_config_files": True,
+                "default_model_definition": {},
+            },
+            {
+                "name": "cmd",
+                "description": "Predefined Image Command",
+                "reads_vfolder_config_files": False,
+                "default_model_definition": {},
+            },
+        ],
         **image_rows(),
         "entity_memberships": graph["entity_memberships"],
     }
