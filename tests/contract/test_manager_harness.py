@@ -15,13 +15,13 @@ import pytest
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.session_request import SessionRequest
 from tests.contract.conftest import Backend
+from tests.contract.support import ended, hook_of, wait_state
 from tests.manager.dummy_agent import exit_code_of, seconds_of
 
 
 @pytest.fixture
 def manager_hook(contract_manager: Backend, monkeypatch: pytest.MonkeyPatch) -> Iterator[BackendAIHook]:
-    monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_MANAGER", contract_manager.conn_env("user"))
-    hook = BackendAIHook("backendai_manager", retry_delay=0.05)
+    hook = hook_of(contract_manager, "user", monkeypatch)
     yield hook
     hook.close()
 
@@ -31,14 +31,8 @@ def run_batch(hook: BackendAIHook, name: str, command: str, **kwargs: Any) -> st
     return str(hook.create_session(request.body(name, defaults=hook.settings))["sessionId"])
 
 
-def wait_terminal(hook: BackendAIHook, session_id: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = hook.get_session_state(session_id)
-        if state.is_terminal:
-            return state
-        time.sleep(0.5)
-    raise AssertionError(f"session {session_id} did not end within {timeout} s")
+def wait_terminal(hook: BackendAIHook, session_id: str) -> Any:
+    return wait_state(hook, session_id, ended)
 
 
 def test_signed_root_answers_the_api_version(manager_hook: BackendAIHook) -> None:
