@@ -1,21 +1,19 @@
 """Backend.AI's own manager as the contract suite runs it: signed calls, and batch sessions that end by their command.
 
 The dummy agent's convention (tests/manager/dummy_agent.py): a batch session's exit code is its command's last
-``exit N`` and it runs for the command's last ``sleep N`` seconds, as under ``sh`` on backendai-lite.
+``exit N`` and it runs for the command's last ``sleep N`` seconds, as under ``sh`` on backendai-lite. The sessions
+that end by it (success, failure, timeout) are the contract suite's (test_sessions.py).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
-from airflow_provider_fasttrack.session_request import SessionRequest
 from tests.contract.conftest import Backend
-from tests.contract.support import ended, hook_of, wait_state
+from tests.contract.support import hook_of
 from tests.manager.dummy_agent import exit_code_of, seconds_of
 
 
@@ -26,38 +24,12 @@ def manager_hook(contract_manager: Backend, monkeypatch: pytest.MonkeyPatch) -> 
     hook.close()
 
 
-def run_batch(hook: BackendAIHook, name: str, command: str, **kwargs: Any) -> str:
-    request = SessionRequest(image="python:3.11", command=command, **kwargs)
-    return str(hook.create_session(request.body(name, defaults=hook.settings))["sessionId"])
-
-
-def wait_terminal(hook: BackendAIHook, session_id: str) -> Any:
-    return wait_state(hook, session_id, ended)
-
-
 def test_signed_root_answers_the_api_version(manager_hook: BackendAIHook) -> None:
     answer = manager_hook.client.get("/")
     assert answer.status_code == 200, answer.text
     assert answer.json()["version"] == "v9.20250722"
     ok, message = manager_hook.test_connection()  # a signed call that needs the keypair (resource presets)
     assert ok, message
-
-
-def test_exit_code_decides_the_result(manager_hook: BackendAIHook) -> None:
-    failing = run_batch(manager_hook, "mgr-exit-three", "echo x; exit 3")
-    passing = run_batch(manager_hook, "mgr-exit-zero", "echo fine; exit 0")
-    failed, passed = wait_terminal(manager_hook, failing), wait_terminal(manager_hook, passing)
-    assert (failed.status, failed.result) == ("TERMINATED", "FAILURE")
-    assert (passed.status, passed.result) == ("TERMINATED", "SUCCESS")
-
-
-def test_batch_timeout_ends_the_session(manager_hook: BackendAIHook) -> None:
-    started = time.monotonic()
-    session_id = run_batch(manager_hook, "mgr-timeout", "sleep 30; exit 0", batch_timeout=2)
-    state = wait_terminal(manager_hook, session_id)
-    assert state.result == "FAILURE"
-    assert state.reason == "task-timeout"
-    assert time.monotonic() - started < 30  # ended by the timeout, not by the end of the sleep
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,8 @@ PRELOADED_MANAGER = Path(__file__).resolve().with_name("preloaded_manager.py")
 API_VERSION = "v9.20250722"
 #: Seconds a batch session takes when its command has no ``sleep N`` (``dummy_agent.py``).
 BATCH_DEFAULT_SECONDS = 1.0
+#: Seconds between the scheduler stages' looks for work (the manager's own 2 s; ``preloaded_manager.py``).
+SCHEDULER_SHORT_INTERVAL = 0.5
 
 
 class ManagerUnavailable(RuntimeError):
@@ -219,7 +221,7 @@ class ManagerHarness:
         self._spawn(
             "manager",
             [self._python(), str(PRELOADED_MANAGER), str(go), "-f", str(self.root / "manager.toml")],
-            env=env,
+            env={**env, "BAI_SCHEDULER_SHORT_INTERVAL": str(SCHEDULER_SHORT_INTERVAL)},
         )
         self._spawn(
             "storage-proxy",
@@ -501,7 +503,8 @@ class ManagerHarness:
             },
             "resource": {"reserved-cpu": 0, "reserved-mem": "0", "reserved-disk": "0"},
             "logging": _logging(),
-            "debug": {"enabled": False},
+            # a heartbeat that comes before the admin set-up makes the scaling group is dropped: the next is soon
+            "debug": {"enabled": False, "heartbeat-interval": 3.0},
             "otel": {"enabled": False},
             "pyroscope": {"enabled": False},
         }
