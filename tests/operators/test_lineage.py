@@ -18,20 +18,26 @@ from typing import Any
 import pytest
 
 from tests.helpers import SECRETS
+from tests.model_service import write_echo_model
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "backendai_conn")
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / "tests" / "dags" / "pipelines" / "lineage.yaml"
 
-#: runs the pipeline in argv[1] with dag.test(); prints each task's state and session id as JSON
+#: runs the pipeline in argv[1] with dag.test(); prints each task's state, session and service as JSON
 RUN_PIPELINE = """
 import json, sys
 from airflow_provider_fasttrack.pipeline.factory import dag_from_file
 run = dag_from_file(sys.argv[1]).test()
 tasks = {ti.task_id: ti for ti in run.get_task_instances()}
 print("RESULT " + json.dumps({
-    task_id: {"state": ti.state, "session_id": ti.xcom_pull(task_ids=task_id, key="session_id")}
+    task_id: {
+        "state": ti.state,
+        "session_id": ti.xcom_pull(task_ids=task_id, key="session_id"),
+        "service_id": ti.xcom_pull(task_ids=task_id, key="service_id"),
+        "service_name": ti.xcom_pull(task_ids=task_id, key="service_name"),
+    }
     for task_id, ti in tasks.items()
 }))
 """
@@ -79,7 +85,7 @@ except importlib.metadata.PackageNotFoundError:
 
 
 def run_pipeline(pipeline: Path, env: dict[str, str]) -> dict[str, Any]:
-    """dag.test() of ``pipeline`` in a fresh interpreter; each task's state and session id."""
+    """dag.test() of ``pipeline`` in a fresh interpreter; each task's state, session and service."""
     done = subprocess.run(
         [sys.executable, "-c", RUN_PIPELINE, str(pipeline)],
         env={**os.environ, **env},
@@ -105,6 +111,7 @@ def complete_events(path: Path) -> dict[str, dict[str, Any]]:
 
 def test_a_pipeline_run_reports_its_lineage(lite, hook, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     hook.ensure_vfolder("lineage-data")
+    write_echo_model(lite, "echo-lineage-model")
     token = f"ft-lineage-{secrets.token_hex(12)}"
     SECRETS.add(token)
     events_file = tmp_path / "events.jsonl"
@@ -119,7 +126,12 @@ def test_a_pipeline_run_reports_its_lineage(lite, hook, tmp_path: Path) -> None:
         },
     )
 
-    assert {task: t["state"] for task, t in tasks.items()} == {"prepare": "success", "train": "success"}
+    assert {task: t["state"] for task, t in tasks.items()} == {
+        "prepare": "success",
+        "train": "success",
+        "serve": "success",
+        "serve-teardown": "success",
+    }
     text = events_file.read_text()
     assert token not in text  # the session's environment is never reported
     events = complete_events(events_file)
@@ -149,10 +161,27 @@ def test_a_pipeline_run_reports_its_lineage(lite, hook, tmp_path: Path) -> None:
     task_facet = train["job"]["facets"]["fasttrack_task"]
     assert (task_facet["pipeline"], task_facet["task"]) == ("lineage", "train")
 
-    for task_id, event in events.items():
-        session = event["run"]["facets"]["backendai_session"]
+    for task_id in ("prepare", "train"):
+        session = events[task_id]["run"]["facets"]["backendai_session"]
         assert session["sessionId"] == tasks[task_id]["session_id"]
         assert session["_schemaURL"].endswith("#/$defs/RunFacet")
+
+    # the service: its model folder and extra mount are inputs; its id and per-run name are the run's
+    serve = events["serve"]
+    assert {(d["namespace"], d["name"]) for d in serve["inputs"]} == {
+        (namespace, "echo-lineage-model"),
+        (namespace, "lineage-data"),
+    }
+    assert serve["outputs"] == []
+    service = serve["run"]["facets"]["backendai_service"]
+    assert (service["serviceId"], service["serviceName"]) == (
+        tasks["serve"]["service_id"],
+        tasks["serve"]["service_name"],
+    )
+    assert serve["run"]["facets"]["fasttrack_pipeline_job"]["pipelineJobId"] == job_id
+    served = serve["job"]["facets"]["backendai_compute"]
+    assert (served["runtimeVariant"], served["replicas"], served["image"]) == ("custom", 1, "python:3.11")
+    assert serve["job"]["facets"]["fasttrack_task"]["task"] == "serve"
 
 
 def test_operators_work_without_openlineage(lite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
