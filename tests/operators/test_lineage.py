@@ -12,6 +12,7 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,17 @@ pytestmark = pytest.mark.usefixtures("airflow_db", "backendai_conn")
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / "tests" / "dags" / "pipelines" / "lineage.yaml"
 
-#: runs the pipeline in argv[1] with dag.test(); prints each task's state, session and service as JSON
+#: runs the pipeline in argv[1] with dag.test(), its tasks given the outlets in argv[2:] (task=asset URI); prints
+#: each task's state, session and service as JSON
 RUN_PIPELINE = """
 import json, sys
+from airflow.sdk import Asset
 from airflow_provider_fasttrack.pipeline.factory import dag_from_file
-run = dag_from_file(sys.argv[1]).test()
+dag = dag_from_file(sys.argv[1])
+for outlet in sys.argv[2:]:
+    task_id, uri = outlet.split("=", 1)
+    dag.get_task(task_id).outlets = [Asset(uri)]
+run = dag.test()
 tasks = {ti.task_id: ti for ti in run.get_task_instances()}
 print("RESULT " + json.dumps({
     task_id: {
@@ -84,10 +91,10 @@ except importlib.metadata.PackageNotFoundError:
 """
 
 
-def run_pipeline(pipeline: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_pipeline(pipeline: Path, env: dict[str, str], outlets: Sequence[str] = ()) -> dict[str, Any]:
     """dag.test() of ``pipeline`` in a fresh interpreter; each task's state, session and service."""
     done = subprocess.run(
-        [sys.executable, "-c", RUN_PIPELINE, str(pipeline)],
+        [sys.executable, "-c", RUN_PIPELINE, str(pipeline), *outlets],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,
@@ -124,6 +131,7 @@ def test_a_pipeline_run_reports_its_lineage(lite, hook, tmp_path: Path) -> None:
             "AIRFLOW__OPENLINEAGE__NAMESPACE": "fasttrack-tests",
             "AIRFLOW_VAR_FASTTRACK_LINEAGE_TOKEN": token,
         },
+        outlets=["train=file:///models/lineage/rows.txt"],
     )
 
     assert {task: t["state"] for task, t in tasks.items()} == {
@@ -140,13 +148,15 @@ def test_a_pipeline_run_reports_its_lineage(lite, hook, tmp_path: Path) -> None:
     job_id = train["run"]["facets"]["fasttrack_pipeline_job"]["pipelineJobId"]
     assert prepare["run"]["facets"]["fasttrack_pipeline_job"]["pipelineJobId"] == job_id
 
-    # inputs: the mounted vfolder and the upstream task's artifact folder; output: the task's own folder
+    # inputs: the mounted vfolder and the upstream task's artifact folder
     assert {(d["namespace"], d["name"]) for d in train["inputs"]} == {
         (namespace, "lineage-data"),
         (namespace, f"fasttrack-lineage/{job_id}/prepare"),
     }
+    # outputs: the task's own artifact folder, and its outlet as the OpenLineage provider converts assets
     assert [(d["namespace"], d["name"]) for d in train["outputs"]] == [
-        (namespace, f"fasttrack-lineage/{job_id}/train")
+        (namespace, f"fasttrack-lineage/{job_id}/train"),
+        ("file", "/models/lineage/rows.txt"),
     ]
     assert prepare["inputs"] == []
     assert [d["name"] for d in prepare["outputs"]] == [f"fasttrack-lineage/{job_id}/prepare"]
