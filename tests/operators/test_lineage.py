@@ -106,13 +106,13 @@ def run_pipeline(pipeline: Path, env: dict[str, str], outlets: Sequence[str] = (
     return dict(json.loads(results[-1].removeprefix("RESULT ")))
 
 
-def complete_events(path: Path) -> dict[str, dict[str, Any]]:
-    """The COMPLETE events of task runs in the file transport's output, by task id."""
+def task_events(path: Path, event_type: str) -> dict[str, dict[str, Any]]:
+    """The events of ``event_type`` (COMPLETE, FAIL) of task runs in the file transport's output, by task id."""
     events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {
         event["job"]["name"].rsplit(".", 1)[-1]: event
         for event in events
-        if event["eventType"] == "COMPLETE" and "." in event["job"]["name"]
+        if event["eventType"] == event_type and "." in event["job"]["name"]
     }
 
 
@@ -137,12 +137,13 @@ def test_a_pipeline_run_reports_its_lineage(lite, hook, tmp_path: Path) -> None:
     assert {task: t["state"] for task, t in tasks.items()} == {
         "prepare": "success",
         "train": "success",
+        "evaluate": "failed",
         "serve": "success",
         "serve-teardown": "success",
     }
     text = events_file.read_text()
     assert token not in text  # the session's environment is never reported
-    events = complete_events(events_file)
+    events = task_events(events_file, "COMPLETE")
     namespace = f"backendai://{lite.url.split('://', 1)[1]}"
     prepare, train = events["prepare"], events["train"]
     job_id = train["run"]["facets"]["fasttrack_pipeline_job"]["pipelineJobId"]
@@ -175,6 +176,12 @@ def test_a_pipeline_run_reports_its_lineage(lite, hook, tmp_path: Path) -> None:
         session = events[task_id]["run"]["facets"]["backendai_session"]
         assert session["sessionId"] == tasks[task_id]["session_id"]
         assert session["_schemaURL"].endswith("#/$defs/RunFacet")
+
+    # a failed session reports the same: what it read and which session it was
+    failed = task_events(events_file, "FAIL")["evaluate"]
+    assert [d["name"] for d in failed["inputs"]] == ["lineage-data"]
+    assert failed["run"]["facets"]["backendai_session"]["sessionId"] == tasks["evaluate"]["session_id"]
+    assert failed["run"]["facets"]["fasttrack_pipeline_job"]["pipelineJobId"] == job_id
 
     # the service: its model folder and extra mount are inputs; its id and per-run name are the run's
     serve = events["serve"]
