@@ -142,7 +142,8 @@ def test_a_pipeline_run_reports_its_lineage(lite, hook, tmp_path: Path) -> None:
         "serve-teardown": "success",
     }
     text = events_file.read_text()
-    assert token not in text  # the session's environment is never reported
+    # neither the session's environment nor the connection's secret key is reported
+    assert token not in text and lite.secret_key not in text
     events = task_events(events_file, "COMPLETE")
     namespace = f"backendai://{lite.url.split('://', 1)[1]}"
     prepare, train = events["prepare"], events["train"]
