@@ -29,7 +29,7 @@ from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_fasttrack.masking import masked_in
 from airflow_provider_fasttrack.model_definition import DEFINITION_FILES, parse_model_definition
 from airflow_provider_fasttrack.mounts import Mount
-from airflow_provider_fasttrack.naming import run_service_name
+from airflow_provider_fasttrack.naming import pipeline_job_id, run_service_name
 from airflow_provider_fasttrack.operators.session import (
     env_for_jinja,
     secret_values,
@@ -109,16 +109,18 @@ class BackendAIModelServiceOperator(BaseOperator):
         self.max_failures = max_failures
         self.pipeline_templates = pipeline_templates
         self._kill_requested = False
+        #: the service's id, once this task knows it (read by the lineage)
+        self.service_id: str | None = None
 
     @cached_property
     def hook(self) -> BackendAIHook:
         return BackendAIHook(self.backendai_conn_id)
 
-    def service_name(self, context: Context) -> str:
-        """The name of this task's service: the request's, or one per DAG run when ephemeral."""
+    def service_name(self, ti: Any) -> str:
+        """The name of this task's service in the run of ``ti``: the request's, or one per DAG run when
+        ephemeral."""
         if not self.ephemeral:
             return self.request.name
-        ti = context["ti"]
         return run_service_name(self.request.name, ti.dag_id, ti.run_id)
 
     # -- execute --------------------------------------------------------------------------------
@@ -140,7 +142,7 @@ class BackendAIModelServiceOperator(BaseOperator):
         if why := self._skip_reason(context):
             raise AirflowSkipException(f"Task {self.task_id} skipped ({why}); no service created")
         ti = context["ti"]
-        name = self.service_name(context)
+        name = self.service_name(ti)
         secrets = secret_values(self.request.env, self.task_id)
         mount_ids = self._check_folders()
         request = replace(self.request, env=with_secrets(self.request.env, secrets))
@@ -148,7 +150,7 @@ class BackendAIModelServiceOperator(BaseOperator):
         if not body.get("tag"):
             body["tag"] = ti.dag_id
         answer = self.hook.create_service(body)
-        service_id = str(answer["endpoint_id"])
+        service_id = self.service_id = str(answer["endpoint_id"])
         created = bool(answer.get("created", True))
         self.log.info(
             "Backend.AI model service %s (%s) %s",
@@ -253,7 +255,7 @@ class BackendAIModelServiceOperator(BaseOperator):
     # -- completion -----------------------------------------------------------------------------
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        service_id = str(event["service_id"])
+        service_id = self.service_id = str(event["service_id"])
         created = context["ti"].xcom_pull(task_ids=self.task_id, key=SERVICE_CREATED_KEY)
         owned = bool(created) or self.ephemeral
         status = event.get("status")
@@ -291,6 +293,42 @@ class BackendAIModelServiceOperator(BaseOperator):
                 self.log.warning("Could not delete model service %s: %s", service_id, exc)
         note = "; the service was deleted" if deleted else ""
         raise ServiceFailedError(f"Model service {service_id} is not ready: {why}{note}")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The task's OpenLineage facets (see :mod:`airflow_provider_fasttrack.lineage`): the model folder and
+        extra mounts as inputs; the OpenLineage provider uses them for a failed task too. A task that created
+        or reused no service reports nothing."""
+        from airflow_provider_fasttrack import lineage
+
+        if self.service_id is None:
+            return lineage.no_lineage()
+        request = self.request
+        model = Mount(request.model, subpath=(request.vfolder_subpath or "").strip())
+        compute = lineage.BackendAIComputeJobFacet(
+            image=request.image,
+            resources=dict(request.resources),
+            resourceOpts=dict(request.resource_opts),
+            clusterMode=request.cluster_mode,
+            clusterSize=request.cluster_size,
+            scalingGroup=request.scaling_group or self.hook.settings.scaling_group,
+            runtimeVariant=request.runtime_variant,
+            replicas=request.replicas,
+        )
+        return lineage.operator_lineage(
+            namespace=lineage.namespace_of(self.hook.settings.endpoint),
+            inputs=[model.key, *(Mount.parse(text).key for text in request.extra_mounts)],
+            outputs=[],
+            compute=compute,
+            inlets=self.inlets,
+            outlets=self.outlets,
+            pipeline_task=(self.dag.dag_display_name, self.task_id) if self.pipeline_templates else None,
+            run_facets={
+                "backendai_service": lineage.BackendAIServiceRunFacet(
+                    serviceId=self.service_id, serviceName=self.service_name(task_instance)
+                )
+            },
+            pipeline_job_id=pipeline_job_id(task_instance.dag_id, task_instance.run_id),
+        )
 
     def on_kill(self) -> None:
         """Airflow is terminating this task: the waiting loop deletes a service this task created (or an

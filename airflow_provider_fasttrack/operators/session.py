@@ -21,7 +21,7 @@ from typing import Any, Literal
 from airflow.sdk import BaseOperator, Context, ResumableJobMixin, RetryAction, XComArg
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
-from airflow_provider_fasttrack.artifacts import RESULT_FILE, PipelineArtifacts, as_artifacts
+from airflow_provider_fasttrack.artifacts import OUTPUTS, RESULT_FILE, PipelineArtifacts, as_artifacts
 from airflow_provider_fasttrack.exceptions import (
     BackendAIAuthError,
     BackendAIError,
@@ -166,6 +166,10 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         self._kill_requested = False
         #: the session's web UI page, once this task knows its session (read by the extra link)
         self.session_url: str | None = None
+        #: the session's id, once this task knows it (read by the lineage)
+        self.session_id: str | None = None
+        #: per job id: the job whose output each upstream task's /pipeline/input folder holds
+        self._upstream_jobs_of: dict[str, dict[str, str]] = {}
 
     @cached_property
     def hook(self) -> BackendAIHook:
@@ -273,7 +277,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         return replace(request, env=with_secrets(request.env, self._secrets()))
 
     def _know_session(self, session_id: str) -> str | None:
-        """Record the session's web UI page for the extra link; returns it."""
+        """Record the session's id (for the lineage) and web UI page (for the extra link); returns the page."""
+        self.session_id = session_id
         self.session_url = self.hook.webui_session_url(session_id)
         return self.session_url
 
@@ -317,10 +322,16 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         assert self.artifacts is not None
         job_id = self._job_id(context)
         self.hook.ensure_vfolder(self.artifacts.vfolder)
-        upstream_jobs: dict[str, str] = {}
-        for upstream in self.artifacts.upstream:
-            upstream_jobs[upstream] = self._upstream_job(job_id, upstream)
-        return self.artifacts.mounts(job_id, self.task_id, upstream_jobs)
+        return self.artifacts.mounts(job_id, self.task_id, self._upstream_jobs(job_id))
+
+    def _upstream_jobs(self, job_id: str) -> dict[str, str]:
+        """Each upstream task -> the job whose output this task reads; looked up once per job in a process."""
+        assert self.artifacts is not None
+        if job_id not in self._upstream_jobs_of:
+            self._upstream_jobs_of[job_id] = {
+                upstream: self._upstream_job(job_id, upstream) for upstream in self.artifacts.upstream
+            }
+        return self._upstream_jobs_of[job_id]
 
     def _upstream_job(self, job_id: str, upstream: str) -> str:
         """This run's job when the upstream produced output in it, else the upstream's last successful job."""
@@ -484,6 +495,55 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             raise SessionFailedError(
                 f"{RESULT_FILE} written by session {state.session_id} is not valid JSON: {exc}"
             ) from exc
+
+    # -- lineage -------------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The task's OpenLineage facets (see :mod:`airflow_provider_fasttrack.lineage`); the OpenLineage
+        provider uses them for a failed task too. A task that started no session reports nothing."""
+        from airflow_provider_fasttrack import lineage
+
+        if self.session_id is None:
+            return lineage.no_lineage()
+        request = self.request
+        job_id = pipeline_job_id(task_instance.dag_id, task_instance.run_id)
+        inputs = [Mount.parse(text).key for text in request.mounts]
+        outputs: list[str] = []
+        if self.artifacts is not None:
+            for mount in self.artifacts.mounts(job_id, self.task_id, self._upstream_jobs(job_id)):
+                if mount.read_only:
+                    inputs.append(mount.key)
+                elif mount.destination == OUTPUTS:
+                    outputs.append(mount.key)
+        compute = lineage.BackendAIComputeJobFacet(
+            image=request.image,
+            resources=dict(request.resources),
+            resourceOpts=dict(request.resource_opts),
+            clusterMode=request.cluster_mode,
+            clusterSize=request.cluster_size,
+            scalingGroup=request.scaling_group or self.hook.settings.scaling_group,
+        )
+        return lineage.operator_lineage(
+            namespace=lineage.namespace_of(self.hook.settings.endpoint),
+            inputs=inputs,
+            outputs=outputs,
+            compute=compute,
+            inlets=self.inlets,
+            outlets=self.outlets,
+            pipeline_task=(self.dag.dag_display_name, self.task_id) if self.pipeline_templates else None,
+            run_facets={
+                "backendai_session": lineage.BackendAISessionRunFacet(
+                    sessionId=self.session_id,
+                    sessionName=session_name(
+                        task_instance.dag_id,
+                        task_instance.run_id,
+                        self.task_id,
+                        getattr(task_instance, "map_index", -1),
+                    ),
+                )
+            },
+            pipeline_job_id=job_id,
+        )
 
     # -- logs ----------------------------------------------------------------------------------
 
