@@ -62,6 +62,7 @@ PER_DEPLOYMENT = (
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
     "AIRFLOW_CONN_BACKENDAI_DEFAULT",
     "AIRFLOW_CONN_FASTTRACK_GIT",
+    "AIRFLOW__CORE__DAGS_FOLDER",
 )
 #: Airflow's long-running components, one process each.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -274,6 +275,8 @@ class LocalDeployment:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW_CONN_BACKENDAI_DEFAULT": connection,
             "AIRFLOW_CONN_FASTTRACK_GIT": json.dumps({"conn_type": "git", "host": str(self.repository)}),
+            # not parsed (the DAG bundle is): where the fasttrack CLI looks a DAG id's pipeline file up
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.repository),
         }
         assert set(per_deployment) == set(PER_DEPLOYMENT)
         self.env: dict[str, str] = {

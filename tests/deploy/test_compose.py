@@ -117,6 +117,8 @@ def test_the_dag_bundle_tracks_the_repository_that_airflow_init_creates(tmp_path
     for service in [*AIRFLOW_SERVICES, "airflow-init"]:
         git = json.loads(resolved[service]["environment"][connection])
         assert git == {"conn_type": "git", "host": REPOSITORY}
+        # the fasttrack CLI looks DAG ids up there
+        assert resolved[service]["environment"]["AIRFLOW__CORE__DAGS_FOLDER"] == REPOSITORY
     init = "\n".join(compose_file()["services"]["airflow-init"]["command"])
     assert f"if [ ! -d {REPOSITORY}/.git ]" in init  # a repository already there keeps its commits
     assert f"git -C {REPOSITORY} init -q --initial-branch={bundle['kwargs']['tracking_ref']}" in init

@@ -7,6 +7,8 @@ next run uses the new commit.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,12 @@ def test_a_run_keeps_the_pipeline_version_it_started_with(airflow_deployment, ho
     repository.index.add([str(PIPELINE)])
     second = repository.index.commit("pinned-version: the report echoes the second version", author=AUTHOR,
                                      committer=AUTHOR).hexsha  # fmt: skip
+    # the fasttrack CLI looks a DAG id up in the repository's working tree ([core] dags_folder)
+    exported = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_fasttrack.cli", "export", DAG_ID],
+        env=airflow_deployment.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert exported.returncode == 0 and f"echo {NEW_TEXT}" in exported.stdout, exported.stderr[-2000:]
     # the bundle fetches the commit and the DAG processor parses it while the run still waits at its gate
     wait_for(lambda: latest_bundle_version(api) == second, timeout=90, interval=2)
     assert holding(api, old_run), "the run went on before the new version was parsed"
