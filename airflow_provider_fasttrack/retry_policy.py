@@ -47,9 +47,10 @@ class BackendAIRetryPolicy(ExceptionRetryPolicy):
 def with_default_retry_policy(kwargs: dict[str, Any]) -> dict[str, Any]:
     """An operator's keyword arguments with :class:`BackendAIRetryPolicy` as ``retry_policy`` unless one is given.
 
-    ``None`` counts as not given: ``partial()`` passes it for a mapped task that names none. A task that wants
-    Airflow's plain retries passes ``ExceptionRetryPolicy(rules=[])``.
+    One given in ``default_args`` counts as given. ``None`` counts as not given: ``partial()`` passes it for a
+    mapped task that names none. A task that wants Airflow's plain retries passes ``ExceptionRetryPolicy(rules=[])``.
     """
     if kwargs.get("retry_policy") is None:
-        kwargs["retry_policy"] = BackendAIRetryPolicy()
+        from_defaults = (kwargs.get("default_args") or {}).get("retry_policy")
+        kwargs["retry_policy"] = from_defaults or BackendAIRetryPolicy()
     return kwargs

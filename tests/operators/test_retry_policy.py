@@ -88,3 +88,27 @@ def test_a_transient_error_spends_the_retries(strict_lite, capfd) -> None:  # ty
 def test_a_failed_session_spends_the_retries(lite) -> None:  # type: ignore[no-untyped-def]
     ti = run_task("retry_session_failed")
     assert (ti.state, ti.try_number) == ("failed", 3)
+
+
+def test_a_task_may_bring_its_own_retry_policy() -> None:
+    from airflow.sdk import DAG, ExceptionRetryPolicy
+
+    from airflow_provider_fasttrack.operators.service import BackendAIModelServiceOperator
+    from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+    from airflow_provider_fasttrack.retry_policy import BackendAIRetryPolicy
+
+    every_error_retried = ExceptionRetryPolicy(rules=[])
+    session = {"image": "python:3.11", "command": "true"}
+    with DAG("retry_policy_given", schedule=None, default_args={"retry_policy": every_error_retried}):
+        from_default_args = BackendAISessionOperator(task_id="session", **session)
+        service = BackendAIModelServiceOperator(task_id="service", name="svc", model="m", image="python:3.11")
+    given = BackendAISessionOperator(task_id="given", retry_policy=every_error_retried, **session)
+    plain = BackendAISessionOperator(task_id="plain", **session)
+    for task in (from_default_args, service, given):
+        assert type(task.retry_policy) is ExceptionRetryPolicy, task
+        assert task.retry_policy.rules == []
+    assert isinstance(plain.retry_policy, BackendAIRetryPolicy)
+    assert isinstance(
+        BackendAIModelServiceOperator(task_id="s", name="s", model="m", image="python:3.11").retry_policy,
+        BackendAIRetryPolicy,
+    )
