@@ -39,8 +39,8 @@ class BackendAIRetryPolicy(ExceptionRetryPolicy):
         decision = super().evaluate(exception, try_number, max_tries, context)
         if decision.action is RetryAction.DEFAULT:
             return decision
-        lines = str(exception).strip().splitlines()
-        cause = f"{type(exception).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        message = " ".join(str(exception).split())  # one line, as the manager's messages may span several
+        cause = f"{type(exception).__name__}: {message}" if message else type(exception).__name__
         return replace(decision, reason=f"{decision.reason} ({cause})")
 
 
