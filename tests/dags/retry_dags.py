@@ -74,3 +74,14 @@ with retry_dag("retry_rate_limited"):
 
 with retry_dag("retry_session_failed"):
     BackendAISessionOperator(task_id="task", command="exit 5", image=IMAGE, poll_interval=0.5)
+
+with retry_dag("retry_after_deferral"):
+    # the session succeeds, but leaves a folder where the task records its last successful job
+    # (``latest/<task id>.json``): the task fails once it resumes from its trigger, and so would every retry
+    BackendAISessionOperator(
+        task_id="task",
+        command="mkdir -p /pipeline/vfroot/latest/task.json",
+        image=IMAGE,
+        artifacts={"vfolder": "retry-artifacts"},
+        poll_interval=0.5,
+    )

@@ -25,6 +25,7 @@ PERMANENT = {
     "retry_never_fits": "cuda.shares=500",
     "retry_missing_secret": "NO_SUCH_SECRET",
     "retry_service_missing_model": "no-such-model",
+    "retry_after_deferral": "'latest/task.json' is a directory",
 }
 
 
@@ -70,6 +71,8 @@ def test_an_error_a_retry_cannot_help_fails_the_first_try(dag_id: str, capfd) ->
     assert len(decisions) == 1, text[-3000:]
     assert "action=fail" in decisions[0] and "a retry cannot help" in decisions[0], decisions
     assert PERMANENT[dag_id] in decisions[0], decisions
+    if dag_id == "retry_after_deferral":  # the error came from execute_complete, once the trigger fired
+        assert "Pausing task as DEFERRED" in text and "resume_execution" in text
 
 
 @pytest.mark.usefixtures("connections")
