@@ -12,6 +12,7 @@ Hierarchy (each class under its base; a root names its base from outside this mo
     │   └── BackendAIBadRequestError      other 4xx (invalid-api-params, quota-exceeded, ...)
     ├── SessionFailedError                a session ended without success
     ├── ServiceFailedError                a model service did not become ready
+    │   └── ServiceRequestError           a model service that cannot be created as asked (its folders)
     └── ResourceRequestError              a resource request that the cluster can never satisfy
     PipelineSpecError(YamlDocumentError)  a pipeline file that cannot become a DAG; ``issues``, one per line
     PipelineImportError(Exception)        the import error Airflow records for a folder's broken pipeline files
@@ -23,6 +24,10 @@ Hierarchy (each class under its base; a root names its base from outside this mo
 
 ``YamlDocumentError`` (``training.exceptions``) carries the ``file:line:column field: reason`` issues of a YAML
 document; catching it catches both document errors.
+
+Which errors a retry can help is decided here once: :data:`TRANSIENT_ERRORS` (the hook retries each request on
+them, and a task's retries are spent on them) and :data:`PERMANENT_ERRORS` (a task fails on its first try, see
+:mod:`airflow_provider_fasttrack.retry_policy`). Any other error spends the task's retries as Airflow's default.
 """
 
 from __future__ import annotations
@@ -44,11 +49,14 @@ __all__ = [
     "ModelDefinitionError",
     "PipelineImportError",
     "PipelineSpecError",
+    "PERMANENT_ERRORS",
     "PipelineWarning",
     "ResourceRequestError",
     "SecretNotFoundError",
     "ServiceFailedError",
+    "ServiceRequestError",
     "SessionFailedError",
+    "TRANSIENT_ERRORS",
     "TemplateReferenceError",
 ]
 
@@ -127,6 +135,11 @@ class ServiceFailedError(BackendAIError):
     """A model service did not become ready (its replicas failed, or it cannot be created as asked)."""
 
 
+class ServiceRequestError(ServiceFailedError):
+    """A model service that cannot be created as asked: its model folder or an extra mount is missing or of the
+    wrong usage mode, or its model definition is missing."""
+
+
 class ResourceRequestError(BackendAIError):
     """A resource request that the cluster or keypair can never provide."""
 
@@ -158,3 +171,27 @@ class LiteConfigError(YamlDocumentError):
 
 class ModelDefinitionError(YamlDocumentError):
     """A model folder's ``model-definition.yaml`` is invalid; the message names the file, the field and the line."""
+
+
+#: the manager was not reached (after the hook's retries), failed (5xx) or asked to slow down (429): the hook
+#: retries each request on these, and a task that still fails with one is retried while it has retries left
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    BackendAIConnectionError,
+    BackendAIServerError,
+    BackendAIRateLimitError,
+)
+
+#: a retry cannot help: the manager refused the request as it is (any 4xx but 429: invalid parameters, an
+#: unknown image or vfolder, a request over a per-session limit), refused the keypair (401, 403), the request can
+#: never fit the keypair's resource policy or the scaling group, or the task's own definition is wrong (a missing
+#: secret, a refused template reference, an invalid YAML document)
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    BackendAIAuthError,
+    BackendAINotFoundError,
+    BackendAIBadRequestError,
+    ResourceRequestError,
+    ServiceRequestError,
+    SecretNotFoundError,
+    TemplateReferenceError,
+    YamlDocumentError,
+)

@@ -19,12 +19,12 @@ import httpx
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_fasttrack.exceptions import (
+    TRANSIENT_ERRORS,
     BackendAIBadRequestError,
     BackendAIError,
     BackendAINotFoundError,
 )
 from airflow_provider_fasttrack.hooks.base import (
-    RETRYABLE_ERRORS,
     SUPPORTED_API_VERSIONS,
     BackendAIBaseHook,
     ConnectionSettings,
@@ -137,7 +137,7 @@ class BackendAIHook(BackendAIBaseHook):
                         return {"sessionId": ours[0]["id"], "sessionName": name, "status": ours[0]["status"]}
                 try:
                     return dict(self._request_once(self.client, *CREATE_SESSION, json=dict(body)).json())
-                except RETRYABLE_ERRORS:
+                except TRANSIENT_ERRORS:
                     answer_lost = True
                     raise
         raise AssertionError("unreachable")  # the retry loop either returns or re-raises
@@ -316,7 +316,7 @@ class BackendAIHook(BackendAIBaseHook):
                         return {**found, "endpoint_id": found["id"], "created": True}
                 try:
                     answer = self._request_once(self.client, *CREATE_SERVICE, json=dict(body)).json()
-                except RETRYABLE_ERRORS:
+                except TRANSIENT_ERRORS:
                     answer_lost = True
                     raise
                 except BackendAIBadRequestError:

@@ -23,11 +23,12 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     Retrying,
-    retry_if_exception,
+    retry_if_exception_type,
     stop_after_attempt,
 )
 
 from airflow_provider_fasttrack.exceptions import (
+    TRANSIENT_ERRORS,
     BackendAIAPIError,
     BackendAIAuthError,
     BackendAIBadRequestError,
@@ -41,7 +42,6 @@ from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_fasttrack.signing import BackendAIAuth
 
 __all__ = [
-    "RETRYABLE_ERRORS",
     "ROOT",
     "SUPPORTED_API_VERSIONS",
     "BackendAIBaseHook",
@@ -141,18 +141,6 @@ def error_from_response(response: httpx.Response) -> BackendAIAPIError:
         path=response.request.url.path,
         retry_after=retry_after,
     )
-
-
-#: the errors an operation is retried on: the manager was not reached, failed (5xx) or asked to slow down (429)
-RETRYABLE_ERRORS: tuple[type[BackendAIError], ...] = (
-    BackendAIConnectionError,
-    BackendAIServerError,
-    BackendAIRateLimitError,
-)
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, RETRYABLE_ERRORS)
 
 
 class BackendAIBaseHook(BaseHook):
@@ -304,7 +292,7 @@ class BackendAIBaseHook(BaseHook):
         return {
             "stop": stop_after_attempt(self.retry_limit),
             "wait": self._wait,
-            "retry": retry_if_exception(_is_retryable),
+            "retry": retry_if_exception_type(TRANSIENT_ERRORS),
             "before_sleep": self._log_retry,
             "reraise": True,
         }

@@ -23,6 +23,7 @@ from airflow_provider_fasttrack.exceptions import (
     BackendAIError,
     BackendAINotFoundError,
     ServiceFailedError,
+    ServiceRequestError,
 )
 from airflow_provider_fasttrack.hooks.backendai import MODEL_USAGE_MODE, SERVICE_TOKEN_SECONDS, BackendAIHook
 from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
@@ -38,6 +39,7 @@ from airflow_provider_fasttrack.operators.session import (
     with_secrets,
 )
 from airflow_provider_fasttrack.pipeline.template_context import restricted_rendering
+from airflow_provider_fasttrack.retry_policy import with_default_retry_policy
 from airflow_provider_fasttrack.service_request import (
     SERVICE_REQUEST_FIELDS,
     ServiceRequest,
@@ -75,6 +77,8 @@ class BackendAIModelServiceOperator(BaseOperator):
     :param max_failures: replicas that may fail (``GET /services/{id}/errors``) before the task gives up.
     :param pipeline_templates: render as a pipeline task, under the deployment's ``[fasttrack]
         pipeline_connections`` / ``pipeline_variables`` restriction (the pipeline factory sets it).
+    :param retry_policy: by default :class:`~airflow_provider_fasttrack.retry_policy.BackendAIRetryPolicy`: an
+        error a retry cannot help fails the task on its first try.
     """
 
     template_fields: Sequence[str] = ("request",)
@@ -100,7 +104,7 @@ class BackendAIModelServiceOperator(BaseOperator):
                 f"give request= or the request's fields, not both (got {', '.join(sorted(given))})"
             )
         self.request = request if request is not None else ServiceRequest(**given)
-        super().__init__(**kwargs)
+        super().__init__(**with_default_retry_policy(kwargs))
         self.backendai_conn_id = backendai_conn_id
         self.ephemeral = ephemeral
         self.skip = skip
@@ -184,7 +188,7 @@ class BackendAIModelServiceOperator(BaseOperator):
         request = self.request
         subpath = (request.vfolder_subpath or "").strip()
         if problem := vfolder_subpath_problem(subpath):  # as rendered
-            raise ServiceFailedError(f"Task {self.task_id}: vfolder_subpath {problem}")
+            raise ServiceRequestError(f"Task {self.task_id}: vfolder_subpath {problem}")
         folders = self.hook.list_vfolders()
         ids = {str(f.get("name")): str(f.get("id")) for f in folders}
         modes = {
@@ -197,19 +201,19 @@ class BackendAIModelServiceOperator(BaseOperator):
         ]
         for what, vfolder in wanted:
             if vfolder not in modes:
-                raise ServiceFailedError(
+                raise ServiceRequestError(
                     f"Task {self.task_id}: the {what} {vfolder!r} does not exist "
                     f"(vfolders: {', '.join(sorted(ids)) or 'none'})"
                 )
             is_model = modes[vfolder] == MODEL_USAGE_MODE
             if what == "model folder" and not is_model:
-                raise ServiceFailedError(
+                raise ServiceRequestError(
                     f"Task {self.task_id}: the model folder {vfolder!r} is a {modes[vfolder]!r} vfolder; Backend.AI "
                     f"serves only model-type vfolders (usage_mode: {MODEL_USAGE_MODE}): create one "
                     f"(fasttrack stage --create-model NAME) and put the model there"
                 )
             if what == "mount" and is_model:
-                raise ServiceFailedError(
+                raise ServiceRequestError(
                     f"Task {self.task_id}: the mount {vfolder!r} is a model-type vfolder; Backend.AI does not "
                     "mount a model-type vfolder as a service's extra mount"
                 )
@@ -230,7 +234,7 @@ class BackendAIModelServiceOperator(BaseOperator):
             text = content.decode("utf-8", errors="replace")
             parse_model_definition(text, f"{request.model}:/{inside}")
             return
-        raise ServiceFailedError(
+        raise ServiceRequestError(
             f"Task {self.task_id}: the model folder {request.model!r} has no {' or '.join(candidates)}; a "
             "runtime_variant 'custom' service needs a model definition (or choose another runtime_variant)"
         )

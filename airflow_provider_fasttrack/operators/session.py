@@ -39,6 +39,7 @@ from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
 from airflow_provider_fasttrack.pipeline.template_context import restricted_rendering
 from airflow_provider_fasttrack.pools import gpu_pool as gpu_pool_of
+from airflow_provider_fasttrack.retry_policy import with_default_retry_policy
 from airflow_provider_fasttrack.secret_refs import for_jinja, resolve, secret_names
 from airflow_provider_fasttrack.session_log import configured_log_interval, unseen_lines
 from airflow_provider_fasttrack.session_request import REQUEST_FIELDS, SessionRequest, pop_request_fields
@@ -110,6 +111,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     :param pipeline_templates: render as a pipeline task: under the deployment's ``[fasttrack]
         pipeline_connections`` / ``pipeline_variables`` restriction (see
         :mod:`airflow_provider_fasttrack.pipeline.template_context`). The pipeline factory sets it.
+    :param retry_policy: by default :class:`~airflow_provider_fasttrack.retry_policy.BackendAIRetryPolicy`: an
+        error a retry cannot help fails the task on its first try.
     """
 
     template_fields: Sequence[str] = ("request",)
@@ -147,7 +150,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             pool = gpu_pool_of(self.request.scaling_group, self.request.resources, self.request.cluster_size)
             if pool:
                 kwargs["pool"], kwargs["pool_slots"] = pool
-        super().__init__(**kwargs)
+        super().__init__(**with_default_retry_policy(kwargs))
         self.backendai_conn_id = backendai_conn_id
         self.artifacts = as_artifacts(artifacts)
         self.skip = skip
