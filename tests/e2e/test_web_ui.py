@@ -53,6 +53,9 @@ def page(airflow_deployment: Any) -> Iterator[Any]:
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.set_default_timeout(60_000)
+            # the UI loads its translations and data after the page: on a loaded machine that takes over 5 s,
+            # the assertions' default
+            playwright.expect.set_options(timeout=30_000)
             yield page
         finally:
             browser.close()
