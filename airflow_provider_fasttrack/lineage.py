@@ -35,6 +35,7 @@ __all__ = [
     "FastTrackJobRunFacet",
     "FastTrackTaskJobFacet",
     "Lineage",
+    "compute_of",
     "namespace_of",
     "no_lineage",
     "operator_lineage",
@@ -95,6 +96,20 @@ def namespace_of(endpoint: str) -> str:
 
 #: what the operators' ``get_openlineage_facets_on_*`` return
 Lineage = OperatorLineage[Dataset, RunFacet | JobFacet]
+
+
+def compute_of(request: Any, default_scaling_group: str | None) -> BackendAIComputeJobFacet:
+    """The compute facet of a ``SessionRequest`` or ``ServiceRequest`` (a service adds its variant and replicas)."""
+    return BackendAIComputeJobFacet(
+        image=request.image,
+        resources=dict(request.resources),
+        resourceOpts=dict(request.resource_opts),
+        clusterMode=request.cluster_mode,
+        clusterSize=request.cluster_size,
+        scalingGroup=request.scaling_group or default_scaling_group,
+        runtimeVariant=getattr(request, "runtime_variant", None),
+        replicas=getattr(request, "replicas", None),
+    )
 
 
 def no_lineage() -> Lineage:

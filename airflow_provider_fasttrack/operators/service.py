@@ -308,21 +308,11 @@ class BackendAIModelServiceOperator(BaseOperator):
             return lineage.no_lineage()
         request = self.request
         model = Mount(request.model, subpath=(request.vfolder_subpath or "").strip())
-        compute = lineage.BackendAIComputeJobFacet(
-            image=request.image,
-            resources=dict(request.resources),
-            resourceOpts=dict(request.resource_opts),
-            clusterMode=request.cluster_mode,
-            clusterSize=request.cluster_size,
-            scalingGroup=request.scaling_group or self.hook.settings.scaling_group,
-            runtimeVariant=request.runtime_variant,
-            replicas=request.replicas,
-        )
         return lineage.operator_lineage(
             namespace=lineage.namespace_of(self.hook.settings.endpoint),
             inputs=[model.key, *(Mount.parse(text).key for text in request.extra_mounts)],
             outputs=[],
-            compute=compute,
+            compute=lineage.compute_of(request, self.hook.settings.scaling_group),
             inlets=self.inlets,
             outlets=self.outlets,
             pipeline_task=(self.dag.dag_display_name, self.task_id) if self.pipeline_templates else None,

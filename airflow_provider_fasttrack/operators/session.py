@@ -518,19 +518,11 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
                     inputs.append(mount.key)
                 elif mount.destination == OUTPUTS:
                     outputs.append(mount.key)
-        compute = lineage.BackendAIComputeJobFacet(
-            image=request.image,
-            resources=dict(request.resources),
-            resourceOpts=dict(request.resource_opts),
-            clusterMode=request.cluster_mode,
-            clusterSize=request.cluster_size,
-            scalingGroup=request.scaling_group or self.hook.settings.scaling_group,
-        )
         return lineage.operator_lineage(
             namespace=lineage.namespace_of(self.hook.settings.endpoint),
             inputs=inputs,
             outputs=outputs,
-            compute=compute,
+            compute=lineage.compute_of(request, self.hook.settings.scaling_group),
             inlets=self.inlets,
             outlets=self.outlets,
             pipeline_task=(self.dag.dag_display_name, self.task_id) if self.pipeline_templates else None,
