@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.mounts import VFOLDER_NAME, Mount
 from airflow_provider_fasttrack.pipeline.entities import gate_task_id
-from airflow_provider_fasttrack.pipeline.references import ReferencePolicy
+from airflow_provider_fasttrack.pipeline.references import ReferencePolicy, template_tree
 from airflow_provider_fasttrack.pipeline.schedule import UNTIMED_PRESETS, schedule_problem
 from airflow_provider_fasttrack.pipeline.serving import service_issues
 from airflow_provider_fasttrack.pipeline.spec import ParamSpec, PipelineParam, PipelineSpec, TaskSpec
@@ -42,7 +42,6 @@ PARAM_NAME = ENV_NAME
 SECRET_NAME = re.compile(
     r"TOKEN(?!IZER)|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE
 )
-_JINJA = jinja2.Environment()
 
 
 @dataclass
@@ -157,10 +156,10 @@ def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> It
         yield doc.issue((*loc, "command"), "command is empty")
     elif "{{" in task.command or "{%" in task.command:
         try:
-            _JINJA.parse(task.command)
+            template_tree(task.command)
         except jinja2.TemplateSyntaxError as exc:
             yield doc.issue((*loc, "command"), f"template syntax error: {exc.message}")
-    if not task.environment.image.strip() or any(c.isspace() for c in task.environment.image.strip()):
+    if len(task.environment.image.split()) != 1:  # empty, or with spaces inside
         yield doc.issue(
             (*loc, "environment", "image"), f"{task.environment.image!r} is not an image reference"
         )
@@ -222,7 +221,7 @@ def _check_envs(envs: dict[str, str], loc: Loc, doc: YamlDocument) -> Iterator[I
             yield doc.issue((*loc, key), f"{bad!r} is not a secret reference (write ${{{{ secrets.NAME }}}})")
         if "{{" in value or "{%" in value:
             try:
-                _JINJA.parse(value)
+                template_tree(value)
             except jinja2.TemplateSyntaxError as exc:
                 yield doc.issue((*loc, key), f"template syntax error: {exc.message}")
         elif value and SECRET_NAME.search(key):
@@ -294,7 +293,7 @@ def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
         message = getattr(slack, event, None) if slack else None
         if isinstance(message, str) and ("{{" in message or "{%" in message):
             try:
-                _JINJA.parse(message)
+                template_tree(message)
             except jinja2.TemplateSyntaxError as exc:
                 yield doc.issue(
                     (*loc, "notifications", "slack", event), f"template syntax error: {exc.message}"
@@ -412,7 +411,7 @@ def _params_read(text: str) -> set[str]:
     if "params" not in text or ("{{" not in text and "{%" not in text):
         return set()
     try:
-        tree = _JINJA.parse(text)
+        tree = template_tree(text)
     except jinja2.TemplateSyntaxError:
         return set()  # reported where the text's syntax is checked
     names = {
