@@ -98,13 +98,20 @@ def format_loc(loc: Loc) -> str:
 
 
 class YamlDocument:
-    """The parsed data of one YAML file; positions of keys and values are computed when first asked for."""
+    """The parsed data of one YAML file; positions of keys and values are computed when first asked for.
 
-    def __init__(self, name: str, data: Any, node: yaml.Node | None = None) -> None:
+    They come from ``node`` or, when the document keeps its ``text`` instead, from that text composed again: a
+    document kept for long (a checked pipeline) then holds no tree of nodes for the garbage collector to scan.
+    """
+
+    def __init__(
+        self, name: str, data: Any, node: yaml.Node | None = None, *, text: str | None = None
+    ) -> None:
         self.name = name
         self.data = data
         self.duplicate_keys: list[Loc] = []
         self._node = node
+        self._text = text
         self._marks: tuple[dict[Loc, tuple[int, int]], dict[Loc, tuple[int, int]]] | None = None
 
     @property
@@ -119,8 +126,9 @@ class YamlDocument:
         if self._marks is None:
             values: dict[Loc, tuple[int, int]] = {}
             keys: dict[Loc, tuple[int, int]] = {}
-            if self._node is not None:
-                for loc, key_node, value_node in _walk(self._node, ()):
+            node = self._node if self._node is not None or self._text is None else _compose(self._text)
+            if node is not None:
+                for loc, key_node, value_node in _walk(node, ()):
                     values[loc] = _mark(value_node)  # the last duplicate wins, as in the data
                     if key_node is not None:
                         keys[loc] = _mark(key_node)
@@ -302,7 +310,7 @@ def parse_yaml(text: str, name: str) -> YamlDocument:
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
-            doc = YamlDocument(name=name, data=None, node=node)
+            doc = YamlDocument(name=name, data=None, text=text)
             if node is not None:
                 _check_extent(node)
                 doc.data = _construct(loader, node, (), doc.duplicate_keys)
@@ -333,6 +341,15 @@ _TOO_MANY = (
     f"the document expands to more than {MAX_NODES:,} values (each alias counts as the values it repeats)"
 )
 _TOO_DEEP = f"the document nests lists and mappings deeper than {MAX_DEPTH} levels"
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The node tree of a text that has been parsed before."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 class _TooLarge(Exception):

@@ -156,3 +156,15 @@ def test_a_template_syntax_error_is_reported_each_time() -> None:
             PipelineSpecError, match=r"costed.yaml:\d+:\d+ tasks\[0\].command: template syntax error"
         ):
             load_pipeline_text(text, "costed.yaml", references=RESTRICTED)
+
+
+def test_a_checked_pipeline_keeps_no_yaml_node_tree() -> None:
+    """A checked pipeline stays cached for its file; the positions of its values are found again from its text
+    when a message asks for them, so its parse tree (about three objects per value) is not kept for the garbage
+    collector to scan again and again."""
+    text = costed(5, "python3 train.py --step {k}")
+    document = load_pipeline_text(text, "costed.yaml").document
+    assert not [name for name, value in vars(document).items() if isinstance(value, yaml.Node)]
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "--step 3" in row)
+    assert document.position(("tasks", 3, "command")) == (line, 12)
+    assert str(document.issue(("tasks", 3, "command"), "x")) == f"costed.yaml:{line}:12 tasks[3].command: x"
