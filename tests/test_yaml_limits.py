@@ -113,3 +113,15 @@ def test_a_set_override_value_goes_through_the_same_bounds() -> None:
         load_config(preset_path("smollm2-135m-cpu"), [f"sft.x={nested}"])
     assert str(caught.value).startswith(f"--set sft.x={nested}:1:")
     assert f"deeper than {MAX_DEPTH} levels" in str(caught.value)
+
+
+def test_a_list_met_again_under_more_levels_counts_them() -> None:
+    """An alias's levels count where it is used: a list of 60 levels, used again under 60 more, is too deep."""
+    from training.yamldoc import YamlDocumentError, parse_yaml
+
+    inner = "[" * 60 + "]" * 60
+    fits = f"a: &a {inner}\nb: {'[' * 39}*a{']' * 39}\n"
+    assert parse_yaml(fits, "fits.yaml").data["b"] is not None
+    deeper = f"a: &a {inner}\nb: {'[' * 60}*a{']' * 60}\n"
+    with pytest.raises(YamlDocumentError, match=rf"^deeper.yaml:\d+:\d+: .*deeper than {MAX_DEPTH} levels"):
+        parse_yaml(deeper, "deeper.yaml")

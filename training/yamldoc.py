@@ -17,6 +17,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -97,13 +98,20 @@ def format_loc(loc: Loc) -> str:
 
 
 class YamlDocument:
-    """The parsed data of one YAML file; positions of keys and values are computed when first asked for."""
+    """The parsed data of one YAML file; positions of keys and values are computed when first asked for.
 
-    def __init__(self, name: str, data: Any, node: yaml.Node | None = None) -> None:
+    They come from ``node`` or, when the document keeps its ``text`` instead, from that text composed again: a
+    document kept for long (a checked pipeline) then holds no tree of nodes for the garbage collector to scan.
+    """
+
+    def __init__(
+        self, name: str, data: Any, node: yaml.Node | None = None, *, text: str | None = None
+    ) -> None:
         self.name = name
         self.data = data
         self.duplicate_keys: list[Loc] = []
         self._node = node
+        self._text = text
         self._marks: tuple[dict[Loc, tuple[int, int]], dict[Loc, tuple[int, int]]] | None = None
 
     @property
@@ -118,8 +126,9 @@ class YamlDocument:
         if self._marks is None:
             values: dict[Loc, tuple[int, int]] = {}
             keys: dict[Loc, tuple[int, int]] = {}
-            if self._node is not None:
-                for loc, key_node, value_node in _walk(self._node, ()):
+            node = self._node if self._node is not None or self._text is None else _compose(self._text)
+            if node is not None:
+                for loc, key_node, value_node in _walk(node, ()):
                     values[loc] = _mark(value_node)  # the last duplicate wins, as in the data
                     if key_node is not None:
                         keys[loc] = _mark(key_node)
@@ -215,7 +224,10 @@ def decode(raw: bytes, name: str, error: type[YamlDocumentError] = YamlDocumentE
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """A copy of ``data`` with each ``key.sub=value`` item applied (the value parsed as YAML)."""
+    """A copy of ``data`` with each ``key.sub=value`` item applied (the value parsed as YAML); ``data`` itself
+    when there are none."""
+    if not overrides:
+        return data
     result = copy.deepcopy(data)
     for item in overrides:
         source = f"--set {item}"
@@ -298,7 +310,7 @@ def parse_yaml(text: str, name: str) -> YamlDocument:
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
-            doc = YamlDocument(name=name, data=None, node=node)
+            doc = YamlDocument(name=name, data=None, text=text)
             if node is not None:
                 _check_extent(node)
                 doc.data = _construct(loader, node, (), doc.duplicate_keys)
@@ -321,9 +333,23 @@ def parse_yaml(text: str, name: str) -> YamlDocument:
         problem = f"YAML error: {' '.join(str(exc).split())}"
         raise YamlDocumentError([Issue(name, 1, 1, (), problem)]) from None
     except RecursionError:  # the pure-Python composer, without libyaml's own nesting limit
-        problem = f"the document nests lists and mappings deeper than {MAX_DEPTH} levels"
-        raise YamlDocumentError([Issue(name, 1, 1, (), problem)]) from None
+        raise YamlDocumentError([Issue(name, 1, 1, (), _TOO_DEEP)]) from None
     return doc
+
+
+_TOO_MANY = (
+    f"the document expands to more than {MAX_NODES:,} values (each alias counts as the values it repeats)"
+)
+_TOO_DEEP = f"the document nests lists and mappings deeper than {MAX_DEPTH} levels"
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The node tree of a text that has been parsed before."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 class _TooLarge(Exception):
@@ -333,76 +359,86 @@ class _TooLarge(Exception):
         self.problem = problem
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [child for pair in node.value for child in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
 def _check_extent(root: yaml.Node) -> None:
     """Refuse a document that expands beyond :data:`MAX_NODES` values or :data:`MAX_DEPTH` levels.
 
-    Aliases are shared nodes in the composed graph, so this counts each distinct node once (linear in the file)
-    while computing the size of the tree that constructing the data, and locating its values, would walk.
+    Aliases are shared nodes in the composed graph, so this measures each distinct list or mapping once (linear
+    in the file) while computing the size of the tree that constructing the data, and locating its values, would
+    walk. The walk goes no deeper than :data:`MAX_DEPTH` levels.
     """
-    extent: dict[int, tuple[int, int]] = {}  # id(node) -> (values, levels) of its expanded tree
+    extent: dict[int, tuple[int, int]] = {}  # id(list or mapping) -> (values, levels) of its expanded tree
     on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
+
+    def measure(node: yaml.Node, level: int) -> tuple[int, int]:
+        """(values, levels) of ``node``'s expanded tree; ``level``: the lists and mappings above it."""
         key = id(node)
-        if children_done:
-            parts = [extent[id(child)] for child in _children(node)]
-            size = 1 + sum(p[0] for p in parts)
-            depth = (1 if isinstance(node, yaml.CollectionNode) else 0) + max(
-                (p[1] for p in parts), default=0
-            )
+        known = extent.get(key)
+        if known is None:
+            if key in on_path:
+                raise _TooLarge(node, "an alias refers to a list or mapping that contains it")
+            if level >= MAX_DEPTH:
+                raise _TooLarge(node, _TOO_DEEP)
+            on_path.add(key)
+            size, depth = 1, 0
+            below = level + 1
+            items = node.value if isinstance(node, yaml.SequenceNode) else chain.from_iterable(node.value)
+            for child in items:
+                if isinstance(child, yaml.ScalarNode):
+                    size += 1
+                    continue
+                child_size, child_depth = measure(child, below)
+                size += child_size
+                depth = max(depth, child_depth)
             on_path.discard(key)
-            extent[key] = (size, depth)
+            known = extent[key] = (size, depth + 1)
             if size > MAX_NODES:
-                raise _TooLarge(
-                    node,
-                    f"the document expands to more than {MAX_NODES:,} values (each alias counts as the values it "
-                    "repeats)",
-                )
-            if depth > MAX_DEPTH:
-                raise _TooLarge(node, f"the document nests lists and mappings deeper than {MAX_DEPTH} levels")
-            continue
-        if key in extent:
-            continue
-        if key in on_path:
-            raise _TooLarge(node, "an alias refers to a list or mapping that contains it")
-        on_path.add(key)
-        stack.append((node, True))
-        stack.extend((child, False) for child in _children(node) if id(child) not in extent)
+                raise _TooLarge(node, _TOO_MANY)
+        elif level + known[1] > MAX_DEPTH:  # a list or mapping met again, under more levels
+            raise _TooLarge(node, _TOO_DEEP)
+        return known
+
+    if isinstance(root, yaml.CollectionNode):
+        measure(root, 0)
 
 
 def _construct(loader: Any, node: yaml.Node, loc: Loc, duplicates: list[Loc]) -> Any:
-    """Plain data from a node, noting duplicate keys; non-text scalars and odd tags go to PyYAML."""
+    """Plain data from a node, noting duplicate keys; non-text scalars and odd tags go to PyYAML.
+
+    Text scalars, most of a document, are read in place rather than through another call.
+    """
     if isinstance(node, yaml.ScalarNode):
         return node.value if node.tag == _STR_TAG else _construct_with_pyyaml(loader, node)
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*loc, i), duplicates) for i, item in enumerate(node.value)]
+        return [
+            item.value
+            if item.tag == _STR_TAG and isinstance(item, yaml.ScalarNode)
+            else _construct(loader, item, (*loc, index), duplicates)
+            for index, item in enumerate(node.value)
+        ]
     if (
         isinstance(node, yaml.MappingNode)
         and node.tag == _MAP_TAG
-        and not any(k.tag == _MERGE_TAG for k, _ in node.value)
+        and _MERGE_TAG not in {key_node.tag for key_node, _ in node.value}
     ):
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _construct(loader, key_node, loc, duplicates)
-            if isinstance(key, list | dict):
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    "found an unhashable key",
-                    key_node.start_mark,
-                )
+            if key_node.tag == _STR_TAG and isinstance(key_node, yaml.ScalarNode):
+                key = key_node.value
+            else:
+                key = _construct(loader, key_node, loc, duplicates)
+                if isinstance(key, list | dict):
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        "found an unhashable key",
+                        key_node.start_mark,
+                    )
             if key in mapping:
                 duplicates.append((*loc, key))
-            mapping[key] = _construct(loader, value_node, (*loc, key), duplicates)
+            if value_node.tag == _STR_TAG and isinstance(value_node, yaml.ScalarNode):
+                mapping[key] = value_node.value
+            else:
+                mapping[key] = _construct(loader, value_node, (*loc, key), duplicates)
         return mapping
     return _construct_with_pyyaml(loader, node)
 

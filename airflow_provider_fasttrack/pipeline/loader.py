@@ -61,15 +61,22 @@ def pipeline_files(folder: str | Path) -> list[Path]:
     return sorted({p for pattern in PATTERNS for p in root.rglob(pattern) if p.is_file()})
 
 
-def load_spec_cached(path: Path, display_name: str) -> LoadedPipeline:
-    """Check ``path``, reusing the result for unchanged content; raises :class:`PipelineSpecError`."""
+def load_spec_cached(
+    path: Path, display_name: str, references: ReferencePolicy | None = None
+) -> LoadedPipeline:
+    """Check ``path``, reusing the result for unchanged content; raises :class:`PipelineSpecError`.
+
+    ``references``: the connections and variables templates may read (default: the deployment's Airflow
+    configuration, read now).
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise PipelineSpecError(
             [Issue(display_name, 0, 0, (), f"cannot read the file: {exc.strerror or exc}")]
         ) from None
-    references = ReferencePolicy.from_airflow_config()
+    if references is None:
+        references = ReferencePolicy.from_airflow_config()
     key = (display_name, hashlib.sha256(raw).hexdigest(), references)
     cached = _SPEC_CACHE.get(key)
     if cached is None:
@@ -102,10 +109,11 @@ def load_folder(folder: str | Path, *, only_dag_id: str | None = None) -> Folder
 def _load_folder(root: Path, only_dag_id: str | None) -> FolderResult:
     result = FolderResult()
     sources: dict[str, str] = {}
+    references = ReferencePolicy.from_airflow_config()  # once per pass over the folder
     for path in pipeline_files(root):
         name = path.relative_to(root).as_posix()
         try:
-            loaded = load_spec_cached(path, name)
+            loaded = load_spec_cached(path, name, references)
         except PipelineSpecError as exc:
             result.errors[name] = [str(issue) for issue in exc.issues]
             continue

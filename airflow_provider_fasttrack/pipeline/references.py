@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jinja2
 import jinja2.meta
@@ -34,7 +35,14 @@ import jinja2.nodes
 from airflow_provider_fasttrack.secret_refs import for_jinja, secret_names
 from airflow_provider_fasttrack.settings import CONFIG_SECTION
 
-__all__ = ["CONNECTION_FIELDS", "PLAIN_CONTEXT", "TEMPLATE_FUNCTIONS", "VIEWS", "ReferencePolicy"]
+__all__ = [
+    "CONNECTION_FIELDS",
+    "PLAIN_CONTEXT",
+    "TEMPLATE_FUNCTIONS",
+    "VIEWS",
+    "ReferencePolicy",
+    "template_tree",
+]
 
 CONNECTIONS_OPTION = "pipeline_connections"
 VARIABLES_OPTION = "pipeline_variables"
@@ -106,6 +114,31 @@ TEMPLATE_FUNCTIONS = frozenset({"backendai_service_token", "pipeline_job_id"})
 _NAMES = PLAIN_CONTEXT | set(VIEWS) | TEMPLATE_FUNCTIONS | {"conn", "var", "params"}
 _JINJA = jinja2.Environment()
 _NAMES |= set(_JINJA.globals)
+#: the names of the context (checked further), as opposed to Jinja's own globals
+_CONTEXT_NAMES = _NAMES - set(_JINJA.globals)
+#: distinct template texts whose syntax trees a process keeps (a pipeline file checks each text several times,
+#: and the DAG processor checks every file again and again)
+TEMPLATE_TREES = 4096
+
+
+def template_tree(text: str) -> jinja2.nodes.Template:
+    """The syntax tree of the template ``text``; raises :class:`jinja2.TemplateSyntaxError`.
+
+    Each distinct text is parsed once per process; callers only read the tree.
+    """
+    tree, error = _parsed(text)
+    if tree is None:
+        message, line = error
+        raise jinja2.TemplateSyntaxError(message, line)
+    return tree
+
+
+@lru_cache(maxsize=TEMPLATE_TREES)
+def _parsed(text: str) -> tuple[jinja2.nodes.Template | None, tuple[str, int]]:
+    try:
+        return _JINJA.parse(text), ("", 0)
+    except jinja2.TemplateSyntaxError as exc:
+        return None, (exc.message or "", exc.lineno)
 
 
 def _names(text: str) -> frozenset[str] | None:
@@ -159,7 +192,7 @@ class ReferencePolicy:
         if "{{" not in text and "{%" not in text:
             return reasons
         try:
-            tree = _JINJA.parse(for_jinja(text))  # a secret reference is not Jinja: checked above
+            tree = template_tree(for_jinja(text))  # a secret reference is not Jinja: checked above
         except jinja2.TemplateSyntaxError:
             return reasons  # reported where the text's syntax is checked
         return reasons + list(dict.fromkeys(self._tree_refusals(tree)))
@@ -172,7 +205,7 @@ class ReferencePolicy:
             )
         parents = _parents(tree)
         for node in tree.find_all(jinja2.nodes.Name):
-            if node.ctx != "load" or node.name not in _NAMES - set(_JINJA.globals):
+            if node.ctx != "load" or node.name not in _CONTEXT_NAMES:
                 continue
             yield from self._use_refusals(node, parents)
         if any(

@@ -11,8 +11,9 @@ import graphlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import jinja2
 import jinja2.nodes
@@ -22,7 +23,7 @@ from pydantic import BaseModel
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.mounts import VFOLDER_NAME, Mount
 from airflow_provider_fasttrack.pipeline.entities import gate_task_id
-from airflow_provider_fasttrack.pipeline.references import ReferencePolicy
+from airflow_provider_fasttrack.pipeline.references import ReferencePolicy, template_tree
 from airflow_provider_fasttrack.pipeline.schedule import UNTIMED_PRESETS, schedule_problem
 from airflow_provider_fasttrack.pipeline.serving import service_issues
 from airflow_provider_fasttrack.pipeline.spec import ParamSpec, PipelineParam, PipelineSpec, TaskSpec
@@ -42,7 +43,6 @@ PARAM_NAME = ENV_NAME
 SECRET_NAME = re.compile(
     r"TOKEN(?!IZER)|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE
 )
-_JINJA = jinja2.Environment()
 
 
 @dataclass
@@ -82,7 +82,8 @@ def _load(source: Path | str, name: str, references: ReferencePolicy | None) -> 
     )
     spec, normalized = _normalized(parsed, doc)
     policy = references if references is not None else ReferencePolicy.from_airflow_config()
-    checked = [*normalized, *_check(spec, doc), *_check_references(spec, doc, policy)]
+    templates = list(_templates(spec))
+    checked = [*normalized, *_check(spec, doc, templates), *_check_references(spec, doc, policy, templates)]
     errors = sorted((i for i in checked if i.severity == "error"), key=lambda i: (i.line, i.column))
     if errors:
         raise PipelineSpecError(errors)
@@ -113,7 +114,7 @@ def _normalized(spec: PipelineSpec, doc: YamlDocument) -> tuple[PipelineSpec, li
     return spec.model_copy(update={"tasks": tasks}), issues
 
 
-def _check(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+def _check(spec: PipelineSpec, doc: YamlDocument, templates: list[tuple[Loc, str]]) -> Iterator[Issue]:
     """Everything pydantic's field types cannot say: names, graph, slots, mounts, templates, schedule."""
     if not spec.tasks:
         yield doc.issue(("tasks",), "a pipeline needs at least one task")
@@ -144,8 +145,8 @@ def _check(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
             )
     yield from _check_graph(spec, doc, first_index)
     yield from _check_airflow(spec, doc)
-    yield from _check_params(spec, doc)
-    yield from _check_secret_places(spec, doc)
+    yield from _check_params(spec, doc, templates)
+    yield from _check_secret_places(templates, doc)
 
 
 def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
@@ -157,10 +158,10 @@ def _check_task(*, task_index: int, spec: PipelineSpec, doc: YamlDocument) -> It
         yield doc.issue((*loc, "command"), "command is empty")
     elif "{{" in task.command or "{%" in task.command:
         try:
-            _JINJA.parse(task.command)
+            template_tree(task.command)
         except jinja2.TemplateSyntaxError as exc:
             yield doc.issue((*loc, "command"), f"template syntax error: {exc.message}")
-    if not task.environment.image.strip() or any(c.isspace() for c in task.environment.image.strip()):
+    if len(task.environment.image.split()) != 1:  # empty, or with spaces inside
         yield doc.issue(
             (*loc, "environment", "image"), f"{task.environment.image!r} is not an image reference"
         )
@@ -222,7 +223,7 @@ def _check_envs(envs: dict[str, str], loc: Loc, doc: YamlDocument) -> Iterator[I
             yield doc.issue((*loc, key), f"{bad!r} is not a secret reference (write ${{{{ secrets.NAME }}}})")
         if "{{" in value or "{%" in value:
             try:
-                _JINJA.parse(value)
+                template_tree(value)
             except jinja2.TemplateSyntaxError as exc:
                 yield doc.issue((*loc, key), f"template syntax error: {exc.message}")
         elif value and SECRET_NAME.search(key):
@@ -294,14 +295,14 @@ def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
         message = getattr(slack, event, None) if slack else None
         if isinstance(message, str) and ("{{" in message or "{%" in message):
             try:
-                _JINJA.parse(message)
+                template_tree(message)
             except jinja2.TemplateSyntaxError as exc:
                 yield doc.issue(
                     (*loc, "notifications", "slack", event), f"template syntax error: {exc.message}"
                 )
 
 
-def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+def _check_params(spec: PipelineSpec, doc: YamlDocument, templates: list[tuple[Loc, str]]) -> Iterator[Issue]:
     """Declared params (FastTrack's ``params`` list and ``airflow.params``): names, each declared once,
     defaults that fit their schema; templates may read only declared params."""
     from airflow_provider_fasttrack.operators.session import SKIP_TASKS_PARAM
@@ -340,7 +341,7 @@ def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
         except jsonschema.SchemaError as exc:
             yield doc.issue(loc, f"not a valid param schema: {exc.message}")
     known = set(first) | built_in
-    for loc, text in _templates(spec):
+    for loc, text in templates:
         for used in sorted(_params_read(text) - known):
             listed = ", ".join(sorted(first)) or "none"
             yield doc.issue(
@@ -348,18 +349,20 @@ def _check_params(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
             )
 
 
-def _check_secret_places(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+def _check_secret_places(templates: list[tuple[Loc, str]], doc: YamlDocument) -> Iterator[Issue]:
     """``${{ secrets.NAME }}`` is resolved in environment values only; elsewhere it would reach Jinja."""
-    for loc, text in _templates(spec):
+    for loc, text in templates:
         if loc[-2] != "envs" and SECRET_REF.search(text):
             yield doc.issue(loc, "secret references (${{ secrets.NAME }}) work only in environment values")
 
 
-def _check_references(spec: PipelineSpec, doc: YamlDocument, policy: ReferencePolicy) -> Iterator[Issue]:
+def _check_references(
+    spec: PipelineSpec, doc: YamlDocument, policy: ReferencePolicy, templates: list[tuple[Loc, str]]
+) -> Iterator[Issue]:
     """Templates read only the connections and variables the deployment allows."""
     if not policy.restricts:
         return
-    for loc, text in _templates(spec):
+    for loc, text in templates:
         whose = f" of task {spec.tasks[int(loc[1])].name!r}" if loc[0] == "tasks" else ""
         for reason in policy.refusals(text):
             yield doc.issue(loc, f"the template{whose} {reason}")
@@ -412,7 +415,7 @@ def _params_read(text: str) -> set[str]:
     if "params" not in text or ("{{" not in text and "{%" not in text):
         return set()
     try:
-        tree = _JINJA.parse(text)
+        tree = template_tree(text)
     except jinja2.TemplateSyntaxError:
         return set()  # reported where the text's syntax is checked
     names = {
@@ -433,12 +436,27 @@ def _params_read(text: str) -> set[str]:
 def _unknown_fields(model: BaseModel, loc: Loc, doc: YamlDocument) -> Iterator[Issue]:
     for key in model.model_extra or {}:
         yield doc.issue((*loc, key), f"unknown field {key!r} is ignored", severity="warning", key=True)
-    for name, info in type(model).model_fields.items():
+    for name, key in _nested_fields(type(model)):
         value = getattr(model, name)
-        key = info.alias or name
         if isinstance(value, BaseModel):
             yield from _unknown_fields(value, (*loc, key), doc)
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 if isinstance(item, BaseModel):
                     yield from _unknown_fields(item, (*loc, key, index), doc)
+
+
+@cache
+def _nested_fields(model_type: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """(attribute, key in the file) of each field of ``model_type`` whose type can hold models."""
+    return tuple(
+        (name, info.alias or name)
+        for name, info in model_type.model_fields.items()
+        if _may_hold_models(info.annotation)
+    )
+
+
+def _may_hold_models(annotation: Any) -> bool:
+    if annotation is Any or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return True
+    return any(_may_hold_models(arg) for arg in get_args(annotation))
