@@ -80,7 +80,7 @@ _LITE_UUIDS = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once the contract tests are done
 def contract_lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """backendai-lite with the contract suite's users."""
     from airflow_provider_fasttrack.lite.testing import LiteServer
@@ -110,7 +110,7 @@ def _say(config: pytest.Config, line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once the contract tests are done
 def contract_manager(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[Backend]:

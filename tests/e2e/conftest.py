@@ -14,6 +14,25 @@ from deploy.local import LocalDeployment, running
 from tests.conftest import ROOT
 from tests.helpers import LOG_FILES, SECRETS, connection_env
 
+#: the deployment while it runs: stopped after the last e2e test (``pytest_runtest_teardown``)
+RUNNING: list[LocalDeployment] = []
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the deployment after the last e2e test rather than at the end of the whole test session: its scheduler
+    and dag-processor would keep working beside the tests that follow. (A directory without ``__init__.py`` has
+    no package scope.)"""
+    if RUNNING and (nextitem is None or nextitem.path.parent != item.path.parent):
+        stop(RUNNING.pop())
+
+
+def stop(deployment: LocalDeployment) -> None:
+    """Stop the deployment; nothing it started may be left running."""
+    processes = deployment.pids()
+    deployment.stop()
+    assert not running(processes), f"processes of the deployment left after it stopped: {running(processes)}"
+
 
 @pytest.fixture(scope="session")
 def airflow_deployment(lite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeployment]:  # type: ignore[no-untyped-def]
@@ -30,7 +49,11 @@ def airflow_deployment(lite, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     )
     SECRETS.update([deployment.password, deployment.postgres.password, *deployment.secrets.values()])
     LOG_FILES.extend(deployment.log_files())
-    with deployment:
+    deployment.start()
+    RUNNING.append(deployment)
+    try:
         yield deployment
-        processes = deployment.pids()
-    assert not running(processes), f"processes of the deployment left after it stopped: {running(processes)}"
+    finally:
+        if deployment in RUNNING:  # the e2e tests ended early
+            RUNNING.remove(deployment)
+            stop(deployment)
