@@ -39,6 +39,15 @@ def hook_of(backend: Backend, who: str, monkeypatch: pytest.MonkeyPatch) -> Back
     return BackendAIHook(conn_id, retry_delay=0.05)
 
 
+def hook_with_a_wrong_secret(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> BackendAIHook:
+    """A ``BackendAIHook`` of the ``user`` keypair's access key with a wrong secret key (close it when done)."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BACKENDAI_CONTRACT_BAD",
+        backend.conn_env("user").replace(backend.keypairs["user"].secret_key, "x" * 32),
+    )
+    return BackendAIHook("backendai_contract_bad", retry_delay=0.05)
+
+
 @contextmanager
 def signed_client(backend: Backend, who: str = "user") -> Iterator[httpx.Client]:
     """A plain httpx client signing as one keypair, for answers the hook does not expose."""

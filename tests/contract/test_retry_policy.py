@@ -15,7 +15,7 @@ from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
 from airflow_provider_fasttrack.retry_policy import BackendAIRetryPolicy
 from tests.contract.conftest import Backend
-from tests.contract.support import request_of, unique_name
+from tests.contract.support import hook_with_a_wrong_secret, request_of, unique_name
 
 #: the request fields that make each refusal, over those of a request the server would run
 REFUSED: dict[str, dict[str, Any]] = {
@@ -46,11 +46,7 @@ def test_a_refused_session_request_is_not_retried(
 
 
 def test_a_refused_keypair_is_not_retried(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BACKENDAI_CONTRACT_BAD",
-        backend.conn_env("user").replace(backend.keypairs["user"].secret_key, "x" * 32),
-    )
-    hook = BackendAIHook("backendai_contract_bad", retry_delay=0.05)
+    hook = hook_with_a_wrong_secret(backend, monkeypatch)
     try:
         body = request_of(backend, "exit 0").body(unique_name("badkey"), defaults=hook.settings)
         with pytest.raises(BackendAIError) as refused:

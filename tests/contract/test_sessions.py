@@ -22,6 +22,7 @@ from tests.contract.support import (
     compute_session,
     ended,
     hook_of,
+    hook_with_a_wrong_secret,
     running,
     signed_client,
     submit,
@@ -64,11 +65,7 @@ def test_a_wrong_secret_or_version_is_refused(backend: Backend) -> None:
 
 
 def test_the_hook_reports_a_refused_keypair(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BACKENDAI_CONTRACT_BAD",
-        backend.conn_env("user").replace(backend.keypairs["user"].secret_key, "x" * 32),
-    )
-    hook = BackendAIHook("backendai_contract_bad", retry_delay=0.05)
+    hook = hook_with_a_wrong_secret(backend, monkeypatch)
     try:
         with pytest.raises(BackendAIAuthError):
             hook.check_presets()
