@@ -331,9 +331,7 @@ class LocalDeployment:
         assert set(per_deployment) == set(PER_DEPLOYMENT)
         if self.redis is not None:
             per_deployment["AIRFLOW__CELERY__BROKER_URL"] = self.redis.url
-            per_deployment["AIRFLOW__CELERY__RESULT_BACKEND"] = (
-                f"db+{self.postgres.url.replace('+psycopg2', '')}"
-            )
+            per_deployment["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{self.postgres.url}"
         self.env: dict[str, str] = {
             **inherited,
             **shared_settings(),

@@ -180,7 +180,7 @@ def test_celery_profile_runs_redis_two_workers_and_flower_with_celery_executor(t
         assert environment["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", service
         assert (
             environment["AIRFLOW__CELERY__RESULT_BACKEND"]
-            == "db+postgresql://airflow:pg-password@postgres/airflow"
+            == "db+postgresql+psycopg2://airflow:pg-password@postgres/airflow"
         )
         assert {key: environment[key] for key in shared_settings()} == shared_settings()
 
