@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from airflow_provider_fasttrack.slots import is_memory_slot
 from airflow_provider_fasttrack.usage import RunUsage, SessionUsage
 
-__all__ = ["format_bytes", "format_seconds", "totals_line", "usage_table"]
+__all__ = ["aligned", "format_bytes", "format_seconds", "totals_line", "usage_table"]
 
 HEADER = ("task", "queued", "preparing", "running", "slots", "GPU-h", "CPU-core-h", "peak mem")
 _BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -70,6 +70,18 @@ def _row(usage: SessionUsage) -> tuple[str, ...]:
     )
 
 
+def aligned(rows: Sequence[Sequence[str]], *, left: Sequence[int] = (0,)) -> list[str]:
+    """Rows of cells as lines of aligned columns: the ``left`` columns flush left, the others flush right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))] if rows else []
+    return [
+        "  ".join(
+            cell.ljust(width) if i in left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
 def usage_table(run: RunUsage, *, max_rows: int | None = None) -> list[str]:
     """The table's lines: a header, one row per session (the first ``max_rows`` of them), a totals row.
 
@@ -87,20 +99,11 @@ def usage_table(run: RunUsage, *, max_rows: int | None = None) -> list[str]:
         _hours(run.cpu_core_hours),
         "",
     )
-    widths = [max(len(row[i]) for row in [*rows, total]) for i in range(len(HEADER))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [
-            cell.ljust(width) if i in (0, 4) else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    lines = [line(row) for row in rows]
+    *lines, total_row = aligned([*rows, total], left=(0, 4))
     hidden = len(run.sessions) - len(shown)
     if hidden:
         lines.append(f"... {hidden} more session{'s' if hidden != 1 else ''} not shown")
-    lines.append(line(total))
+    lines.append(total_row)
     return lines
 
 

@@ -1,0 +1,32 @@
+"""A pipeline run whose session tasks report their usage (airflow dag file): the usage tests run it with dag.test()."""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG
+
+from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+from tests.dags.session_dags import IMAGE, START
+from tests.usage_sessions import push_session_usage
+
+USAGE_DAG_ID = "usage_run"
+
+with DAG(USAGE_DAG_ID, schedule=None, start_date=START, catchup=False, default_args={"retries": 0}):
+
+    def session(task_id: str, seconds: float, resources: dict[str, object]) -> BackendAISessionOperator:
+        task = BackendAISessionOperator(
+            task_id=task_id, command=f"sleep {seconds}", image=IMAGE, resources=resources, poll_interval=0.3
+        )
+        task >> PythonOperator(
+            task_id=f"{task_id}_usage", python_callable=push_session_usage, op_args=[task_id]
+        )
+        return task
+
+    prepare = session("prepare", 0.5, {"cpu": 1, "mem": "256m"})
+    train = session("train", 2.5, {"cpu": 2, "mem": "512m", "cuda.shares": "0.5"})
+    evaluate = session("evaluate", 0.2, {"cpu": 1, "mem": "256m"})
+    report = session("report", 0.2, {"cpu": 1, "mem": "256m"})
+    # train waits behind a task without a session; the critical path goes through it
+    prepare >> EmptyOperator(task_id="gate") >> train >> report
+    prepare >> evaluate >> report
