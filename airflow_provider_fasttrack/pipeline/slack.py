@@ -35,7 +35,9 @@ class _EscapedValues:
     """Renders the template fields as pipeline templates render, with every expression's value escaped."""
 
     def get_template_env(self, dag: Any = None) -> jinja2.Environment:
-        env: jinja2.Environment = super().get_template_env(dag=dag)  # type: ignore[misc]
+        # ``dag.test()`` runs DAG callbacks with the serialized DAG, which has no template environment
+        own = dag if hasattr(dag, "get_template_env") else None
+        env: jinja2.Environment = super().get_template_env(dag=own)  # type: ignore[misc]
         return env.overlay(finalize=slack_escape)
 
     def render_template_fields(self, context: Any, jinja_env: jinja2.Environment | None = None) -> None:

@@ -114,6 +114,11 @@ with DAG("slack_success_check", schedule=None) as success_dag:
     PythonOperator(task_id="evaluate", python_callable=evaluate,
                    on_success_callback=on_success, on_failure_callback=on_failure)
 
+on_finished, _ = slack_notifiers(SlackNotification(conn_id="slack_stub", on_success="{{ dag.dag_id }} finished"))
+
+with DAG("slack_dag_callback_check", schedule=None, on_success_callback=on_finished):
+    PythonOperator(task_id="evaluate", python_callable=evaluate)
+
 with DAG("slack_failure_check", schedule=None) as failure_dag:
     PythonOperator(task_id="evaluate", python_callable=crash,
                    on_success_callback=on_success, on_failure_callback=on_failure)
@@ -143,6 +148,13 @@ def test_success_message_carries_metrics_from_xcom(slack_stub: list[dict], notif
     run = notify_dags["slack_success_check"].test()
     assert run.state == "success"
     assert slack_stub == [{"text": "slack_success_check done: SemScore 0.449 -> 0.509"}]
+
+
+def test_a_dag_callback_posts_under_dag_test(slack_stub: list[dict], notify_dags) -> None:
+    """``dag.test()`` (and ``airflow dags test``) runs a DAG's callbacks with the serialized DAG in the context
+    (and outside any task: XComs cannot be read there, a deployment's DAG processor reads them)."""
+    assert notify_dags["slack_dag_callback_check"].test().state == "success"
+    assert slack_stub == [{"text": "slack_dag_callback_check finished"}]
 
 
 def test_a_restricting_deployment_renders_messages_in_its_restricted_context(  # type: ignore[no-untyped-def]
@@ -194,3 +206,4 @@ def test_bot_token_mode_escapes_values_from_a_run(slack_bot_stub: list[dict], no
     assert [m["text"] for m in slack_bot_stub] == [
         f"<https://fasttrack.example/runs|Runs> slack_bot_markup_check: {ESCAPED}"
     ]
+
