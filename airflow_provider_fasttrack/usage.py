@@ -25,6 +25,7 @@ __all__ = [
     "RunUsage",
     "SessionUsage",
     "build_run_usage",
+    "run_usage_from_xcom",
     "session_usage_from_xcom",
     "task_upstreams",
 ]
@@ -107,6 +108,16 @@ def session_usage_from_xcom(value: Any, *, task_id: str) -> SessionUsage:
 def task_upstreams(dag: Any) -> dict[str, set[str]]:
     """Each task's direct upstream task ids, for a DAG (authored or serialized)."""
     return {task.task_id: set(task.upstream_task_ids) for task in dag.tasks}
+
+
+def run_usage_from_xcom(ti: Any, dag: Any, run_id: str) -> RunUsage:
+    """The usage of ``ti``'s run from every task's ``backendai_usage`` XComs (map indexes included), read with
+    ``ti.xcom_pull`` as a task or a DAG callback reads them."""
+    sessions = []
+    for task_id in dag.task_ids:
+        values = ti.xcom_pull(task_ids=[task_id], key=USAGE_XCOM_KEY) or []
+        sessions += [session_usage_from_xcom(v, task_id=task_id) for v in values if v is not None]
+    return build_run_usage(dag.dag_id, run_id, sessions, task_upstreams(dag))
 
 
 def build_run_usage(

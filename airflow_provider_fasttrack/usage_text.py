@@ -11,7 +11,13 @@ from collections.abc import Mapping, Sequence
 from airflow_provider_fasttrack.slots import is_memory_slot
 from airflow_provider_fasttrack.usage import RunUsage, SessionUsage
 
-__all__ = ["aligned", "format_bytes", "format_seconds", "totals_line", "usage_table"]
+__all__ = [
+    "aligned",
+    "format_bytes",
+    "format_seconds",
+    "totals_line",
+    "usage_table",
+]
 
 HEADER = ("task", "queued", "preparing", "running", "slots", "GPU-h", "CPU-core-h", "peak mem")
 _BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")

@@ -3,24 +3,48 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from airflow_provider_fasttrack.cli import main as fasttrack
 from tests.conftest import load_test_dag
-from tests.dags.usage_dags import USAGE_DAG_ID
+from tests.dags.usage_dags import USAGE_DAG_ID, USAGE_SLACK_CONN_ID
 from tests.helpers import connection_env
+from tests.slack_stub import slack_webhook_stub
+
+#: the Slack messages of the run
+SLACK: list[dict[str, Any]] = []
 
 
 @pytest.fixture(scope="module")
 def usage_run(lite, airflow_db) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The run id of one run of ``usage_run`` (four sessions, each one's usage pushed as an XCom)."""
-    with pytest.MonkeyPatch.context() as patch:
+    """The run id of one run of ``usage_run`` (four sessions, each one's usage pushed as an XCom), and its Slack
+    message in :data:`SLACK`."""
+    with pytest.MonkeyPatch.context() as patch, slack_webhook_stub() as (url, received):
         patch.setenv("AIRFLOW_CONN_BACKENDAI_DEFAULT", connection_env(lite))
+        patch.setenv(
+            f"AIRFLOW_CONN_{USAGE_SLACK_CONN_ID.upper()}",
+            json.dumps({"conn_type": "slackwebhook", "password": url}),
+        )
         run = load_test_dag(USAGE_DAG_ID).test()
         assert run.state == "success"
+        SLACK[:] = received
         yield run.run_id
+
+
+def test_the_slack_message_carries_the_totals_and_the_table(usage_run: str) -> None:
+    from airflow_provider_fasttrack.pipeline.slack import slack_escape
+    from airflow_provider_fasttrack.usage_db import run_usage
+    from airflow_provider_fasttrack.usage_text import totals_line, usage_table
+
+    run = run_usage(USAGE_DAG_ID, usage_run)
+    # the same table as the command's, in a code block after the message's own text, escaped for Slack (->)
+    added = f"\nUsage: {totals_line(run)}\n```\n" + "\n".join(usage_table(run)) + "\n```"
+    assert [{"text": f"{USAGE_DAG_ID} done{slack_escape(added)}"}] == SLACK
+    assert "critical path prepare -&gt; train -&gt; report" in SLACK[0]["text"]
 
 
 def test_the_run_usage_has_every_session_and_the_critical_path(usage_run: str) -> None:
