@@ -100,3 +100,31 @@ def test_fasttrack_usage_wants_one_run_or_a_count(args: list[str], capsys) -> No
     with pytest.raises(SystemExit) as exit_info:
         fasttrack(["usage", *args])
     assert exit_info.value.code == 2
+
+
+def test_the_demo_summary_shows_the_usage_table(usage_run: str, lite) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+    import time
+
+    from airflow_provider_fasttrack.usage_text import totals_line, usage_table
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+
+    usage = demo.latest_usage(USAGE_DAG_ID)  # the run the demo's `airflow dags test` made, from the database
+    assert usage.run_id == usage_run
+    lines = demo.summary(lite, USAGE_DAG_ID, time.monotonic(), usage)
+    assert lines[1:] == [
+        "  no evaluation report was written",
+        f"  Usage: {totals_line(usage)}",
+        *(f"    {line}" for line in usage_table(usage)),
+    ]
+    assert len(lines) == 1 + 1 + 1 + (
+        1 + 4 + 1
+    )  # title, results, totals; the table: header, 4 sessions, totals
+    assert demo.summary(lite, "never-ran", time.monotonic(), demo.latest_usage("never-ran"))[2:] == [
+        "  Usage: no session task of the run reported its usage"
+    ]
