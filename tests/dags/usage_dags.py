@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
@@ -9,10 +10,11 @@ from airflow.sdk import DAG
 from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
 from airflow_provider_fasttrack.pipeline.spec import SlackNotification
-from tests.dags.session_dags import IMAGE, START
 from tests.usage_sessions import push_session_usage
 
 USAGE_DAG_ID = "usage_run"
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+IMAGE = "python:3.11"
 #: the Slack connection the run's message goes to
 USAGE_SLACK_CONN_ID = "slack_usage"
 
