@@ -9,6 +9,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
 from airflow_provider_fasttrack.pipeline.spec import SlackNotification
@@ -261,3 +263,16 @@ def test_usage_text_in_slack_cannot_mention_or_link() -> None:
     text = with_usage("done", _usage_run(300, run_id="<!channel>&<https://evil.example|x>"), limit=800)
     assert "<!channel>" not in text and "<https://evil" not in text
     assert "--run-id &lt;!channel&gt;&amp;&lt;https://evil.example|x&gt;`" in text
+
+
+@settings(max_examples=30, deadline=None)
+@given(count=st.integers(1, 120), limit=st.integers(1000, 6000))
+def test_usage_in_slack_fits_the_limit_and_keeps_the_totals(count: int, limit: int) -> None:
+    from airflow_provider_fasttrack.pipeline.slack import with_usage
+
+    text = with_usage("done", _usage_run(count), limit=limit)
+    assert len(text) <= limit
+    shown = text.count("score[")
+    assert 1 <= shown <= count
+    assert ("more sessions not shown" in text) == (shown < count)
+    assert "\ntotal " in text.split("```")[1]  # the totals row stays
