@@ -59,6 +59,12 @@ for deferrable in (True, False):
         ).expand(command=["sleep 1", "sleep 1; exit 3"])
         gpu >> each
 
+with session_dag("op_usage_unreadable", retries=0):
+    # the test garbles what backendai-lite stored of the session's slots while it runs
+    BackendAISessionOperator(
+        task_id="garbled", command="sleep 3", image=IMAGE, deferrable=False, poll_interval=0.5
+    )
+
 with session_dag("op_timeout"):
     BackendAISessionOperator(
         task_id="too_slow",

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import re
 import sqlite3
+import threading
+import time
 from contextlib import closing
 from typing import Any
 
@@ -83,3 +85,39 @@ def test_each_session_task_reports_its_usage(mode: str, lite: Any, capfd: pytest
         assert float(line["cpu"]) == pytest.approx(usage.cpu_core_hours, abs=1e-4)
         assert float(line["mem"]) == pytest.approx(usage.stats["mem"].peak / 2**20, abs=0.05)
         assert ("cuda.shares=2" in line["slots"]) == (task_id == "gpu")
+
+
+def test_a_usage_that_cannot_be_read_is_a_warning(lite: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    """The manager's answer is malformed (here: a kernel's slots that are no numbers): the task ends as its
+    session did, says so in one warning and pushes no usage."""
+    garbled: list[str] = []
+
+    def garble_while_running() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not garbled:
+            with closing(sqlite3.connect(lite.data_dir / "lite.sqlite3", timeout=10)) as db:
+                row = db.execute(
+                    "SELECT k.id, k.session_id FROM kernels k JOIN sessions s ON s.id = k.session_id "
+                    "WHERE s.name LIKE 'ft-garbled-%' AND k.status = 'RUNNING'"
+                ).fetchone()
+                if row is not None:
+                    db.execute(
+                        "UPDATE kernels SET occupied_slots = ? WHERE id = ?", ['{"cpu": "lots"}', row[0]]
+                    )
+                    db.commit()
+                    garbled.append(row[1])
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=garble_while_running)
+    thread.start()
+    try:
+        dag_run = load_test_dag("op_usage_unreadable").test()
+    finally:
+        thread.join()
+    (ti,) = dag_run.get_task_instances()
+    assert garbled and ti.state == "success"
+    text = "".join(capfd.readouterr())
+    assert f"The usage of Backend.AI session {garbled[0]} could not be read (ValueError:" in text
+    assert "containers.occupied_slots: cpu: 'lots' is not a number" in text
+    assert "Backend.AI usage of session" not in text
+    assert ti.xcom_pull(task_ids="garbled", key=USAGE_XCOM_KEY) is None
