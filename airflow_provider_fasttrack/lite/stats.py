@@ -21,6 +21,8 @@ def tree_usage(pid: int) -> tuple[float, int] | None:
     descendants; ``None`` once ``pid`` is gone."""
     try:
         root = psutil.Process(pid)
+        if root.status() == psutil.STATUS_ZOMBIE:  # ended, not yet reaped: nothing left to measure
+            return None
         processes = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None
