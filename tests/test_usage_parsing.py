@@ -1,4 +1,4 @@
-"""A session's usage from one compute_session answer, and its task-log line."""
+"""Usage from a ``compute_session`` answer: times from the status history, slots, resource-hours, statistics."""
 
 from __future__ import annotations
 
