@@ -4,7 +4,9 @@ The topology of ``docker-compose.yaml`` as processes on this host: a PostgreSQL 
 packages (its own data directory and a free port on 127.0.0.1), then what the compose file's ``airflow-init``
 does (``airflow db migrate``, the admin user, ``fasttrack pools sync``), then ``airflow api-server``,
 ``scheduler``, ``dag-processor`` and ``triggerer`` as separate processes with the settings of
-``deploy/airflow.env``. ``scripts/serve`` and the e2e tests both run it::
+``deploy/airflow.env``. The DAGs come from the git DAG bundle of those settings: a repository in the
+deployment's home (``repository``) made from ``dags_folder`` unless it exists. ``scripts/serve`` and the e2e
+tests both run it::
 
     with LocalDeployment(home, dags_folder=ROOT / "dags", connection=conn_json) as airflow:
         airflow.url, airflow.username, airflow.password   # the UI and its login
@@ -33,6 +35,7 @@ from typing import IO, Any
 import httpx
 import psutil
 from dotenv import dotenv_values
+from git import Actor, Repo
 
 __all__ = [
     "COMPONENTS",
@@ -40,6 +43,8 @@ __all__ = [
     "SHARED_SETTINGS",
     "LocalDeployment",
     "PostgreSQL",
+    "dag_bundle",
+    "pipelines_repository",
     "running",
     "shared_settings",
 ]
@@ -56,6 +61,8 @@ PER_DEPLOYMENT = (
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
     "AIRFLOW_CONN_BACKENDAI_DEFAULT",
+    "AIRFLOW_CONN_FASTTRACK_GIT",
+    "AIRFLOW__CORE__DAGS_FOLDER",
 )
 #: Airflow's long-running components, one process each.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -65,11 +72,33 @@ ADMIN_USER = "admin"
 HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 #: PostgreSQL refuses to run as root; as root it runs as this system user.
 POSTGRES_OS_USER = "postgres"
+#: The author of the first commit of a repository the deployment creates.
+DEPLOYMENT_AUTHOR = Actor("FastTrack deployment", "deployment@fasttrack.invalid")
 
 
 def shared_settings() -> dict[str, str]:
     """``deploy/airflow.env`` as a mapping, parsed as Compose parses an env_file."""
     return {key: value for key, value in dotenv_values(SHARED_SETTINGS).items() if value is not None}
+
+
+def dag_bundle() -> dict[str, Any]:
+    """The DAG bundle of ``deploy/airflow.env`` (the one entry of ``[dag_processor] dag_bundle_config_list``)."""
+    (bundle,) = json.loads(shared_settings()["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
+    return dict(bundle)
+
+
+def pipelines_repository(path: Path, source: Path) -> Path:
+    """The git repository the DAG bundle tracks: ``path`` as it is when it already is one (its commits are kept),
+    else a new repository there with one commit of ``source``'s files on the bundle's branch."""
+    if (path / ".git").is_dir():
+        return path
+    if path.exists() and any(path.iterdir()):
+        raise RuntimeError(f"{path} is not empty and not a git repository: the DAG bundle cannot use it")
+    shutil.copytree(source, path, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+    with Repo.init(path, initial_branch=dag_bundle()["kwargs"]["tracking_ref"]) as repo:
+        repo.git.add("--all")
+        repo.index.commit(f"Pipelines from {source}", author=DEPLOYMENT_AUTHOR, committer=DEPLOYMENT_AUTHOR)
+    return path
 
 
 def free_port() -> int:
@@ -221,6 +250,9 @@ class LocalDeployment:
     ) -> None:
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
+        self.dags_folder = Path(dags_folder)
+        #: The git repository of the deployment's DAG bundle (made from ``dags_folder`` at start unless it exists).
+        self.repository = self.home / "pipelines"
         self.postgres = PostgreSQL(self.home / "postgres.log")
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -242,6 +274,9 @@ class LocalDeployment:
             **self.secrets,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW_CONN_BACKENDAI_DEFAULT": connection,
+            "AIRFLOW_CONN_FASTTRACK_GIT": json.dumps({"conn_type": "git", "host": str(self.repository)}),
+            # not parsed (the DAG bundle is): where the fasttrack CLI looks a DAG id's pipeline file up
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.repository),
         }
         assert set(per_deployment) == set(PER_DEPLOYMENT)
         self.env: dict[str, str] = {
@@ -256,7 +291,8 @@ class LocalDeployment:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            # the bundle's clones: per deployment, as several deployments on one host have the same bundle name
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "dag_bundles"),
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             **(settings or {}),
@@ -266,8 +302,10 @@ class LocalDeployment:
 
     # lifecycle
     def start(self) -> LocalDeployment:
-        """PostgreSQL, the init steps, then the four components; returns once every one reports healthy."""
+        """The pipelines' repository, PostgreSQL, the init steps, then the four components; returns once every
+        one reports healthy."""
         try:
+            pipelines_repository(self.repository, self.dags_folder)
             self.postgres.start()
             self.cli("db", "migrate", timeout=600)
             self._write_password()
