@@ -13,6 +13,8 @@ COPY --chown=airflow:0 airflow_provider_fasttrack /opt/fasttrack/src/airflow_pro
 RUN pip freeze > /tmp/image-packages.txt \
  && pip install --no-cache-dir -c /tmp/image-packages.txt /opt/fasttrack/src/training '/opt/fasttrack/src[deploy]' \
  && rm -rf /tmp/image-packages.txt /opt/fasttrack/src/build /opt/fasttrack/src/training/build
+# Airflow imports it from $AIRFLOW_HOME/config in each process (deploy/config/airflow_local_settings.py says why)
+COPY --chown=airflow:0 deploy/config/airflow_local_settings.py /opt/airflow/config/airflow_local_settings.py
 
 FROM airflow AS offline
 

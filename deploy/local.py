@@ -4,9 +4,9 @@ The topology of ``docker-compose.yaml`` as processes on this host: a PostgreSQL 
 packages (its own data directory and a free port on 127.0.0.1), then what the compose file's ``airflow-init``
 does (``airflow db migrate``, the admin user, ``fasttrack pools sync``), then ``airflow api-server``,
 ``scheduler``, ``dag-processor`` and ``triggerer`` as separate processes with the settings of
-``deploy/airflow.env``. The DAGs come from the git DAG bundle of those settings: a repository in the
-deployment's home (``repository``) made from ``dags_folder`` unless it exists. ``scripts/serve`` and the e2e
-tests both run it::
+``deploy/airflow.env`` and the Airflow local settings of ``deploy/config``. The DAGs come from the git DAG bundle
+of those settings: a repository in the deployment's home (``repository``) made from ``dags_folder`` unless it
+exists. ``scripts/serve`` and the e2e tests both run it::
 
     with LocalDeployment(home, dags_folder=ROOT / "dags", connection=conn_json) as airflow:
         airflow.url, airflow.username, airflow.password   # the UI and its login
@@ -41,6 +41,7 @@ __all__ = [
     "COMPONENTS",
     "PER_DEPLOYMENT",
     "SHARED_SETTINGS",
+    "LOCAL_SETTINGS_DIR",
     "LocalDeployment",
     "PostgreSQL",
     "dag_bundle",
@@ -64,6 +65,8 @@ PER_DEPLOYMENT = (
     "AIRFLOW_CONN_FASTTRACK_GIT",
     "AIRFLOW__CORE__DAGS_FOLDER",
 )
+#: The folder of the deployment's ``airflow_local_settings`` (the Compose image has it in ``$AIRFLOW_HOME/config``).
+LOCAL_SETTINGS_DIR = ROOT / "deploy" / "config"
 #: Airflow's long-running components, one process each.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: The user that [core] simple_auth_manager_users makes an admin.
@@ -294,7 +297,10 @@ class LocalDeployment:
             # the bundle's clones: per deployment, as several deployments on one host have the same bundle name
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "dag_bundles"),
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            # the repository (deploy, tests' DAG modules) and the deployment's airflow_local_settings
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(ROOT), str(LOCAL_SETTINGS_DIR), os.environ.get("PYTHONPATH")])
+            ),
             **(settings or {}),
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

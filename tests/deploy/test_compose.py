@@ -8,6 +8,7 @@ is the version the project is tested with.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +19,15 @@ from typing import Any
 import yaml
 from dotenv import dotenv_values
 
-from deploy.local import COMPONENTS, PER_DEPLOYMENT, SHARED_SETTINGS, dag_bundle, shared_settings
+from deploy.local import (
+    COMPONENTS,
+    LOCAL_SETTINGS_DIR,
+    PER_DEPLOYMENT,
+    SHARED_SETTINGS,
+    LocalDeployment,
+    dag_bundle,
+    shared_settings,
+)
 from deploy.offline import MOCK_GPU_SHARES
 from tests.conftest import ROOT
 
@@ -182,3 +191,17 @@ def test_dockerfile_builds_on_the_tested_airflow_without_changing_its_packages()
 def test_the_filled_env_file_is_never_committed() -> None:
     assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
     assert subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT).returncode == 1
+
+
+def test_both_deployments_give_airflow_the_same_local_settings(tmp_path: Path) -> None:
+    settings = LOCAL_SETTINGS_DIR / "airflow_local_settings.py"
+    assert settings.is_file()
+    local = LocalDeployment(tmp_path, dags_folder=ROOT / "dags", connection="{}")
+    shutil.rmtree(local.postgres.root)  # made, never started
+    assert str(LOCAL_SETTINGS_DIR) in local.env["PYTHONPATH"].split(os.pathsep)
+    # the image: Airflow reads $AIRFLOW_HOME/config (/opt/airflow in apache/airflow)
+    source = settings.relative_to(ROOT).as_posix()
+    assert (
+        f"COPY --chown=airflow:0 {source} /opt/airflow/config/airflow_local_settings.py"
+        in (ROOT / "Dockerfile").read_text()
+    )
