@@ -4,7 +4,9 @@ The topology of ``docker-compose.yaml`` as processes on this host: a PostgreSQL 
 packages (its own data directory and a free port on 127.0.0.1), then what the compose file's ``airflow-init``
 does (``airflow db migrate``, the admin user, ``fasttrack pools sync``), then ``airflow api-server``,
 ``scheduler``, ``dag-processor`` and ``triggerer`` as separate processes with the settings of
-``deploy/airflow.env``. ``scripts/serve`` and the e2e tests both run it::
+``deploy/airflow.env`` and the Airflow local settings of ``deploy/config``. The DAGs come from the git DAG bundle
+of those settings: a repository in the deployment's home (``repository``) made from ``dags_folder`` unless it
+exists. ``scripts/serve`` and the e2e tests both run it::
 
     with LocalDeployment(home, dags_folder=ROOT / "dags", connection=conn_json) as airflow:
         airflow.url, airflow.username, airflow.password   # the UI and its login
@@ -38,6 +40,7 @@ from typing import IO, Any
 import httpx
 import psutil
 from dotenv import dotenv_values
+from git import Actor, Repo
 
 __all__ = [
     "CELERY_SETTINGS",
@@ -46,9 +49,12 @@ __all__ = [
     "EXECUTORS",
     "PER_DEPLOYMENT",
     "SHARED_SETTINGS",
+    "LOCAL_SETTINGS_DIR",
     "LocalDeployment",
     "PostgreSQL",
     "Redis",
+    "dag_bundle",
+    "pipelines_repository",
     "running",
     "shared_settings",
     "worker_hostname",
@@ -67,9 +73,13 @@ PER_DEPLOYMENT = (
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
     "AIRFLOW_CONN_BACKENDAI_DEFAULT",
+    "AIRFLOW_CONN_FASTTRACK_GIT",
+    "AIRFLOW__CORE__DAGS_FOLDER",
 )
 #: CeleryExecutor's addresses: the broker (Redis) and the database that keeps the tasks' results.
 CELERY_SETTINGS = ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND")
+#: The folder of the deployment's ``airflow_local_settings`` (the Compose image has it in ``$AIRFLOW_HOME/config``).
+LOCAL_SETTINGS_DIR = ROOT / "deploy" / "config"
 #: Airflow's long-running components, one process each.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: The executors a deployment runs with: tasks as the scheduler's subprocesses, or on Celery workers.
@@ -85,6 +95,8 @@ ADMIN_USER = "admin"
 HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 #: PostgreSQL refuses to run as root; as root it runs as this system user.
 POSTGRES_OS_USER = "postgres"
+#: The author of the first commit of a repository the deployment creates.
+DEPLOYMENT_AUTHOR = Actor("FastTrack deployment", "deployment@fasttrack.invalid")
 
 
 def shared_settings() -> dict[str, str]:
@@ -95,6 +107,26 @@ def shared_settings() -> dict[str, str]:
 def worker_hostname() -> str:
     """``[core] hostname_callable`` of the local deployment's Celery workers: the hostname each was given."""
     return os.environ.get(WORKER_HOSTNAME_VARIABLE) or socket.getfqdn()
+
+
+def dag_bundle() -> dict[str, Any]:
+    """The DAG bundle of ``deploy/airflow.env`` (the one entry of ``[dag_processor] dag_bundle_config_list``)."""
+    (bundle,) = json.loads(shared_settings()["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
+    return dict(bundle)
+
+
+def pipelines_repository(path: Path, source: Path) -> Path:
+    """The git repository the DAG bundle tracks: ``path`` as it is when it already is one (its commits are kept),
+    else a new repository there with one commit of ``source``'s files on the bundle's branch."""
+    if (path / ".git").is_dir():
+        return path
+    if path.exists() and any(path.iterdir()):
+        raise RuntimeError(f"{path} is not empty and not a git repository: the DAG bundle cannot use it")
+    shutil.copytree(source, path, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+    with Repo.init(path, initial_branch=dag_bundle()["kwargs"]["tracking_ref"]) as repo:
+        repo.git.add("--all")
+        repo.index.commit(f"Pipelines from {source}", author=DEPLOYMENT_AUTHOR, committer=DEPLOYMENT_AUTHOR)
+    return path
 
 
 def free_port() -> int:
@@ -304,6 +336,9 @@ class LocalDeployment:
         self.executor = executor
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
+        self.dags_folder = Path(dags_folder)
+        #: The git repository of the deployment's DAG bundle (made from ``dags_folder`` at start unless it exists).
+        self.repository = self.home / "pipelines"
         self.postgres = PostgreSQL(self.home / "postgres.log")
         self.redis = Redis(self.home / "redis.log") if executor == "CeleryExecutor" else None
         self.port = port or free_port()
@@ -327,6 +362,9 @@ class LocalDeployment:
             **self.secrets,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW_CONN_BACKENDAI_DEFAULT": connection,
+            "AIRFLOW_CONN_FASTTRACK_GIT": json.dumps({"conn_type": "git", "host": str(self.repository)}),
+            # not parsed (the DAG bundle is): where the fasttrack CLI looks a DAG id's pipeline file up
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.repository),
         }
         assert set(per_deployment) == set(PER_DEPLOYMENT)
         if self.redis is not None:
@@ -344,9 +382,13 @@ class LocalDeployment:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            # the bundle's clones: per deployment, as several deployments on one host have the same bundle name
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "dag_bundles"),
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            # the repository (deploy, tests' DAG modules) and the deployment's airflow_local_settings
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(ROOT), str(LOCAL_SETTINGS_DIR), os.environ.get("PYTHONPATH")])
+            ),
             **(settings or {}),
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -354,8 +396,10 @@ class LocalDeployment:
 
     # lifecycle
     def start(self) -> LocalDeployment:
-        """PostgreSQL, the init steps, then the four components; returns once every one reports healthy."""
+        """The pipelines' repository, PostgreSQL, the init steps, then the four components; returns once every
+        one reports healthy."""
         try:
+            pipelines_repository(self.repository, self.dags_folder)
             self.postgres.start()
             self.cli("db", "migrate", timeout=600)
             self._write_password()
