@@ -28,7 +28,11 @@ def test_one_message_per_run(airflow_deployment, lite) -> None:  # type: ignore[
         run = airflow_deployment.run_dag("notify-once")
         assert run["state"] == "success"
         # two final tasks, one message, with a result of one task read from XCom
-        assert settled(received) == [{"text": "notify-once: SemScore 0.449 -> 0.509"}]
+        messages = settled(received)
+        assert len(messages) == 1
+        first, usage = messages[0]["text"].split("\n", 1)
+        assert first == "notify-once: SemScore 0.449 -> 0.509"
+        assert usage.startswith("Usage: ")  # the run's usage, read from its session tasks' XComs
 
         received.clear()
         run = airflow_deployment.run_dag("notify-fail-fast", timeout=200)
