@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,18 +100,19 @@ def test_one_event_stream_serves_every_waiting_session_of_a_triggerer(quiet_lite
     wait_for(lambda: traffic(quiet_lite)["event_streams"]["open"] == 0, timeout=10)
 
 
-def test_a_dropped_stream_loses_no_sessions_end(dropping_lite: LiteServer) -> None:
+def test_a_dropped_stream_loses_no_sessions_end(
+    dropping_lite: LiteServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server closes the stream after each event while sessions end: every trigger still sees its end,
-    long before the slow fallback read."""
+    from the state read each reopen brings (no fallback read comes within the test's time)."""
+    monkeypatch.setenv("AIRFLOW__FASTTRACK__RECHECK_INTERVAL", "600")
     sessions = start_sessions([f"sleep {8 + index % 4}" for index in range(10)])
     triggers = [
         BackendAISessionTrigger(session_id, name, "backendai_default", poll_interval=600)
         for name, session_id in sessions.items()
     ]
-    started = time.monotonic()
-    events = wait_all(triggers, timeout=45)
+    events = wait_all(triggers, timeout=120)
     assert [(e["status"], e["session_id"]) for e in events] == [("terminal", s) for s in sessions.values()]
-    assert time.monotonic() - started < 45
     with dropping_lite.client() as http:
         assert http.get("/lite/faults").json()["dropped_stream"] >= 2
 
