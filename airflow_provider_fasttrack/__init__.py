@@ -15,8 +15,12 @@ def get_provider_info() -> dict[str, Any]:
     from airflow_provider_fasttrack.session_log import DEFAULT_LOG_INTERVAL, LOG_INTERVAL_OPTION
     from airflow_provider_fasttrack.settings import (
         CONFIG_SECTION,
+        DEFAULT_RECHECK_SECONDS,
         DEFAULT_RESUME_GRACE_SECONDS,
+        RECHECK_INTERVAL_OPTION,
         RESUME_GRACE_OPTION,
+        SESSION_EVENTS_MODES,
+        SESSION_EVENTS_OPTION,
     )
 
     return {
@@ -67,11 +71,31 @@ def get_provider_info() -> dict[str, Any]:
                     RESUME_GRACE_OPTION: {
                         "description": "Least seconds between a session task's deferral and its resumption, "
                         "so that the scheduler records the deferring worker's exit first (Airflow 3.3 fails "
-                        "the task otherwise). 0 where no scheduler runs (dag.test(), airflow dags test).",
+                        "the task otherwise). A deferrable session task first waits as long in the worker: "
+                        "a session that ends by then finishes there, without a deferral. 0 where no "
+                        "scheduler runs (dag.test(), airflow dags test).",
                         "version_added": "0.1.0",
                         "type": "float",
                         "example": "10",
                         "default": f"{DEFAULT_RESUME_GRACE_SECONDS:g}",
+                    },
+                    SESSION_EVENTS_OPTION: {
+                        "description": "How waiting session tasks learn that their session ended. shared: "
+                        "one event stream per triggerer process and connection for all of them, and a state "
+                        "read on their session's events, after the stream (re)opened and every "
+                        "recheck_interval. per_task: a stream per task and a state read every poll_interval.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "per_task",
+                        "default": SESSION_EVENTS_MODES[0],
+                    },
+                    RECHECK_INTERVAL_OPTION: {
+                        "description": "With session_events = shared: seconds (±20 %) between state reads of "
+                        "a waiting session task when no event of its session came.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "120",
+                        "default": f"{DEFAULT_RECHECK_SECONDS:g}",
                     },
                 },
             }

@@ -275,24 +275,45 @@ class BackendAIHook(BackendAIBaseHook):
         for an admin the whole domain) and may ignore the ``sessionId`` parameter, so each event is checked.
         Ends when the stream closes; ``httpx.ReadTimeout`` when nothing arrives within ``read_timeout``.
         """
+        async with self.aopen_session_events(
+            session_name, session_id=session_id, read_timeout=read_timeout
+        ) as events:
+            async for event in events:
+                if event.session_id == session_id:
+                    yield event
+
+    @contextlib.asynccontextmanager
+    async def aopen_session_events(
+        self, session_name: str = "*", *, session_id: str | None = None, read_timeout: float | None = None
+    ) -> AsyncIterator[AsyncIterator[SessionEvent]]:
+        """Open ``GET /events/session`` (``scope=session``) and give its events as they come, of any session.
+
+        ``session_name="*"``: every session the keypair's user may see. Open once this context is entered (an
+        error answer raises here); the connection closes when it is left. The events end when the stream does.
+        """
         method, path = SESSION_EVENTS
         timeout = httpx.Timeout(self.timeout, read=read_timeout)
         client = await self._async_client()
-        params = {"sessionName": session_name, "sessionId": session_id, "scope": "session"}
+        params = {"sessionName": session_name, "scope": "session"}
+        if session_id is not None:
+            params["sessionId"] = session_id
         async with client.stream(method, path, params=params, timeout=timeout) as response:
             if response.is_error:
                 await response.aread()
                 raise error_from_response(response)
-            event_name = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    event_name = line[6:].strip()
-                elif line.startswith("data:") and event_name:
-                    event = self._parse_event(event_name, line[5:].strip())
-                    if event is not None and event.session_id == session_id:
-                        yield event
-                elif not line:
-                    event_name = ""
+            yield self._events(response)
+
+    async def _events(self, response: httpx.Response) -> AsyncIterator[SessionEvent]:
+        event_name = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event_name = line[6:].strip()
+            elif line.startswith("data:") and event_name:
+                event = self._parse_event(event_name, line[5:].strip())
+                if event is not None:
+                    yield event
+            elif not line:
+                event_name = ""
 
     @staticmethod
     def _parse_event(name: str, data: str) -> SessionEvent | None:

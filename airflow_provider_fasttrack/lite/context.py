@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
@@ -13,6 +13,7 @@ from airflow_provider_fasttrack.lite.faults import FaultInjector
 from airflow_provider_fasttrack.lite.registry import SessionRegistry
 from airflow_provider_fasttrack.lite.services import ServiceManager
 from airflow_provider_fasttrack.lite.store import Store
+from airflow_provider_fasttrack.lite.traffic import Traffic
 from airflow_provider_fasttrack.lite.vfolders import VFolders
 
 __all__ = ["LiteContext", "caller", "context"]
@@ -31,6 +32,7 @@ class LiteContext:
     services: ServiceManager
     faults: FaultInjector
     sandbox_note: str
+    traffic: Traffic = field(default_factory=Traffic)
 
 
 def context(request: Request) -> LiteContext:

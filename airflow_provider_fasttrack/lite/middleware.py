@@ -1,4 +1,4 @@
-"""ASGI middleware: fault injection, latency, API version and keypair signature checks, body size limit."""
+"""ASGI middleware: request counts, fault injection, latency, API version and keypair signature checks, body size limit."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ class LiteMiddleware:
             return
         ctx = scope["app"].state.lite
         path: str = scope["path"]
+        ctx.traffic.request(scope["method"], path)
         if path.startswith(SERVE_PREFIX):  # a service endpoint: not the manager's API (token-checked there)
             await self.app(scope, receive, send)
             return

@@ -1,9 +1,10 @@
 """``BackendAISessionOperator``: one Airflow task = one Backend.AI batch session.
 
 Flow: ``execute`` -> (skip?) -> ``execute_resumable`` (Airflow's ``ResumableJobMixin``) -> ``submit_job`` creates
-the session under a deterministic name and stores its id -> ``poll_until_complete`` defers to
-``BackendAISessionTrigger`` (or polls here in sync mode, streaming the log) -> ``execute_complete`` /
-``_finish`` reads the result, logs and ``result.json`` and succeeds, skips or fails with Backend.AI's reason.
+the session under a deterministic name and stores its id -> ``poll_until_complete`` waits up to ``[fasttrack]
+resume_grace`` seconds, then defers to ``BackendAISessionTrigger`` (or polls here in sync mode, streaming the log)
+-> ``execute_complete`` / ``_finish`` reads the result, logs and ``result.json`` and succeeds, skips or fails
+with Backend.AI's reason.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ from airflow_provider_fasttrack.retry_policy import with_default_retry_policy
 from airflow_provider_fasttrack.secret_refs import for_jinja, resolve, secret_names
 from airflow_provider_fasttrack.session_log import configured_log_interval, unseen_lines
 from airflow_provider_fasttrack.session_request import REQUEST_FIELDS, SessionRequest, pop_request_fields
+from airflow_provider_fasttrack.settings import (
+    DEFAULT_RESUME_GRACE_SECONDS,
+    RESUME_GRACE_OPTION,
+    configured_seconds,
+)
 from airflow_provider_fasttrack.slots import (
     exceeding,
     format_slots,
@@ -64,6 +70,8 @@ __all__ = [
 ]
 
 LOG_TAIL_LINES = 20
+#: at most this many seconds between state reads while a deferrable task waits in the worker before deferring
+BEFORE_DEFERRAL_POLL_SECONDS = 0.5
 #: the DAG param that lists tasks to skip in one run (the pipeline factory declares it)
 SKIP_TASKS_PARAM = "skip_tasks"
 
@@ -104,9 +112,12 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     :param gpu_pool: run in the scaling group's GPU pool with ``pool_slots`` from the session's total GPU
         request (see :mod:`airflow_provider_fasttrack.pools`), unless ``pool`` is given.
     :param deferrable: wait in the triggerer (default True, whatever ``[operators] default_deferrable`` says:
-        a GPU job should not hold a worker slot for hours).
+        a GPU job should not hold a worker slot for hours), after waiting up to ``[fasttrack] resume_grace``
+        seconds in the worker: a session that ends by then finishes the task there, without a deferral.
     :param durable: store the session id before waiting, so that a retry reattaches (``ResumableJobMixin``).
-    :param poll_interval: seconds between state checks (events wake it up sooner).
+    :param poll_interval: seconds between state checks in the worker (sync mode), and in the triggerer with
+        ``[fasttrack] session_events = per_task`` (events wake it up sooner); the shared event stream reads
+        the state on events and every ``[fasttrack] recheck_interval`` instead.
     :param log_interval: seconds between log fetches while deferred (None: only at the end); by default the
         deployment's ``[fasttrack] log_interval`` (10 s unless set).
     :param pipeline_templates: render as a pipeline task: under the deployment's ``[fasttrack]
@@ -376,34 +387,69 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         name = self._session_name(context)
         self._mask_secrets()  # a reattaching retry logs the output of a session it did not start
         self._know_session(session_id)
-        if self.deferrable:
-            log_interval = configured_log_interval() if self.log_interval == "config" else self.log_interval
-            self.defer(
-                trigger=BackendAISessionTrigger(
-                    session_id=session_id,
-                    session_name=name,
-                    backendai_conn_id=self.backendai_conn_id,
-                    poll_interval=self.poll_interval,
-                    deadline=timeout_deadline(self.execution_timeout, context),
-                    log_interval=log_interval,
-                    masks=masked_in(self.request.serialize(), self._secrets().values()),
-                ),
-                method_name="execute_complete",
-            )
-        offset = 0
         try:
-            while True:
-                state = self.hook.get_session_state(session_id)
-                offset = self._log_new_output(session_id, name, offset)
-                if state.is_terminal:
-                    return self._finish(context, state, offset)
-                if self._kill_requested:
-                    self._stop_waiting(context, session_id)
-                time.sleep(self.poll_interval)
+            if self.deferrable:
+                state = self._wait_before_deferring(context, session_id)
+                if state is not None:
+                    return self._finish(context, state, 0)
+                self._defer(context, session_id, name)
+            return self._wait_here(context, session_id, name)
         except AirflowTaskTimeout:  # execution_timeout: the session must not outlive the task
             self.log.info("execution_timeout exceeded: destroying Backend.AI session %s", session_id)
             self.hook.destroy_session(session_id, forced=True)
             raise
+
+    def _wait_before_deferring(self, context: Context, session_id: str) -> SessionState | None:
+        """The session's state if it ends within ``[fasttrack] resume_grace`` seconds, read here every
+        ``poll_interval`` (at most 0.5 s); None when it still runs then.
+
+        A trigger event within that time of the deferral has to wait for the rest of it (see
+        :data:`~airflow_provider_fasttrack.settings.DEFAULT_RESUME_GRACE_SECONDS`); a short session ends in the
+        worker instead, without a deferral.
+        """
+        grace = configured_seconds(RESUME_GRACE_OPTION, DEFAULT_RESUME_GRACE_SECONDS)
+        if grace <= 0:
+            return None
+        ends = time.monotonic() + grace
+        interval = min(self.poll_interval, BEFORE_DEFERRAL_POLL_SECONDS)
+        while True:
+            state = self.hook.get_session_state(session_id)
+            if state.is_terminal:
+                return state
+            left = ends - time.monotonic()
+            if left <= 0:
+                return None
+            if self._kill_requested:
+                self._stop_waiting(context, session_id)
+            time.sleep(min(interval, left))
+
+    def _defer(self, context: Context, session_id: str, name: str) -> None:
+        log_interval = configured_log_interval() if self.log_interval == "config" else self.log_interval
+        self.defer(
+            trigger=BackendAISessionTrigger(
+                session_id=session_id,
+                session_name=name,
+                backendai_conn_id=self.backendai_conn_id,
+                poll_interval=self.poll_interval,
+                deadline=timeout_deadline(self.execution_timeout, context),
+                log_interval=log_interval,
+                masks=masked_in(self.request.serialize(), self._secrets().values()),
+                deferred_at=time.time(),
+            ),
+            method_name="execute_complete",
+        )
+
+    def _wait_here(self, context: Context, session_id: str, name: str) -> Any:
+        """Sync mode: read the state and write the new log lines every ``poll_interval`` until the end."""
+        offset = 0
+        while True:
+            state = self.hook.get_session_state(session_id)
+            offset = self._log_new_output(session_id, name, offset)
+            if state.is_terminal:
+                return self._finish(context, state, offset)
+            if self._kill_requested:
+                self._stop_waiting(context, session_id)
+            time.sleep(self.poll_interval)
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         self._know_session(str(external_id))

@@ -1,15 +1,19 @@
 """``BackendAISessionTrigger``: waits in the triggerer until a Backend.AI session ends.
 
-It listens to the session event stream and polls the session's real state as a fallback; an event only wakes it
-up, and nothing is declared before the state is read back from the manager. A dropped stream is reopened.
+Session events only wake it up; nothing is declared before the state is read back from the manager. With
+``[fasttrack] session_events = shared`` (the default) the triggers of a triggerer share one event stream per
+connection (:mod:`airflow_provider_fasttrack.triggers.event_stream`) and read the state once at start, after
+an event of their session, after the stream (re)opened, and every ``[fasttrack] recheck_interval`` (±20 %)
+otherwise. With ``per_task`` each trigger opens its own stream and reads the state every ``poll_interval``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -19,23 +23,19 @@ from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.masking import redacted, register
 from airflow_provider_fasttrack.session_log import unseen_lines
 from airflow_provider_fasttrack.settings import (
+    DEFAULT_RECHECK_SECONDS,
     DEFAULT_RESUME_GRACE_SECONDS,
+    RECHECK_INTERVAL_OPTION,
     RESUME_GRACE_OPTION,
+    SESSION_EVENTS_MODES,
+    SESSION_EVENTS_OPTION,
+    SHARED_EVENTS,
+    configured_choice,
     configured_seconds,
 )
+from airflow_provider_fasttrack.triggers.event_stream import WAKE_EVENTS, session_wake
 
 __all__ = ["BackendAISessionTrigger"]
-
-WAKE_EVENTS = frozenset(
-    {
-        "session_started",
-        "session_terminating",
-        "session_terminated",
-        "session_cancelled",
-        "session_success",
-        "session_failure",
-    }
-)
 
 
 class BackendAISessionTrigger(BaseTrigger):
@@ -45,7 +45,8 @@ class BackendAISessionTrigger(BaseTrigger):
     ``{"status": "timeout", ...}`` or ``{"status": "error", "message": str, ...}``. ``log_offset`` counts the
     session log lines already written to the task log (see :mod:`airflow_provider_fasttrack.session_log`).
     ``masks``: the secrets the task sent into the session; the trigger hides them in what it logs and fires
-    (see :mod:`airflow_provider_fasttrack.masking`).
+    (see :mod:`airflow_provider_fasttrack.masking`). ``deferred_at`` (epoch seconds): when the task deferred;
+    no event fires sooner than ``[fasttrack] resume_grace`` after it (after the trigger's start when unset).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class BackendAISessionTrigger(BaseTrigger):
         log_interval: float | None = None,
         log_offset: int = 0,
         masks: Sequence[str] = (),
+        deferred_at: float | None = None,
     ) -> None:
         super().__init__()
         self.session_id = session_id
@@ -68,6 +70,7 @@ class BackendAISessionTrigger(BaseTrigger):
         self.log_interval = log_interval
         self.log_offset = log_offset
         self.masks = list(masks)
+        self.deferred_at = deferred_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -81,6 +84,7 @@ class BackendAISessionTrigger(BaseTrigger):
                 "log_interval": self.log_interval,
                 "log_offset": self.log_offset,
                 "masks": self.masks,
+                "deferred_at": self.deferred_at,
             },
         )
 
@@ -89,62 +93,66 @@ class BackendAISessionTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         await register(self.masks)
+        mode = configured_choice(SESSION_EVENTS_OPTION, SESSION_EVENTS_MODES)
+        grace = configured_seconds(RESUME_GRACE_OPTION, DEFAULT_RESUME_GRACE_SECONDS)
+        grace_ends = (self.deferred_at if self.deferred_at is not None else time.time()) + grace
         hook = self._hook()
-        wake = asyncio.Event()
-        listener = asyncio.create_task(self._listen(hook, wake))
-        next_log = time.monotonic() + self.log_interval if self.log_interval else None
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(hook.aclose)
+            if mode == SHARED_EVENTS:
+                recheck = configured_seconds(RECHECK_INTERVAL_OPTION, DEFAULT_RECHECK_SECONDS)
+                wake = stack.enter_context(session_wake(self.backendai_conn_id, self.session_id))
+                event = await self._wait(hook, wake, lambda: recheck * random.uniform(0.8, 1.2))
+            else:
+                wake = asyncio.Event()
+                listener = asyncio.create_task(self._listen(hook, wake))
+                stack.push_async_callback(_stop, listener)
+                event = await self._wait(hook, wake, lambda: self.poll_interval)
+        await asyncio.sleep(max(grace_ends - time.time(), 0.0))
+        yield TriggerEvent(event)
+
+    async def _wait(
+        self, hook: BackendAIHook, wake: asyncio.Event, read_interval: Callable[[], float]
+    ) -> dict[str, Any]:
+        """The event's payload: the state is read at once, when ``wake`` is set and each ``read_interval()``;
+        the log is relayed each ``log_interval`` in between."""
         base = {"session_id": self.session_id, "session_name": self.session_name}
-        grace_ends = time.monotonic() + configured_seconds(RESUME_GRACE_OPTION, DEFAULT_RESUME_GRACE_SECONDS)
-        try:
-            while True:
+        next_log = time.monotonic() + self.log_interval if self.log_interval else None
+        next_read = 0.0
+        while True:
+            if wake.is_set() or time.monotonic() >= next_read:
+                wake.clear()  # before the read: an event that comes during it wakes the next wait
                 try:
                     state = await hook.aget_session_state(self.session_id)
                 except BackendAIError as exc:
-                    await _sleep_until(grace_ends)
-                    yield TriggerEvent(
-                        {
-                            **base,
-                            "status": "error",
-                            "message": redacted(str(exc)),
-                            "log_offset": self.log_offset,
-                        }
-                    )
-                    return
+                    return {
+                        **base,
+                        "status": "error",
+                        "message": redacted(str(exc)),
+                        "log_offset": self.log_offset,
+                    }
                 if state.is_terminal:
-                    await _sleep_until(grace_ends)
-                    yield TriggerEvent(
-                        {
-                            **base,
-                            "status": "terminal",
-                            "state": state.to_json(),
-                            "log_offset": self.log_offset,
-                        }
-                    )
-                    return
-                now = time.time()
-                if self.deadline is not None and now >= self.deadline:
-                    await _sleep_until(grace_ends)
-                    yield TriggerEvent({**base, "status": "timeout", "log_offset": self.log_offset})
-                    return
-                if next_log is not None and time.monotonic() >= next_log:
-                    await self._forward_logs(hook)
-                    next_log = time.monotonic() + (self.log_interval or 0)
-                wait = self.poll_interval
-                if self.deadline is not None:
-                    wait = min(wait, max(self.deadline - now, 0.0))
-                if next_log is not None:
-                    wait = min(wait, max(next_log - time.monotonic(), 0.0))
-                wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=wait)
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
-            await hook.aclose()
+                    return {
+                        **base,
+                        "status": "terminal",
+                        "state": state.to_json(),
+                        "log_offset": self.log_offset,
+                    }
+                next_read = time.monotonic() + read_interval()
+            if self.deadline is not None and time.time() >= self.deadline:
+                return {**base, "status": "timeout", "log_offset": self.log_offset}
+            if next_log is not None and time.monotonic() >= next_log:
+                await self._forward_logs(hook)
+                next_log = time.monotonic() + (self.log_interval or 0)
+            moments = [next_read] + ([next_log] if next_log is not None else [])
+            wait = min(moments) - time.monotonic()
+            if self.deadline is not None:
+                wait = min(wait, self.deadline - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=max(wait, 0.0))
 
     async def _listen(self, hook: BackendAIHook, wake: asyncio.Event) -> None:
-        """Wake the main loop on each event of this session; reopen the stream when it drops."""
+        """``per_task``: wake the main loop on each event of this session; reopen the stream when it drops."""
         backoff = 0.5
         while True:
             try:
@@ -180,6 +188,7 @@ class BackendAISessionTrigger(BaseTrigger):
         self.log.info("Destroyed Backend.AI session %s: %s", self.session_id, destroyed)
 
 
-async def _sleep_until(moment: float) -> None:
-    """Sleep until ``time.monotonic()`` reaches ``moment`` (at once if it has)."""
-    await asyncio.sleep(max(moment - time.monotonic(), 0.0))
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -33,6 +33,18 @@ def test_success_logs_and_xcom(mode: str, lite, capfd) -> None:  # type: ignore[
     assert ti.xcom_pull(task_ids="hello", key="backendai_session_url").endswith(session_id)
 
 
+def test_a_session_that_ends_before_the_deferral_finishes_in_the_worker(monkeypatch, capfd) -> None:  # type: ignore[no-untyped-def]
+    """A session that ends within ``[fasttrack] resume_grace`` of its start: no deferral, no trigger, no grace."""
+    monkeypatch.setenv("AIRFLOW__FASTTRACK__RESUME_GRACE", "20")
+    tis, _ = run("op_success_deferrable")
+    ti = tis["hello"]
+    text = "".join(capfd.readouterr())
+    assert ti.state == "success"
+    assert "hello from the session" in text
+    assert "Pausing task as DEFERRED" not in text and "running trigger" not in text
+    assert ti.xcom_pull(task_ids="hello")["result"] == "SUCCESS"
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_failure_message_has_reason_exit_code_and_log_tail(mode: str, capfd) -> None:  # type: ignore[no-untyped-def]
     tis, dag_run = run(f"op_failure_{mode}")

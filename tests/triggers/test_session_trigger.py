@@ -84,6 +84,7 @@ def test_serialize_round_trip() -> None:
         log_interval=30.0,
         log_offset=7,
         masks=["a-secret-value"],
+        deferred_at=1.6e9,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_fasttrack.triggers.session.BackendAISessionTrigger"
@@ -98,6 +99,7 @@ def test_serialize_round_trip() -> None:
         "log_interval": 30.0,
         "log_offset": 7,
         "masks": ["a-secret-value"],
+        "deferred_at": 1.6e9,
     }
 
 
@@ -125,6 +127,30 @@ def test_the_event_waits_for_the_configured_resume_grace(monkeypatch: pytest.Mon
     (event,) = run_to_completion(BackendAISessionTrigger(missing, "trigger-grace", "backendai_default"))
     assert event["status"] == "error"
     assert time.monotonic() - started >= 2
+
+
+def test_the_grace_holds_only_events_soon_after_the_deferral(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task deferred 30 s ago (``deferred_at``): a 20 s grace has passed, the event comes at once."""
+    monkeypatch.setenv("AIRFLOW__FASTTRACK__RESUME_GRACE", "20")
+    missing = "00000000-0000-4000-8000-000000000000"
+    trigger = BackendAISessionTrigger(
+        missing, "trigger-late", "backendai_default", deferred_at=time.time() - 30
+    )
+    started = time.monotonic()
+    (event,) = run_to_completion(trigger)
+    assert event["status"] == "error"
+    assert time.monotonic() - started < 10
+
+
+def test_the_grace_counts_from_the_deferral(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deferred 1 s ago with a 3 s grace: the event waits the 2 s left."""
+    monkeypatch.setenv("AIRFLOW__FASTTRACK__RESUME_GRACE", "3")
+    missing = "00000000-0000-4000-8000-000000000000"
+    deferred_at = time.time() - 1
+    trigger = BackendAISessionTrigger(missing, "trigger-soon", "backendai_default", deferred_at=deferred_at)
+    (event,) = run_to_completion(trigger)
+    assert event["status"] == "error"
+    assert time.time() - deferred_at >= 3
 
 
 def test_a_resume_grace_that_is_not_seconds_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,6 +95,7 @@ async def session_events(request: Request) -> StreamingResponse:
 
     async def stream() -> AsyncIterator[bytes]:
         sent = 0
+        ctx.traffic.stream_opened()
         try:
             while drop_after is None or sent < drop_after:
                 try:
@@ -111,6 +112,7 @@ async def session_events(request: Request) -> StreamingResponse:
                 sent += 1
         finally:
             ctx.hub.unsubscribe(queue)
+            ctx.traffic.stream_closed()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -1,4 +1,4 @@
-"""``GET /lite/sessions``: a signed, backendai-lite-only view of every session ever created."""
+"""``/lite/*``: signed, backendai-lite-only views: every session ever created, injected faults, request counts."""
 
 from __future__ import annotations
 
@@ -52,3 +52,9 @@ async def injected_faults(request: Request) -> dict[str, int]:
     counts = context(request).faults.counts
     keys = ("requests", "error_before", "error_after", "delayed", "dropped_stream")
     return {key: counts[key] for key in keys}
+
+
+@router.get("/lite/traffic")
+async def traffic(request: Request) -> dict[str, Any]:
+    """Requests by method and path since the server started, and the event streams open now and at most."""
+    return context(request).traffic.as_json()
