@@ -11,6 +11,7 @@ from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
 from airflow_provider_fasttrack.lite.events import EventHub
 from airflow_provider_fasttrack.lite.faults import FaultInjector
 from airflow_provider_fasttrack.lite.registry import SessionRegistry
+from airflow_provider_fasttrack.lite.request_stats import RequestStats
 from airflow_provider_fasttrack.lite.services import ServiceManager
 from airflow_provider_fasttrack.lite.store import Store
 from airflow_provider_fasttrack.lite.vfolders import VFolders
@@ -31,6 +32,8 @@ class LiteContext:
     services: ServiceManager
     faults: FaultInjector
     sandbox_note: str
+    #: request counts (``request_stats: true`` in the config), else ``None``
+    request_stats: RequestStats | None = None
 
 
 def context(request: Request) -> LiteContext:
