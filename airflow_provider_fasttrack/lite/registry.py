@@ -302,6 +302,10 @@ class SessionRegistry:
                 log.exception("scheduling round failed")
 
     def _schedule_once(self) -> None:
+        if not self.store.has_session_in(
+            {"PENDING"}
+        ):  # nothing to decide: no live session is read and decoded
+            return
         sessions = self.store.sessions(LIVE_STATUSES)
         known = {row["id"] for row in sessions}
         for dep_id in {
