@@ -29,6 +29,7 @@ from airflow_provider_fasttrack.hooks.base import (
     BackendAIBaseHook,
     ConnectionSettings,
     error_from_response,
+    tls_context,
 )
 from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE, DEFAULT_CONN_ID
 from airflow_provider_fasttrack.hooks.models import SessionEvent, SessionState
@@ -540,7 +541,9 @@ class BackendAIHook(BackendAIBaseHook):
                 REQUEST_UPLOAD, path_args={"name": vfolder}, json={"path": path, "size": size}
             )
             url = self._storage_url(ticket)
-            storage = stack.enter_context(httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls))
+            storage = stack.enter_context(
+                httpx.Client(timeout=self.timeout, verify=tls_context(self.settings.verify_tls))
+            )
             self._tus_upload(storage, url, source, size, chunk_size)
 
     def _tus_upload(
@@ -572,7 +575,7 @@ class BackendAIHook(BackendAIBaseHook):
         ticket = self._call(
             REQUEST_DOWNLOAD, path_args={"name": vfolder}, json={"path": path, "archive": False}
         )
-        with httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls) as storage:
+        with httpx.Client(timeout=self.timeout, verify=tls_context(self.settings.verify_tls)) as storage:
             return self._send(storage, "GET", self._storage_url(ticket)).content
 
     def iter_file(self, vfolder: str, path: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
@@ -582,7 +585,7 @@ class BackendAIHook(BackendAIBaseHook):
         )
         url = self._storage_url(ticket)
         with (
-            httpx.Client(timeout=self.timeout, verify=self.settings.verify_tls) as storage,
+            httpx.Client(timeout=self.timeout, verify=tls_context(self.settings.verify_tls)) as storage,
             storage.stream("GET", url) as response,
         ):
             if response.is_error:

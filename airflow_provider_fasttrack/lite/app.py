@@ -30,6 +30,7 @@ from airflow_provider_fasttrack.lite.events import EventHub
 from airflow_provider_fasttrack.lite.faults import FaultInjector
 from airflow_provider_fasttrack.lite.middleware import LiteMiddleware
 from airflow_provider_fasttrack.lite.registry import SessionRegistry
+from airflow_provider_fasttrack.lite.request_stats import RequestStats
 from airflow_provider_fasttrack.lite.sandbox import namespaces_available
 from airflow_provider_fasttrack.lite.services import ServiceManager
 from airflow_provider_fasttrack.lite.store import Store
@@ -77,6 +78,7 @@ def create_app(config: LiteConfig, data_dir: Path) -> FastAPI:
             services=model_services,
             faults=FaultInjector(config.faults),
             sandbox_note=note,
+            request_stats=RequestStats() if config.request_stats else None,
         )
         log.info("session filesystem: %s", note)
         registry.start()

@@ -179,6 +179,8 @@ class LiteConfig(_Model):
     transfer_token_seconds: float = Field(default=3600.0, gt=0)
     #: the model-service endpoint's connection limit and timeouts (per service)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
+    #: count requests per route and client connections; ``GET /lite/requests`` answers them (for measurements)
+    request_stats: bool = False
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
     def model_post_init(self, context: Any, /) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Request
@@ -11,9 +11,9 @@ from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
 from airflow_provider_fasttrack.lite.events import EventHub
 from airflow_provider_fasttrack.lite.faults import FaultInjector
 from airflow_provider_fasttrack.lite.registry import SessionRegistry
+from airflow_provider_fasttrack.lite.request_stats import RequestStats
 from airflow_provider_fasttrack.lite.services import ServiceManager
 from airflow_provider_fasttrack.lite.store import Store
-from airflow_provider_fasttrack.lite.traffic import Traffic
 from airflow_provider_fasttrack.lite.vfolders import VFolders
 
 __all__ = ["LiteContext", "caller", "context"]
@@ -32,7 +32,8 @@ class LiteContext:
     services: ServiceManager
     faults: FaultInjector
     sandbox_note: str
-    traffic: Traffic = field(default_factory=Traffic)
+    #: request counts (``request_stats: true`` in the config), else ``None``
+    request_stats: RequestStats | None = None
 
 
 def context(request: Request) -> LiteContext:

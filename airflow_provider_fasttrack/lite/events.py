@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,17 +30,18 @@ class Event:
 class EventHub:
     """Fan-out of events to the open streams (events are not replayed: a stream sees what follows it)."""
 
-    _queues: set[asyncio.Queue[Event | None]] = field(default_factory=set)
+    _queues: dict[asyncio.Queue[Event | None], Callable[[Event], bool] | None] = field(default_factory=dict)
 
-    def subscribe(self) -> asyncio.Queue[Event | None]:
-        """A queue that receives every event from now on (``None`` when the server stops)."""
+    def subscribe(self, accepts: Callable[[Event], bool] | None = None) -> asyncio.Queue[Event | None]:
+        """A queue that receives every event from now on that ``accepts`` (if given) takes, and ``None`` when
+        the server stops. Events are matched when published, so a stream waits only for its own."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        self._queues.add(queue)
+        self._queues[queue] = accepts
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
         """Stop delivering to ``queue``."""
-        self._queues.discard(queue)
+        self._queues.pop(queue, None)
 
     def session_event(
         self, name: str, session: dict[str, Any], reason: str, *, kernel: dict[str, Any] | None = None
@@ -58,8 +60,9 @@ class EventHub:
             data["clusterRole"] = kernel["cluster_role"]
             data["clusterIdx"] = kernel["cluster_idx"]
         event = Event(name, data, session["name"], session["access_key"], session["group_name"])
-        for queue in list(self._queues):
-            queue.put_nowait(event)
+        for queue, accepts in list(self._queues.items()):
+            if accepts is None or accepts(event):
+                queue.put_nowait(event)
 
     def close(self) -> None:
         """Tell every stream to end."""

@@ -1,4 +1,5 @@
-"""ASGI middleware: request counts, fault injection, latency, API version and keypair signature checks, body size limit."""
+"""ASGI middleware: request counts, fault injection, latency, API version and keypair signature checks, body size
+limit."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_fasttrack.lite.auth import verify_request
 from airflow_provider_fasttrack.lite.errors import LiteError, problem_response
+from airflow_provider_fasttrack.lite.request_stats import RequestStats
 from airflow_provider_fasttrack.lite.services import SERVE_PREFIX
 
 __all__ = ["LiteMiddleware", "UNSIGNED_PATHS"]
@@ -21,7 +23,7 @@ STREAM_PATHS = ("/events/",)
 
 
 class LiteMiddleware:
-    """Wraps the app: faults first (as a flaky proxy would), then authentication."""
+    """Wraps the app: counts (when on), then faults (as a flaky proxy would), then authentication."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,9 +32,31 @@ class LiteMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        found: RequestStats | None = scope["app"].state.lite.request_stats
+        if found is None:
+            await self._handle(scope, receive, send)
+            return
+        stats = found
+        route: str | None = None
+
+        async def counted_send(message: Message) -> None:
+            nonlocal route
+            if message["type"] == "http.response.start" and route is None:
+                matched = scope.get("route")  # FastAPI's route, once the request was routed
+                template = getattr(matched, "path", None) or "(no route)"
+                route = f"{scope['method']} {template}"
+                stats.started(route, scope.get("client"))
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, counted_send)
+        finally:
+            if route is not None:
+                stats.ended(route)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = scope["app"].state.lite
         path: str = scope["path"]
-        ctx.traffic.request(scope["method"], path)
         if path.startswith(SERVE_PREFIX):  # a service endpoint: not the manager's API (token-checked there)
             await self.app(scope, receive, send)
             return

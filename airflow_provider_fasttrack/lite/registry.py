@@ -20,7 +20,13 @@ from airflow_provider_fasttrack.lite.config import KeypairConfig, LiteConfig
 from airflow_provider_fasttrack.lite.errors import LiteError
 from airflow_provider_fasttrack.lite.events import EventHub
 from airflow_provider_fasttrack.lite.kernels import cluster_layout, is_cluster, kernel_launch, mount_row
-from airflow_provider_fasttrack.lite.runner import KernelLaunch, kill_group, start_kernel, sweep_session
+from airflow_provider_fasttrack.lite.runner import (
+    KernelLaunch,
+    kill_group,
+    start_kernel,
+    sweep_session,
+    sweep_sessions,
+)
 from airflow_provider_fasttrack.lite.sandbox import MountSpec, SandboxError, open_mount_source
 from airflow_provider_fasttrack.lite.scheduler import OCCUPYING_STATUSES, decide, never_fits, usage
 from airflow_provider_fasttrack.lite.session_spec import SessionSpec
@@ -74,6 +80,8 @@ class SessionRegistry:
         self._stats: dict[str, KernelStats] = {}
         self._sampled_at = 0.0
         self._loop_task: asyncio.Task[None] | None = None
+        self._sweep_pending: dict[str, asyncio.Future[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self._socket_root: Path | None = None
 
     # lifecycle of the registry itself
@@ -94,20 +102,25 @@ class SessionRegistry:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-        for session_id, task in list(self._tasks.items()):
+        running = list(self._tasks.items())
+        for session_id, _ in running:
             self._kill_processes(session_id, signal.SIGKILL)
+        sweep_sessions([session_id for session_id, _ in running])  # one pass over /proc for all of them
+        for session_id, task in running:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             row = self.store.session(session_id)
             if row is not None and row["status"] not in DEAD_STATUSES:
-                self._record_interrupted(row, "backendai-lite was stopped while the session was running")
+                reason = "backendai-lite was stopped while the session was running"
+                self._record_interrupted(row, reason, swept=True)
         if self._socket_root is not None:
             shutil.rmtree(self._socket_root, ignore_errors=True)
         self.hub.close()
 
-    def _record_interrupted(self, row: dict[str, Any], reason: str) -> None:
-        sweep_session(row["id"])
+    def _record_interrupted(self, row: dict[str, Any], reason: str, *, swept: bool = False) -> None:
+        if not swept:
+            sweep_session(row["id"])
         note = f"\n[backendai-lite] {reason}\n"
         for kernel in self.store.kernels(row["id"]):
             logs = self._read_log(kernel) + note
@@ -314,6 +327,10 @@ class SessionRegistry:
             self.store.update_kernel(kernel_id, last_stat=stats.as_stat())
 
     def _schedule_once(self) -> None:
+        if not self.store.has_session_in(
+            {"PENDING"}
+        ):  # nothing to decide: no live session is read and decoded
+            return
         sessions = self.store.sessions(LIVE_STATUSES)
         known = {row["id"] for row in sessions}
         for dep_id in {
@@ -348,6 +365,7 @@ class SessionRegistry:
             current = self.store.session(session_id)
             if current is not None and current["status"] not in DEAD_STATUSES:
                 self._kill_processes(session_id, signal.SIGKILL)
+                await self._sweep(session_id)
                 self._finish_failed_start(current, f"{type(exc).__name__}: {exc}")
         finally:
             self._tasks.pop(session_id, None)
@@ -377,6 +395,7 @@ class SessionRegistry:
                 proc = await start_kernel(launch)
             except (SandboxError, OSError) as exc:
                 self._kill_processes(session_id, signal.SIGKILL)
+                await self._sweep(session_id)
                 with Path(kernel["log_path"]).open("a") as out:
                     out.write(f"[backendai-lite] failed to start: {exc}\n")
                 self._finish_failed_start(row, str(exc))
@@ -415,7 +434,7 @@ class SessionRegistry:
         for proc in procs.values():
             with contextlib.suppress(ProcessLookupError):
                 await proc.wait()
-        sweep_session(session_id)
+        await self._sweep(session_id)
         self._finish(row, kernels, procs, timed_out)
 
     def _launch_for(
@@ -574,11 +593,34 @@ class SessionRegistry:
         return found
 
     def _kill_processes(self, session_id: str, sig: int) -> None:
+        """Signal the process groups of the session's kernels (what left a group: :meth:`_sweep`)."""
         for proc in self._procs.get(session_id, {}).values():
             if proc.returncode is None:
                 kill_group(proc.pid, sig)
-        if sig == signal.SIGKILL:
-            sweep_session(session_id)
+
+    async def _sweep(self, session_id: str) -> None:
+        """Kill what is left of the session's processes, also those that left its process groups.
+
+        A sweep reads the environment of every process on the host (tenths of a second with hundreds of
+        sessions), so it runs in a thread, and sessions that end meanwhile share the next pass over ``/proc``.
+        """
+        future = self._sweep_pending.get(session_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._sweep_pending[session_id] = future
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep_batches(), name="backendai-lite-sweeper")
+        await asyncio.shield(future)
+
+    async def _sweep_batches(self) -> None:
+        while self._sweep_pending:
+            batch, self._sweep_pending = self._sweep_pending, {}
+            try:
+                await asyncio.to_thread(sweep_sessions, list(batch))
+            finally:
+                for future in batch.values():
+                    if not future.done():
+                        future.set_result(None)
 
     # logs and files
     def logs(self, row: dict[str, Any], kernel_id: str | None) -> str:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,15 @@ from airflow_provider_fasttrack.lite.sandbox import (
     prepare_fallback,
 )
 
-__all__ = ["KernelLaunch", "kill_group", "processes_of_session", "start_kernel", "sweep_session"]
+__all__ = [
+    "KernelLaunch",
+    "kill_group",
+    "processes_of_session",
+    "processes_of_sessions",
+    "start_kernel",
+    "sweep_session",
+    "sweep_sessions",
+]
 
 #: PATH tail after the runtime's bin dir
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -101,12 +110,13 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pid, sig)
 
 
-def processes_of_session(session_id: str) -> list[int]:
-    """Pids whose environment carries ``BACKENDAI_SESSION_ID=<session_id>`` (Linux ``/proc``)."""
-    marker = f"BACKENDAI_SESSION_ID={session_id}".encode()
-    found: list[int] = []
+def processes_of_sessions(session_ids: Collection[str]) -> dict[str, list[int]]:
+    """Pids whose environment carries ``BACKENDAI_SESSION_ID=<one of session_ids>``, per session (Linux
+    ``/proc``): one pass over every process of the host, however many sessions are asked for."""
+    wanted = {f"BACKENDAI_SESSION_ID={session_id}".encode(): session_id for session_id in session_ids}
+    found: dict[str, list[int]] = {session_id: [] for session_id in session_ids}
     proc = Path("/proc")
-    if not proc.is_dir():
+    if not wanted or not proc.is_dir():
         return found
     for entry in proc.iterdir():
         if not entry.name.isdigit():
@@ -115,16 +125,31 @@ def processes_of_session(session_id: str) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if marker in environ.split(b"\0"):
-            found.append(int(entry.name))
+        if b"BACKENDAI_SESSION_ID=" not in environ:
+            continue
+        for variable in environ.split(b"\0"):
+            if variable in wanted:
+                found[wanted[variable]].append(int(entry.name))
     return found
+
+
+def processes_of_session(session_id: str) -> list[int]:
+    """Pids whose environment carries ``BACKENDAI_SESSION_ID=<session_id>`` (Linux ``/proc``)."""
+    return processes_of_sessions([session_id])[session_id]
+
+
+def sweep_sessions(session_ids: Collection[str]) -> int:
+    """SIGKILL every process left over from these sessions (also ones that left their group), in one pass over
+    ``/proc``; returns the count."""
+    count = 0
+    for pids in processes_of_sessions(session_ids).values():
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                count += 1
+    return count
 
 
 def sweep_session(session_id: str) -> int:
     """SIGKILL every process left over from a session (also ones that left its group); returns the count."""
-    count = 0
-    for pid in processes_of_session(session_id):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-            count += 1
-    return count
+    return sweep_sessions([session_id])

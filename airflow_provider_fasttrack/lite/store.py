@@ -192,6 +192,15 @@ class Store:
             ).fetchall()
         return [record for record in map(_decode, rows) if record is not None]
 
+    def has_session_in(self, statuses: Iterable[str]) -> bool:
+        """Whether any session is in one of ``statuses`` (nothing decoded)."""
+        wanted = sorted(set(statuses))
+        marks = ", ".join("?" for _ in wanted)
+        return (
+            self._execute(f"SELECT 1 FROM sessions WHERE status IN ({marks}) LIMIT 1", wanted).fetchone()
+            is not None
+        )
+
     def dependents(self, session_id: str) -> list[dict[str, Any]]:
         """Sessions that list ``session_id`` among their dependencies."""
         rows = self._execute(

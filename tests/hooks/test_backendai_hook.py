@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -11,6 +12,7 @@ import pytest
 from airflow_provider_fasttrack.exceptions import (
     BackendAIAuthError,
     BackendAIBadRequestError,
+    BackendAIError,
     BackendAINotFoundError,
 )
 from airflow_provider_fasttrack.hooks.backendai import REQUEST_DOWNLOAD, BackendAIHook, ConnectionSettings
@@ -204,3 +206,32 @@ def test_transfer_tokens_are_masked_in_logs(hook: BackendAIHook) -> None:
     url = hook._storage_url(ticket)
     assert ticket["token"] in url
     assert ticket["token"] not in str(redact(f"HTTP Request: GET {url}"))
+
+
+def test_hooks_load_the_ca_bundle_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A triggerer runs one hook per waiting task: building a TLS context (reading the CA bundle, ~30 ms of CPU)
+    for each hook's clients blocked its event loop for seconds with hundreds of tasks."""
+    import ssl
+
+    loads: list[object] = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    BackendAIHook().client  # noqa: B018 - the process's first client may load it once
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+
+    async def scenario() -> None:
+        hooks = [BackendAIHook() for _ in range(5)]
+        for hook in hooks:
+            with contextlib.suppress(BackendAIError):  # an unknown session: an error answer, after a request
+                await hook.aget_session_state("00000000-0000-0000-0000-000000000000")
+        for hook in hooks:
+            await hook.aclose()
+
+    asyncio.run(scenario())
+    for _ in range(3):
+        assert BackendAIHook().client is not None
+    assert loads == []

@@ -106,3 +106,23 @@ def test_keypairs_without_a_user_uuid_are_users_of_their_own(tmp_path: Path) -> 
             assert set(_until_terminated(my_stream, my_session)) == {my_session}
             their_session = create_session(theirs, "true")["sessionId"]
             assert set(_until_terminated(their_stream, their_session)) == {their_session}
+
+
+def test_a_stream_is_handed_only_the_events_it_sends() -> None:
+    """Each event is matched once, when published: a stream for one session is not woken by every other
+    session's events (with hundreds of streams, that was hundreds of wake-ups per event)."""
+    from airflow_provider_fasttrack.lite.events import EventHub
+
+    hub = EventHub()
+    rows = [
+        {"id": f"id-{name}", "name": name, "access_key": "AKTEST", "group_name": "default"} for name in "ab"
+    ]
+    one = hub.subscribe(lambda event: event.data["sessionId"] == "id-a")
+    every = hub.subscribe()
+    for row in rows:
+        hub.session_event("session_started", row, "")
+    assert one.qsize() == 1
+    assert one.get_nowait().data["sessionId"] == "id-a"
+    assert every.qsize() == 2
+    hub.close()
+    assert one.get_nowait() is None  # the end of the stream reaches every subscriber

@@ -21,7 +21,8 @@ TASKS = 20
 
 
 def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[LiteServer]:
-    with LiteServer(data_dir=tmp_path / "lite", slots=ROOMY, **options) as server:
+    config = {"request_stats": True}
+    with LiteServer(data_dir=tmp_path / "lite", slots=ROOMY, extra_config=config, **options) as server:
         SECRETS.add(server.secret_key)
         LOG_FILES.append(server.log_path)
         monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_DEFAULT", connection_env(server))
@@ -73,9 +74,13 @@ def wait_all(triggers: list[BackendAISessionTrigger], timeout: float) -> list[di
     return asyncio.run(scenario())
 
 
+STREAM = "GET /events/session"
+
+
 def traffic(server: LiteServer) -> dict[str, Any]:
+    """lite's request counts (``request_stats: true``)."""
     with server.client() as http:
-        answer: dict[str, Any] = http.get("/lite/traffic").json()
+        answer: dict[str, Any] = http.get("/lite/requests").json()
         return answer
 
 
@@ -91,13 +96,13 @@ def test_one_event_stream_serves_every_waiting_session_of_a_triggerer(quiet_lite
     assert [(e["status"], e["session_id"]) for e in events] == [("terminal", s) for s in sessions.values()]
     assert all(SessionState.from_json(e["state"]).is_successful for e in events)
     seen = traffic(quiet_lite)
-    streams = seen["requests"].get("GET /events/session", 0) - before.get("GET /events/session", 0)
+    streams = seen["requests"].get(STREAM, 0) - before.get(STREAM, 0)
     state_reads = seen["requests"].get("POST /admin/gql", 0) - before.get("POST /admin/gql", 0)
-    assert (streams, seen["event_streams"]["most_open"]) == (1, 1)
+    assert (streams, seen["most_in_flight"][STREAM]) == (1, 1)
     # at start, once the stream is open, and on the session's own end events (a 0.5 s poll would be ~160)
     assert state_reads <= TASKS * 6, state_reads
     # the last waiting task closed the stream
-    wait_for(lambda: traffic(quiet_lite)["event_streams"]["open"] == 0, timeout=10)
+    wait_for(lambda: STREAM not in traffic(quiet_lite)["in_flight"], timeout=10)
 
 
 def test_a_dropped_stream_loses_no_sessions_end(
@@ -130,7 +135,7 @@ def test_per_task_mode_opens_a_stream_per_task(
     events = wait_all(triggers, timeout=60)
     assert {e["status"] for e in events} == {"terminal"}
     seen = traffic(quiet_lite)
-    assert seen["event_streams"]["most_open"] == 3
+    assert seen["most_in_flight"][STREAM] == 3
     assert seen["requests"]["POST /admin/gql"] >= 3 * 3  # polled each 0.5 s
 
 

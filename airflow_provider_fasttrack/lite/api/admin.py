@@ -21,6 +21,8 @@ async def admin_gql(request: Request) -> dict[str, Any]:
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         raise LiteError("invalid-api-params", "The request must have a 'query' string.")
+    if ctx.request_stats is not None:
+        ctx.request_stats.query(body["query"])
     variables = body.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise LiteError("invalid-api-params", "'variables' must be an object or null.")

@@ -1,4 +1,4 @@
-"""``/lite/*``: signed, backendai-lite-only views: every session ever created, injected faults, request counts."""
+"""``/lite/...``: signed, backendai-lite-only views: every session ever created, injected faults, request counts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from airflow_provider_fasttrack.lite.context import caller, context
+from airflow_provider_fasttrack.lite.errors import LiteError
 
 router = APIRouter()
 
@@ -54,7 +55,11 @@ async def injected_faults(request: Request) -> dict[str, int]:
     return {key: counts[key] for key in keys}
 
 
-@router.get("/lite/traffic")
-async def traffic(request: Request) -> dict[str, Any]:
-    """Requests by method and path since the server started, and the event streams open now and at most."""
-    return context(request).traffic.as_json()
+@router.get("/lite/requests")
+async def request_counts(request: Request) -> dict[str, Any]:
+    """Requests per route and GraphQL kind and client connections since the start (``request_stats: true``);
+    without that setting the endpoint does not exist (404)."""
+    stats = context(request).request_stats
+    if stats is None:
+        raise LiteError("object-not-found", "No such API endpoint.")
+    return stats.snapshot()
