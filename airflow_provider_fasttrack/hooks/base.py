@@ -219,6 +219,8 @@ class BackendAIBaseHook(BaseHook):
         if self._aclient is None or self._aclient[0] is not loop:
             settings = await self.asettings()
             version = await self.anegotiate_version()
+            if self._aclient is not None and self._aclient[0] is loop:  # a caller at the same time made it
+                return self._aclient[1]
             client = httpx.AsyncClient(
                 base_url=settings.endpoint,
                 timeout=self.timeout,

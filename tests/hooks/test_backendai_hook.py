@@ -235,3 +235,18 @@ def test_hooks_load_the_ca_bundle_once_per_process(monkeypatch: pytest.MonkeyPat
     for _ in range(3):
         assert BackendAIHook().client is not None
     assert loads == []
+
+
+def test_callers_at_once_share_one_async_client() -> None:
+    """A trigger's listener and its main loop ask for the hook's client at the same moment: one client is made and
+    kept (a second one was never closed)."""
+
+    async def scenario() -> int:
+        hook = BackendAIHook()
+        try:
+            clients = await asyncio.gather(*(hook._async_client() for _ in range(3)))
+            return len({id(client) for client in clients})
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(scenario()) == 1
