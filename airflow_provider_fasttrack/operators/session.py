@@ -179,6 +179,8 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         self.log_interval = log_interval
         self.pipeline_templates = pipeline_templates
         self._kill_requested = False
+        #: the ended session's state and the log lines already written, once this worker has seen the end
+        self._ended: tuple[SessionState, int] | None = None
         #: the session's web UI page, once this task knows its session (read by the extra link)
         self.session_url: str | None = None
         #: the session's id, once this task knows it (read by the lineage)
@@ -391,9 +393,10 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             if self.deferrable:
                 state = self._wait_before_deferring(context, session_id)
                 if state is not None:
-                    return self._finish(context, state, 0)
+                    self._ended = (state, 0)
+                    return
                 self._defer(context, session_id, name)
-            return self._wait_here(context, session_id, name)
+            self._ended = self._wait_here(context, session_id, name)
         except AirflowTaskTimeout:  # execution_timeout: the session must not outlive the task
             self.log.info("execution_timeout exceeded: destroying Backend.AI session %s", session_id)
             self.hook.destroy_session(session_id, forced=True)
@@ -439,22 +442,27 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             method_name="execute_complete",
         )
 
-    def _wait_here(self, context: Context, session_id: str, name: str) -> Any:
-        """Sync mode: read the state and write the new log lines every ``poll_interval`` until the end."""
+    def _wait_here(self, context: Context, session_id: str, name: str) -> tuple[SessionState, int]:
+        """Sync mode: read the state and write the new log lines every ``poll_interval`` until the end; the
+        ended state and the log lines written."""
         offset = 0
         while True:
             state = self.hook.get_session_state(session_id)
             offset = self._log_new_output(session_id, name, offset)
             if state.is_terminal:
-                return self._finish(context, state, offset)
+                return state, offset
             if self._kill_requested:
                 self._stop_waiting(context, session_id)
             time.sleep(self.poll_interval)
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
+        """The task's result, once: after this worker waited (``poll_until_complete``), or on a retry whose
+        session had already ended."""
         self._know_session(str(external_id))
-        state = self.hook.get_session_state(str(external_id))
-        return self._finish(context, state, log_offset=None)
+        ended, self._ended = self._ended, None
+        if ended is None:
+            return self._finish(context, self.hook.get_session_state(str(external_id)), log_offset=None)
+        return self._finish(context, *ended)
 
     # -- completion -----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import pytest
 
 from airflow_provider_fasttrack.usage import USAGE_XCOM_KEY, SessionUsage
 from tests.conftest import load_test_dag
+from tests.helpers import LOG_FILES, SECRETS
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "backendai_conn")
 
@@ -24,6 +25,26 @@ LINE = re.compile(
     r"running (?P<running>[\d.]+) s; slots (?P<slots>[^;]+); (?P<gpu>[\d.]+) GPU-hours, (?P<cpu>[\d.]+) "
     r"CPU-core-hours; peak memory (?P<mem>[\d.]+) MiB"
 )
+
+
+@pytest.fixture(scope="module")
+def lite(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A backendai-lite of this module's own that counts the requests it answers (``request_stats``)."""
+    from airflow_provider_fasttrack.lite.testing import DEFAULT_SLOTS, LiteServer
+
+    config = {"request_stats": True}
+    with LiteServer(
+        slots=DEFAULT_SLOTS, data_dir=tmp_path_factory.mktemp("lite"), extra_config=config
+    ) as server:
+        SECRETS.add(server.secret_key)
+        LOG_FILES.append(server.log_path)
+        yield server
+
+
+def _usage_reads(lite: Any) -> int:
+    """How many usage queries (``compute_session`` asking for ``status_history``) lite has answered."""
+    with lite.client() as http:
+        return int(http.get("/lite/requests").json()["graphql"].get("compute_session (usage)", 0))
 
 
 def _lite_records(lite: Any, session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -44,7 +65,10 @@ def _at(text: str) -> dt.datetime:
 @pytest.mark.parametrize("mode", ["deferrable", "sync"])
 def test_each_session_task_reports_its_usage(mode: str, lite: Any, capfd: pytest.CaptureFixture[str]) -> None:
     dag = load_test_dag(f"op_usage_{mode}")
+    reads_before = _usage_reads(lite)
     dag_run = dag.test()
+    # reading usage costs one request per session, at its end
+    assert _usage_reads(lite) - reads_before == 3
     tis = {(ti.task_id, ti.map_index): ti for ti in dag_run.get_task_instances()}
     assert {key: ti.state for key, ti in tis.items()} == {
         ("gpu", -1): "success",
