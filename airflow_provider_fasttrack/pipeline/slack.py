@@ -73,15 +73,14 @@ def with_usage(message: str, run: RunUsage, *, limit: int = SLACK_TEXT_LIMIT) ->
 
 
 def _reads_xcoms(ti: Any) -> bool:
-    """Whether ``ti.xcom_pull`` works here: a Task SDK task instance asks its supervisor (a task's, or the DAG
+    """Whether ``ti`` reads XComs here: a Task SDK task instance asks its supervisor (a task's, or the DAG
     processor's), which ``dag.test()`` and ``airflow dags test`` do not give their DAG callbacks."""
     from airflow.sdk.execution_time import task_runner
 
-    if ti is None:
-        return False
-    if not isinstance(ti, task_runner.RuntimeTaskInstance):
-        return True
-    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+    return (
+        isinstance(ti, task_runner.RuntimeTaskInstance)
+        and getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+    )
 
 
 def _run_usage(context: Any) -> RunUsage | None:
@@ -89,7 +88,7 @@ def _run_usage(context: Any) -> RunUsage | None:
     the message goes without it).
 
     Read through the context's task instance where it can read XComs (a DAG callback in the DAG processor, a
-    task's callback); else (``dag.test()``, ``airflow dags test``, which run DAG callbacks in a process with the
+    task's callback); else (``dag.test()`` and ``airflow dags test`` run DAG callbacks in a process with the
     metadata database) from that database, as ``fasttrack usage`` reads it.
     """
     ti, dag, run_id = context.get("ti"), context.get("dag"), context.get("run_id")
