@@ -21,8 +21,8 @@ SLACK: list[dict[str, Any]] = []
 
 @pytest.fixture(scope="module")
 def usage_run(lite, airflow_db) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The run id of one run of ``usage_run`` (four sessions, each one's usage pushed as an XCom), and its Slack
-    message in :data:`SLACK`."""
+    """The run id of one run of ``usage_run`` (four session tasks, each pushing its session's usage), and the
+    Slack message its DAG callback posted, in :data:`SLACK`."""
     with pytest.MonkeyPatch.context() as patch, slack_webhook_stub() as (url, received):
         patch.setenv("AIRFLOW_CONN_BACKENDAI_DEFAULT", connection_env(lite))
         patch.setenv(

@@ -72,14 +72,35 @@ def with_usage(message: str, run: RunUsage, *, limit: int = SLACK_TEXT_LIMIT) ->
     return text(low)
 
 
+def _reads_xcoms(ti: Any) -> bool:
+    """Whether ``ti`` reads XComs here: a Task SDK task instance asks its supervisor (a task's, or the DAG
+    processor's), which ``dag.test()`` and ``airflow dags test`` do not give their DAG callbacks."""
+    from airflow.sdk.execution_time import task_runner
+
+    return (
+        isinstance(ti, task_runner.RuntimeTaskInstance)
+        and getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+    )
+
+
 def _run_usage(context: Any) -> RunUsage | None:
     """The usage of the context's run; ``None`` when no session task reported any, or it cannot be read (logged:
-    the message goes without it)."""
+    the message goes without it).
+
+    Read through the context's task instance where it can read XComs (a DAG callback in the DAG processor, a
+    task's callback); else (``dag.test()`` and ``airflow dags test`` run DAG callbacks in a process with the
+    metadata database) from that database, as ``fasttrack usage`` reads it.
+    """
     ti, dag, run_id = context.get("ti"), context.get("dag"), context.get("run_id")
-    if ti is None or dag is None or run_id is None:
+    if dag is None or run_id is None:
         return None
     try:
-        run = run_usage_from_xcom(ti, dag, run_id)
+        if _reads_xcoms(ti):
+            run = run_usage_from_xcom(ti, dag, run_id)
+        else:
+            from airflow_provider_fasttrack.usage_db import run_usage
+
+            run = run_usage(dag.dag_id, run_id)
     except Exception as exc:  # the message matters more than its usage table
         log.warning("The Slack message goes without the run's usage: %s", exc)
         return None

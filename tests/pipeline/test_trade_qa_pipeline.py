@@ -8,6 +8,7 @@ goes to a local webhook stub.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -96,7 +97,7 @@ def mount_options(lite: LiteServer, run_id: str, task_id: str) -> dict[str, Any]
 
 @pytest.mark.usefixtures("airflow_db")
 def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
-    session_lite: LiteServer, connections: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+    session_lite: LiteServer, connections: list[dict[str, Any]], capfd: pytest.CaptureFixture[str]
 ) -> None:
     stage = [
         "stage",
@@ -106,10 +107,12 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
         "--data",
         str(ROOT / "training/samples/en"),
     ]
-    assert fasttrack([*stage, "--create-model", "trade-qa-models"]) == 0, capsys.readouterr().err
+    assert fasttrack([*stage, "--create-model", "trade-qa-models"]) == 0, capfd.readouterr().err
+    capfd.readouterr()
 
     dag = load_test_dag(DAG_ID)
     run = dag.test(run_conf=SHORT_RUN)
+    task_logs = "".join(capfd.readouterr())
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states == {
         "extract-qa": "skipped",
@@ -150,16 +153,18 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
     assert "/pipeline/input3/model" in logs_of(session_lite, run.run_id, "evaluate")
     assert (job / "evaluate" / "report.md").is_file() and (job / "evaluate" / "semscore.png").is_file()
 
-    # the run's one Slack message: the DAG's own notifier, rendered with the run's last task
+    # the run's one Slack message: the DAG's own notifier, rendered with the run's last task as the DAG processor
+    # renders it (dag.test() runs it too, where the template's ti.xcom_pull fails: no message from there)
     dag.on_success_callback({"dag": dag, "run_id": run.run_id, "ti": evaluate})
-    assert connections == [
-        {
-            "text": f":white_check_mark: {DAG_ID} (run {run.run_id}): SemScore {result['semscore_base']} -> "
-            f"{result['semscore_finetuned']} on 4 test questions ({result['embedding_model']}); "
-            f"truthfulness low (1-2) {low} -> {result['truthfulness_finetuned_low']}, "
-            f"high (4-5) {high} -> {result['truthfulness_finetuned_high']}"
-        }
-    ]
+    [message] = [m["text"] for m in connections]
+    text, usage = message.split("\nUsage: ", 1)
+    assert text == (
+        f":white_check_mark: {DAG_ID} (run {run.run_id}): SemScore {result['semscore_base']} -> "
+        f"{result['semscore_finetuned']} on 4 test questions ({result['embedding_model']}); "
+        f"truthfulness low (1-2) {low} -> {result['truthfulness_finetuned_low']}, "
+        f"high (4-5) {high} -> {result['truthfulness_finetuned_high']}"
+    )
+    assert_the_usage_is_lite_s_own(session_lite, dag, run, task_logs, usage, capfd)
 
     # upstream outputs were mounted read-only into the model tasks
     for task_id, inputs in (("pretrain-domain", 1), ("finetune", 2), ("evaluate", 3)):
@@ -174,6 +179,84 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
     assert "mock accelerator: cuda.shares=5" in logs_of(session_lite, run.run_id, "finetune")
 
     assert_the_fine_tuned_model_of_this_run_answered(session_lite, run, job)
+
+
+def lite_session(lite: LiteServer, session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A session's row and its kernels' rows in backendai-lite's own database (JSON columns decoded)."""
+    with closing(sqlite3.connect(lite.data_dir / "lite.sqlite3")) as db:
+        db.row_factory = sqlite3.Row
+        session = dict(db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone())
+        kernels = [dict(k) for k in db.execute("SELECT * FROM kernels WHERE session_id = ?", (session_id,))]
+    session["status_history"] = json.loads(session["status_history"])
+    return session, kernels
+
+
+def lite_time(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def assert_the_usage_is_lite_s_own(
+    lite: LiteServer, dag: Any, run: Any, task_logs: str, slack_usage: str, capfd: Any
+) -> None:
+    """Each session task's usage (XCom and task log), the Slack message's totals and ``fasttrack usage`` agree with
+    backendai-lite's own records: status history times, kernel slots, GPU-hours = shares x running time."""
+    from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+    from airflow_provider_fasttrack.pipeline.slack import slack_escape
+    from airflow_provider_fasttrack.slots import parse_slots
+    from airflow_provider_fasttrack.usage import format_usage, session_usage_from_xcom
+
+    ran = {ti.task_id for ti in run.get_task_instances() if ti.state == "success"}
+    session_tasks = sorted(
+        t.task_id for t in dag.tasks if isinstance(t, BackendAISessionOperator) and t.task_id in ran
+    )
+    assert {"prepare-dataset", "pretrain-domain", "finetune", "evaluate"} <= set(session_tasks)
+    gpu_hours = cpu_core_hours = 0.0
+    for task_id in session_tasks:
+        value = run.get_task_instance(task_id).xcom_pull(task_ids=task_id, key="backendai_usage")
+        usage = session_usage_from_xcom(value, task_id=task_id)
+        session, kernels = lite_session(lite, usage.session_id)
+        assert usage.session_name == session["name"] == session_name(DAG_ID, run.run_id, task_id)
+        assert (usage.task_id, usage.status, usage.result) == (task_id, "TERMINATED", "SUCCESS")
+        history = {status: lite_time(moment) for status, moment in session["status_history"].items()}
+        assert usage.created_at == lite_time(session["created_at"])
+        assert (usage.scheduled_at, usage.started_at) == (history.get("SCHEDULED"), history["RUNNING"])
+        assert usage.ended_at == lite_time(session["terminated_at"]) == history["TERMINATED"]
+        stopped = min(history.get("TERMINATING", history["TERMINATED"]), history["TERMINATED"])
+        running = (stopped - history["RUNNING"]).total_seconds()
+        assert usage.running_seconds == pytest.approx(running) and running > 0
+        slots: dict[str, float] = {}
+        for kernel in kernels:
+            for name, amount in parse_slots(json.loads(kernel["occupied_slots"])).items():
+                slots[name] = slots.get(name, 0.0) + float(amount)
+        assert usage.occupied_slots == {name: amount for name, amount in slots.items() if amount}
+        # GPU-hours: the kernels' fGPU shares x the running time, both as lite recorded them
+        shares = sum(amount for name, amount in slots.items() if name.endswith(".shares"))
+        assert usage.gpu_hours == pytest.approx(shares * running / 3600, rel=1e-9, abs=1e-12)
+        assert usage.cpu_core_hours == pytest.approx(slots["cpu"] * running / 3600, rel=1e-9, abs=1e-12)
+        gpu_hours, cpu_core_hours = (
+            gpu_hours + shares * running / 3600,
+            cpu_core_hours + slots["cpu"] * running / 3600,
+        )
+        # peak memory: the largest of the kernels' lifetime peaks
+        peaks = [float(json.loads(k["last_stat"])["mem"]["stats.max"]) for k in kernels if k["last_stat"]]
+        assert peaks and usage.stats["mem"].peak == max(peaks)
+        # the task log's line says the same
+        assert format_usage(usage) in task_logs, task_id
+    assert gpu_hours > 0  # the model tasks hold mock fGPU shares
+
+    # `fasttrack usage` reads the same from Airflow's database, and the Slack message carries its totals and table
+    assert fasttrack(["usage", "--dag-id", DAG_ID, "--run-id", run.run_id]) == 0
+    out = capfd.readouterr().out.splitlines()
+    heading = f"{DAG_ID} run {run.run_id}: "
+    assert out[0].startswith(heading)
+    totals = out[0].removeprefix(heading)
+    assert totals.startswith(
+        f"{len(session_tasks)} sessions, {gpu_hours:.3f} GPU-h, {cpu_core_hours:.3f} CPU-core-h, queued "
+    )
+    assert sorted(line.split()[0] for line in out[2:-1]) == session_tasks
+    assert out[-1].split()[0] == "total" and f"{gpu_hours:.3f}" in out[-1].split()
+    assert slack_usage == slack_escape(totals + "\n```\n" + "\n".join(out[1:]) + "\n```")
 
 
 def assert_the_fine_tuned_model_of_this_run_answered(lite: LiteServer, run: Any, job: Path) -> None:
