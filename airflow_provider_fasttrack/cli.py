@@ -1,4 +1,5 @@
-"""The ``fasttrack`` command: validate, inspect and export FastTrack pipeline files; stage code and data.
+"""The ``fasttrack`` command: validate, inspect and export FastTrack pipeline files; stage code and data; show
+what pipeline runs used.
 
 Each subcommand is one ``register_*`` function that adds its parser and sets ``handler``; adding a
 subcommand is one more entry in :data:`SUBCOMMANDS`.
@@ -279,6 +280,75 @@ def register_stage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.set_defaults(handler=_cmd_stage)
 
 
+USAGE_SOURCE = (
+    "Reads Airflow's metadata database through Airflow's own models, as the airflow command does: run it where "
+    "airflow runs, with the same configuration (AIRFLOW_HOME, [database] sql_alchemy_conn); no API credentials "
+    "are needed. Each session task's usage is its backendai_usage XCom."
+)
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of runs, 1 or more")
+    return number
+
+
+def _cmd_usage(args: argparse.Namespace) -> int:
+    from airflow_provider_fasttrack.usage_text import aligned, format_seconds, totals_line, usage_table
+
+    if args.run_id is not None:
+        from airflow_provider_fasttrack.usage_db import run_usage
+
+        run = run_usage(args.dag_id, args.run_id)
+        print(f"{args.dag_id} run {args.run_id}: {totals_line(run)}")
+        if run.sessions:
+            print("\n".join(usage_table(run)))
+        return 0
+    from airflow_provider_fasttrack.usage_db import recent_runs, run_counts
+
+    counts = run_counts(args.dag_id)
+    if not counts:
+        raise LookupError(f"no runs of DAG {args.dag_id!r} in the Airflow database")
+    summaries = recent_runs(args.dag_id, args.last)
+    rows = [("run", "state", "duration", "sessions", "GPU-h", "CPU-core-h", "queued")]
+    rows += [
+        (
+            s.run_id,
+            s.state,
+            format_seconds(s.duration_seconds),
+            str(len(s.usage.sessions)),
+            f"{s.usage.gpu_hours:.3f}",
+            f"{s.usage.cpu_core_hours:.3f}",
+            format_seconds(s.usage.queued_seconds),
+        )
+        for s in summaries
+    ]
+    print("\n".join(aligned(rows, left=(0, 1))))
+    total = sum(counts.values())
+    outcomes = ", ".join(f"{n} {state}" for state, n in counts.items())
+    print(f"{args.dag_id}: {total} run{'s' if total != 1 else ''}: {outcomes}")
+    return 0
+
+
+def register_usage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "usage",
+        help="what a pipeline run used (per task and in total), or the last runs of a pipeline",
+        description="With --run-id: one run's sessions (queued, preparing and running time, slots, GPU-hours, "
+        "CPU-core-hours, peak memory), totals, wall time and critical path. With --last: the pipeline's latest "
+        f"runs with their state, duration and totals, and its runs counted by state. {USAGE_SOURCE}",
+    )
+    parser.add_argument("--dag-id", required=True, help="the pipeline's DAG id")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", help="one run")
+    which.add_argument("--last", type=_positive, metavar="N", help="the N most recent runs")
+    parser.set_defaults(handler=_cmd_usage)
+
+
 #: One entry per subcommand.
 SUBCOMMANDS: list[Register] = [
     register_validate,
@@ -287,6 +357,7 @@ SUBCOMMANDS: list[Register] = [
     register_export,
     register_pools,
     register_stage,
+    register_usage,
 ]
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "format_slots",
     "format_value",
     "from_json",
+    "is_accelerator_slot",
     "is_memory_slot",
     "normalize_memory",
     "normalize_slot",
@@ -50,6 +51,11 @@ def _not_memory(value: Any) -> ValueError:
 def is_memory_slot(name: str) -> bool:
     """Whether a slot counts bytes (``mem``, ``shmem``, ``<accelerator>.mem``)."""
     return name in ("mem", "shmem") or name.endswith(".mem")
+
+
+def is_accelerator_slot(name: str) -> bool:
+    """Whether a slot counts GPUs: ``<accelerator>.shares`` (fractional) or ``<accelerator>.device`` (whole)."""
+    return bool(_ACCELERATOR_SLOT.match(name))
 
 
 def parse_memory(value: Any) -> Decimal:
@@ -127,7 +133,7 @@ def normalize_slot(name: str, value: Any) -> int | str:
     """
     if name == "mem":
         return normalize_memory(value)
-    if name == "cpu" or (_ACCELERATOR_SLOT.match(name) and name.endswith(".device")):
+    if name == "cpu" or (is_accelerator_slot(name) and name.endswith(".device")):
         unit = "CPU cores" if name == "cpu" else f"{name.split('.')[0]} devices"
         try:
             number = _number(value)
@@ -138,7 +144,7 @@ def normalize_slot(name: str, value: Any) -> int | str:
         if name == "cpu" and number == 0:
             raise ValueError("a task needs at least 1 cpu")
         return int(number)
-    if _ACCELERATOR_SLOT.match(name):
+    if is_accelerator_slot(name):
         try:
             number = _number(value)
         except ValueError:

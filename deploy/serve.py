@@ -1,7 +1,8 @@
 """``bash scripts/serve``: backendai-lite and the local Airflow deployment on this machine, until Ctrl-C.
 
 backendai-lite gets a mock accelerator (``--mock-gpu-shares``) and the trade-QA code and sample staged; the
-deployment (``deploy.local``) reads the shipped ``dags/``, with its GPU pools synced to backendai-lite.
+deployment (``deploy.local``) reads its DAGs from a git repository in the work directory, made from the shipped
+``dags/`` unless it exists, with its GPU pools synced to backendai-lite.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tempfile
 from pathlib import Path
 from types import FrameType
 
-from deploy.local import LocalDeployment
+from deploy.local import LocalDeployment, dag_bundle
 from deploy.offline import connection, mock_accelerator_line, offline_lite, stage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
                 for pool in airflow.cli_json("pools", "list", "-o", "json"):
                     if str(pool["pool"]).startswith("backendai-gpu-"):
                         print(f"pool {pool['pool']}: {pool['slots']} slots (1 slot = 0.1 fGPU)", flush=True)
+                kwargs = dag_bundle()["kwargs"]
+                print(
+                    f"pipelines: git repository {airflow.repository}, branch {kwargs['tracking_ref']} "
+                    f"(commits are picked up within {kwargs['refresh_interval']} s)",
+                    flush=True,
+                )
                 print(
                     f"Airflow UI: {airflow.url}  login: {airflow.username} / {airflow.password}", flush=True
                 )

@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from airflow_provider_fasttrack.lite.testing import LiteServer  # noqa: E402
+from airflow_provider_fasttrack.usage import RunUsage  # noqa: E402
+from airflow_provider_fasttrack.usage_text import totals_line, usage_table  # noqa: E402
 from deploy.offline import OFFLINE_SLOTS, connection, mock_accelerator_line, offline_lite, stage  # noqa: E402
 from training.report import sections  # noqa: E402
 
@@ -67,34 +68,26 @@ def _short(text: str, width: int = 140) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _seconds(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+def summary(lite: LiteServer, dag_id: str, started: float, usage: RunUsage | None) -> list[str]:
+    """The lines a person reads at the end of the trade-QA demo: the evaluation's results, then what the run's
+    sessions used (``usage``: the run's, ``None`` when the run is not found)."""
+    lines = [f"Summary of {dag_id} (total {time.monotonic() - started:.0f} s)"]
+    return [*lines, *_results(lite, dag_id), *usage_lines(usage)]
 
 
-def task_times(lite: LiteServer, dag_id: str) -> dict[str, float | None]:
-    """Wall time of each task's session (started -> terminated), from backendai-lite's records."""
-    with lite.client() as http:
-        sessions = http.get("/lite/sessions").json()["sessions"]
-    times: dict[str, float | None] = {}
-    for session in sessions:
-        if session["tag"] == dag_id:
-            name = session[
-                "name"
-            ]  # ft-<task>-<digest>, or svc-<service>-<n>-<id> for a model service's replica
-            task = "model service" if name.startswith("svc-") else name[3:].rsplit("-", 1)[0]
-            times[task] = _seconds(session["started_at"], session["terminated_at"])
-    return times
+def usage_lines(usage: RunUsage | None) -> list[str]:
+    """The run's usage totals and its table of sessions."""
+    if usage is None or not usage.sessions:
+        return ["  Usage: no session task of the run reported its usage"]
+    return [f"  Usage: {totals_line(usage)}", *(f"    {line}" for line in usage_table(usage))]
 
 
-def summary(lite: LiteServer, dag_id: str, started: float) -> list[str]:
-    """The lines a person reads at the end of the trade-QA demo."""
+def _results(lite: LiteServer, dag_id: str) -> list[str]:
     vfolder = lite.vfolder_path(f"fasttrack-{dag_id}")
     evaluations = sorted(vfolder.glob("*/evaluate/report.json"), key=lambda p: p.stat().st_mtime)
-    lines = [f"Summary of {dag_id} (total {time.monotonic() - started:.0f} s)"]
     if not evaluations:
-        return [*lines, "  no evaluation report was written"]
+        return ["  no evaluation report was written"]
+    lines = []
     folder = evaluations[-1].parent
     report = json.loads(evaluations[-1].read_text())
     for prefix, section in sections(report):
@@ -122,13 +115,6 @@ def summary(lite: LiteServer, dag_id: str, started: float) -> list[str]:
         lines.append(f"    reference: {_short(asked['reference'])}")
     else:
         lines.append("  Served fine-tuned model: no smoke-query result in this run")
-    times = task_times(lite, dag_id)
-    lines.append(
-        "  Task sessions: "
-        + ", ".join(
-            f"{task} {secs:.0f} s" if secs is not None else f"{task} -" for task, secs in times.items()
-        )
-    )
     lines.append(f"  Report: {folder / 'report.md'}")
     plots = [str(p) for p in sorted(folder.glob("*.png"))]
     lines.append(f"  Plots: {', '.join(plots) if plots else 'none'}")
@@ -145,6 +131,14 @@ def _section_line(report: dict[str, Any], prefix: str, section: dict[str, Any]) 
         f"fine-tuned {tuned:.3f}; paired difference {diff['mean']:+.3f} (95% CI {diff['ci95_low']:+.3f} .. "
         f"{diff['ci95_high']:+.3f}); novel-token F1 {f1['mean']:+.3f} ({f1['ci95_low']:+.3f} .. {f1['ci95_high']:+.3f})"
     )
+
+
+def latest_usage(dag_id: str) -> RunUsage | None:
+    """The usage of the pipeline's latest run in the Airflow database (the one ``airflow dags test`` made)."""
+    from airflow_provider_fasttrack.usage_db import recent_runs
+
+    runs = recent_runs(dag_id, 1)
+    return runs[0].usage if runs else None
 
 
 def main() -> int:
@@ -170,7 +164,7 @@ def main() -> int:
         ok = dags_test(dag_id, conf, log)
         print(f"airflow dags test {dag_id}: {'success' if ok else 'FAILED'} (log: {log})")
         if dag_id == TRADE_QA:
-            print("\n".join(summary(lite, dag_id, started)))
+            print("\n".join(summary(lite, dag_id, started, latest_usage(dag_id))))
         else:
             for result in sorted(lite.data_dir.rglob("result.json")):
                 print(f"  {result.relative_to(lite.data_dir)}: {result.read_text().strip()}")

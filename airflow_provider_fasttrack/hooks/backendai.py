@@ -34,6 +34,7 @@ from airflow_provider_fasttrack.hooks.connection import CONNECTION_TYPE, DEFAULT
 from airflow_provider_fasttrack.hooks.models import SessionEvent, SessionState
 from airflow_provider_fasttrack.naming import is_uuid
 from airflow_provider_fasttrack.signing import BackendAIAuth
+from airflow_provider_fasttrack.usage import SessionUsage, session_usage
 
 __all__ = [
     "MODEL_USAGE_MODE",
@@ -77,6 +78,13 @@ SERVICE_TOKEN_SECONDS = 3600
 COMPUTE_SESSION_QUERY = (
     "query($id: UUID!) { compute_session(id: $id) { status result status_info status_data "
     "containers { cluster_role status status_data } } }"
+)
+
+#: what :func:`airflow_provider_fasttrack.usage.session_usage` reads; ``occupying_slots`` is ``{}`` once the manager
+#: has released the session's allocations (at termination), ``requested_slots`` stays
+SESSION_USAGE_QUERY = (
+    "query($id: UUID!) { compute_session(id: $id) { id name status result created_at terminated_at "
+    "status_history occupying_slots requested_slots containers { occupied_slots last_stat } } }"
 )
 
 #: ``access_key`` keeps an admin keypair to its own sessions, as a name is unique per owner only
@@ -179,11 +187,22 @@ class BackendAIHook(BackendAIBaseHook):
 
     @staticmethod
     def _state_from_gql(session_id: str, data: Mapping[str, Any]) -> SessionState:
-        payload = data.get("data", data) if isinstance(data, Mapping) else {}
-        node = (payload or {}).get("compute_session")
-        if not node:
-            raise BackendAINotFoundError(404, title=f"session {session_id} not found", path=ADMIN_GQL[1])
-        return SessionState.from_compute_session(session_id, node)
+        return SessionState.from_compute_session(session_id, _compute_session_node(session_id, data))
+
+    def get_session_usage(self, session_id: str, *, task_id: str, map_index: int = -1) -> SessionUsage:
+        """What a session used (times, slots, resource-hours, lifetime stats), by UUID: one GraphQL request,
+        not retried, meant for once the session has ended (:func:`~airflow_provider_fasttrack.usage.session_usage`).
+
+        An answer that lacks or garbles a field is a ``ValueError`` naming it.
+        """
+        data = self._call(
+            ADMIN_GQL, retry=False, json={"query": SESSION_USAGE_QUERY, "variables": {"id": session_id}}
+        )
+        errors = data.get("errors") if isinstance(data, Mapping) else None
+        if errors:  # e.g. a manager without one of the fields
+            raise BackendAIError(f"the usage of session {session_id} could not be read: {errors[0]}")
+        node = _compute_session_node(session_id, data)
+        return session_usage(node, task_id=task_id, map_index=map_index)
 
     def get_logs(self, session_id: str, *, retry: bool = True) -> str:
         """The session's container log text, by UUID.
@@ -574,6 +593,15 @@ class BackendAIHook(BackendAIBaseHook):
         """The web UI page of a session, when the connection names a web UI."""
         base = self.settings.webui_url
         return f"{base}/session?sessionId={session_id}" if base else None
+
+
+def _compute_session_node(session_id: str, data: Any) -> dict[str, Any]:
+    """The ``compute_session`` node of a GraphQL answer; a session the answer lacks is not found."""
+    payload = data.get("data", data) if isinstance(data, Mapping) else {}
+    node = (payload or {}).get("compute_session")
+    if not node:
+        raise BackendAINotFoundError(404, title=f"session {session_id} not found", path=ADMIN_GQL[1])
+    return dict(node)
 
 
 def _destroy_params(forced: bool, recursive: bool) -> dict[str, str]:

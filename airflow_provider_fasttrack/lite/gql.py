@@ -100,6 +100,10 @@ CONTAINER_FIELDS: dict[str, GraphQLField] = {
     "status_data": _field(JSONStringScalar, _column("status_data")),
     "created_at": _field(GraphQLString, _column("created_at")),
     "terminated_at": _field(GraphQLString, _column("terminated_at")),
+    "occupied_slots": _field(JSONStringScalar, _column("occupied_slots")),
+    # the manager resolves both from the same figures; lite keeps them after the kernel has ended
+    "live_stat": _field(JSONStringScalar, _column("last_stat")),
+    "last_stat": _field(JSONStringScalar, _column("last_stat")),
 }
 
 ComputeContainer = GraphQLObjectType("ComputeContainer", CONTAINER_FIELDS)
@@ -155,6 +159,7 @@ SESSION_FIELDS: dict[str, GraphQLField] = {
     "status": _field(GraphQLString, _column("status")),
     "status_info": _field(GraphQLString, _column("status_info")),
     "status_data": _field(JSONStringScalar, _column("status_data")),
+    "status_history": _field(JSONStringScalar, _column("status_history")),
     "result": _field(GraphQLString, _column("result")),
     "priority": _field(GraphQLInt, _column("priority")),
     "access_key": _field(GraphQLString, _column("access_key")),

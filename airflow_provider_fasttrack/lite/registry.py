@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from airflow_provider_fasttrack.lite.runner import KernelLaunch, kill_group, sta
 from airflow_provider_fasttrack.lite.sandbox import MountSpec, SandboxError, open_mount_source
 from airflow_provider_fasttrack.lite.scheduler import OCCUPYING_STATUSES, decide, never_fits, usage
 from airflow_provider_fasttrack.lite.session_spec import SessionSpec
+from airflow_provider_fasttrack.lite.stats import KernelStats
 from airflow_provider_fasttrack.lite.store import DEAD_STATUSES, Store
 from airflow_provider_fasttrack.lite.vfolders import VFolders
 
@@ -31,6 +33,8 @@ __all__ = ["SessionRegistry"]
 log = logging.getLogger("backendai_lite.registry")
 
 TIMEOUT_EXIT_CODE = -2
+#: seconds between two samples of a running kernel's processes (CPU time, resident memory)
+STAT_INTERVAL = 1.0
 
 
 def now_iso() -> str:
@@ -66,6 +70,9 @@ class SessionRegistry:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._procs: dict[str, dict[str, asyncio.subprocess.Process]] = {}
         self._destroying: dict[str, bool] = {}
+        #: per kernel id: the samples of its processes while it runs
+        self._stats: dict[str, KernelStats] = {}
+        self._sampled_at = 0.0
         self._loop_task: asyncio.Task[None] | None = None
         self._socket_root: Path | None = None
 
@@ -287,6 +294,24 @@ class SessionRegistry:
                 self._schedule_once()
             except Exception:
                 log.exception("scheduling round failed")
+            if time.monotonic() - self._sampled_at >= STAT_INTERVAL:
+                self._sampled_at = time.monotonic()
+                try:
+                    self._sample_stats()
+                except Exception:
+                    log.exception("sampling the kernels' processes failed")
+
+    def _sample_stats(self) -> None:
+        """One sample of every running kernel's processes, stored as the kernel's ``last_stat``."""
+        for procs in list(self._procs.values()):
+            for kernel_id, proc in list(procs.items()):
+                if proc.returncode is None:
+                    self._sample_kernel(kernel_id, proc.pid)
+
+    def _sample_kernel(self, kernel_id: str, pid: int) -> None:
+        stats = self._stats.setdefault(kernel_id, KernelStats())
+        if stats.sample(pid):
+            self.store.update_kernel(kernel_id, last_stat=stats.as_stat())
 
     def _schedule_once(self) -> None:
         sessions = self.store.sessions(LIVE_STATUSES)
@@ -326,7 +351,8 @@ class SessionRegistry:
                 self._finish_failed_start(current, f"{type(exc).__name__}: {exc}")
         finally:
             self._tasks.pop(session_id, None)
-            self._procs.pop(session_id, None)
+            for kernel_id in self._procs.pop(session_id, {}):
+                self._stats.pop(kernel_id, None)
             self._wake.set()
             await self._notify()
 
@@ -356,7 +382,11 @@ class SessionRegistry:
                 self._finish_failed_start(row, str(exc))
                 return
             procs[kernel["id"]] = proc
-            self.store.update_kernel(kernel["id"], status="RUNNING", pid=proc.pid)
+            self.store.update_kernel(
+                kernel["id"], status="RUNNING", pid=proc.pid, occupied_slots=row["kernel_slots"]
+            )
+            # a first sample now: a session shorter than the sampling interval has statistics too
+            self._sample_kernel(kernel["id"], proc.pid)
             self.hub.session_event("kernel_started", row, "", kernel=kernel)
         if self._destroying.get(session_id) is None:
             row = self._set_status(

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     requested_slots TEXT NOT NULL,
     kernel_slots TEXT NOT NULL,
     occupied_slots TEXT NOT NULL DEFAULT '{}',
+    status_history TEXT NOT NULL DEFAULT '{}',
     config TEXT NOT NULL,
     startup_command TEXT,
     bootstrap_script TEXT,
@@ -63,6 +65,8 @@ CREATE TABLE IF NOT EXISTS kernels (
     pid INTEGER,
     log_path TEXT NOT NULL,
     logs TEXT,
+    occupied_slots TEXT NOT NULL DEFAULT '{}',
+    last_stat TEXT,
     created_at TEXT NOT NULL,
     terminated_at TEXT
 );
@@ -81,8 +85,19 @@ DROP TABLE IF EXISTS transfers;
 """
 
 _JSON_COLUMNS = frozenset(
-    {"status_data", "requested_slots", "kernel_slots", "occupied_slots", "config", "dependencies"}
+    {
+        "status_data", "requested_slots", "kernel_slots", "occupied_slots", "config", "dependencies",
+        "status_history", "last_stat",
+    }
+)  # fmt: skip
+#: columns added since the first schema: ``(table, column, definition)``, added to an older data dir's tables
+_ADDED_COLUMNS = (
+    ("sessions", "status_history", "TEXT NOT NULL DEFAULT '{}'"),
+    ("kernels", "occupied_slots", "TEXT NOT NULL DEFAULT '{}'"),
+    ("kernels", "last_stat", "TEXT"),
 )
+#: the session columns that record the time of a status (its ``status_history`` entry takes the same time)
+_STATUS_TIMES = ("terminated_at", "started_at", "scheduled_at")
 
 
 def _decode(row: sqlite3.Row | None) -> dict[str, Any] | None:
@@ -109,6 +124,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for table, column, definition in _ADDED_COLUMNS:
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         """Close the database."""
@@ -132,12 +151,20 @@ class Store:
 
     # sessions
     def insert_session(self, values: dict[str, Any]) -> None:
-        """Record a new session."""
-        self._insert("sessions", values)
+        """Record a new session; its ``status_history`` starts with its status at ``created_at``."""
+        self._insert("sessions", {**values, "status_history": {values["status"]: values["created_at"]}})
 
     def update_session(self, session_id: str, **values: Any) -> None:
-        """Change fields of a session."""
-        self._update("sessions", session_id, values)
+        """Change fields of a session; a new ``status`` is recorded in its ``status_history`` (status -> time,
+        the latest time of each status, as the manager keeps it), at the time column given with it or now."""
+        encoded = _encode(values)
+        assignments = [f"{column} = ?" for column in encoded]
+        params = list(encoded.values())
+        if "status" in values:
+            at = next((values[key] for key in _STATUS_TIMES if values.get(key)), None)
+            assignments.append("status_history = json_set(status_history, ?, ?)")
+            params += [f'$."{values["status"]}"', at or datetime.now(UTC).isoformat()]
+        self._execute(f"UPDATE sessions SET {', '.join(assignments)} WHERE id = ?", [*params, session_id])
 
     def session(self, session_id: str) -> dict[str, Any] | None:
         """A session by UUID, in any status."""

@@ -58,6 +58,7 @@ from airflow_provider_fasttrack.slots import (
     session_slots,
 )
 from airflow_provider_fasttrack.triggers.session import BackendAISessionTrigger
+from airflow_provider_fasttrack.usage import USAGE_XCOM_KEY, format_usage
 
 __all__ = [
     "SKIP_TASKS_PARAM",
@@ -426,6 +427,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         status = event.get("status")
         if status == "timeout":
             self.hook.destroy_session(session_id, forced=True)
+            self._report_usage(context, session_id)
             tail = _log_tail(self._final_log(session_id))
             raise AirflowTaskTimeout(
                 f"execution_timeout ({self.execution_timeout}) exceeded while waiting for Backend.AI session "
@@ -446,6 +448,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             self._write_output(log, name, log_offset, final=True)
         ti.xcom_push(key="exit_code", value=state.exit_code)
         ti.xcom_push(key="result", value=state.result)
+        self._report_usage(context, state.session_id)
         if state.is_successful:
             self.log.info("Backend.AI %s", state.describe())
             return self._task_result(context, state)
@@ -462,6 +465,30 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             else:
                 self._cancel_siblings(context)
         raise error
+
+    def _report_usage(self, context: Context, session_id: str) -> None:
+        """What the ended session used: one line in the task log and the ``backendai_usage`` XCom (a
+        :class:`~airflow_provider_fasttrack.usage.SessionUsage` as JSON), for this map index.
+
+        One request, not retried; when the usage cannot be read the task says so in a warning and ends as its
+        session did.
+        """
+        ti = context["ti"]
+        try:
+            usage = self.hook.get_session_usage(
+                session_id, task_id=ti.task_id, map_index=getattr(ti, "map_index", -1)
+            )
+        except Exception as exc:  # the usage is a report: nothing about it may change the task's outcome
+            self.log.warning(
+                "The usage of Backend.AI session %s could not be read (%s: %s); the task's result does not "
+                "depend on it",
+                session_id,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        self.log.info("%s", format_usage(usage))
+        ti.xcom_push(key=USAGE_XCOM_KEY, value=usage.model_dump(mode="json"))
 
     def _will_retry(self, context: Context, error: BaseException) -> bool:
         """Whether Airflow retries this task after ``error``, decided as the Task SDK's task runner does.

@@ -8,22 +8,38 @@ template's own text is sent as written, links and mentions included. A message r
 under a deployment that restricts connections and variables, in the restricted context
 (:func:`airflow_provider_fasttrack.pipeline.template_context.restricted_rendering`).
 
+A message gains what the run used when its session tasks reported usage (``backendai_usage`` XComs): the totals
+and the table of :mod:`airflow_provider_fasttrack.usage_text` in a code block, cut to fit a Slack message.
+
 Imports the Slack provider: loaded only when a pipeline has Slack notifications.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.slack.notifications.slack import SlackNotifier
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
+from airflow_provider_fasttrack.usage import RunUsage, run_usage_from_xcom
+from airflow_provider_fasttrack.usage_text import totals_line, usage_table
+
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["EscapingSlackNotifier", "EscapingSlackWebhookNotifier", "slack_escape"]
+__all__ = [
+    "SLACK_TEXT_LIMIT",
+    "EscapingSlackNotifier",
+    "EscapingSlackWebhookNotifier",
+    "slack_escape",
+    "with_usage",
+]
 
+#: characters of a message's text: Slack advises at most 4,000 (and cuts messages at 40,000)
+SLACK_TEXT_LIMIT = 4000
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+log = logging.getLogger(__name__)
 
 
 def slack_escape(value: Any) -> str:
@@ -31,22 +47,67 @@ def slack_escape(value: Any) -> str:
     return str(value).translate(_ESCAPES)
 
 
+def with_usage(message: str, run: RunUsage, *, limit: int = SLACK_TEXT_LIMIT) -> str:
+    """``message`` followed by the run's totals and its usage table in a code block.
+
+    Rows are left out, last first, until the whole text fits ``limit`` characters (at worst the table keeps its
+    header and totals); the text then names the command that shows them all. What is added is escaped.
+    """
+
+    def text(rows: int) -> str:
+        added = f"\nUsage: {totals_line(run)}\n```\n" + "\n".join(usage_table(run, max_rows=rows)) + "\n```"
+        if rows < len(run.sessions):
+            added += (
+                f"\nThe table is cut to fit a Slack message; all {len(run.sessions)} sessions: "
+                f"`fasttrack usage --dag-id {run.dag_id} --run-id {run.run_id}`"
+            )
+        return message + slack_escape(added)
+
+    if len(whole := text(len(run.sessions))) <= limit:
+        return whole
+    low, high = 0, len(run.sessions) - 1  # the most rows that fit lie in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if len(text(middle)) <= limit else (low, middle - 1)
+    return text(low)
+
+
+def _run_usage(context: Any) -> RunUsage | None:
+    """The usage of the context's run; ``None`` when no session task reported any, or it cannot be read (logged:
+    the message goes without it)."""
+    ti, dag, run_id = context.get("ti"), context.get("dag"), context.get("run_id")
+    if ti is None or dag is None or run_id is None:
+        return None
+    try:
+        run = run_usage_from_xcom(ti, dag, run_id)
+    except Exception as exc:  # the message matters more than its usage table
+        log.warning("The Slack message goes without the run's usage: %s", exc)
+        return None
+    return run if run.sessions else None
+
+
 class _EscapedValues:
     """Renders the template fields as pipeline templates render, with every expression's value escaped."""
 
     def get_template_env(self, dag: Any = None) -> jinja2.Environment:
-        env: jinja2.Environment = super().get_template_env(dag=dag)  # type: ignore[misc]
+        # ``dag.test()`` runs DAG callbacks with the serialized DAG, which has no template environment
+        own = dag if hasattr(dag, "get_template_env") else None
+        env: jinja2.Environment = super().get_template_env(dag=own)  # type: ignore[misc]
         return env.overlay(finalize=slack_escape)
 
     def render_template_fields(self, context: Any, jinja_env: jinja2.Environment | None = None) -> None:
         from airflow_provider_fasttrack.pipeline.template_context import restricted_rendering
 
+        usage = _run_usage(context)
         context, jinja_env = restricted_rendering(
             "The Slack notification", context, jinja_env, context.get("dag")
         )
         if jinja_env is not None:
             jinja_env = jinja_env.overlay(finalize=slack_escape)
         super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        text = getattr(self, "text", None)
+        if usage is not None and isinstance(text, str):
+            self.text = with_usage(text, usage)
 
     def _should_render_native(self, dag: Any = None) -> bool:
         return False  # a message is text (the restricted context's ``dag`` is a view, not the DAG)

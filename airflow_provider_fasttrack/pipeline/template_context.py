@@ -176,8 +176,8 @@ def restricted_environment(dag: Any) -> jinja2.Environment:
 
     env = PipelineSandbox(undefined=jinja2.StrictUndefined, extensions=["jinja2.ext.do"], cache_size=0)
     if dag is not None:
-        env.globals.update(dag.user_defined_macros or {})
-        env.filters.update(dag.user_defined_filters or {})
+        env.globals.update(getattr(dag, "user_defined_macros", None) or {})
+        env.filters.update(getattr(dag, "user_defined_filters", None) or {})
     return env
 
 

@@ -113,7 +113,7 @@ def compute_session(hook: BackendAIHook, session_id: str, fields: str) -> dict[s
     """``compute_session(id:)`` with the given fields; JSON-string fields decoded."""
     data = gql(hook, f"query($id: UUID!) {{ compute_session(id: $id) {{ {fields} }} }}", id=session_id)
     node: dict[str, Any] = data["compute_session"]
-    for key in ("status_data", "occupied_slots", "requested_slots"):
+    for key in ("status_data", "status_history", "occupied_slots", "requested_slots"):
         if isinstance(node.get(key), str):
             node[key] = json.loads(node[key])
     return node

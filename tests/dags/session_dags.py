@@ -46,6 +46,25 @@ for deferrable in (True, False):
     with session_dag(f"op_skip_{mode}"):
         BackendAISessionOperator(task_id="skips", command="exit 99", skip_on_exit_code=99, **common)
 
+    with session_dag(f"op_usage_{mode}", retries=0):
+        # a GPU session, then two mapped sessions of which the second fails: each reports what it used
+        gpu = BackendAISessionOperator(
+            task_id="gpu",
+            command="sleep 2",
+            resources={"cpu": 1, "mem": "256m", "cuda.shares": "2"},
+            **common,
+        )
+        each = BackendAISessionOperator.partial(
+            task_id="each", resources={"cpu": 2, "mem": "128m"}, **common
+        ).expand(command=["sleep 1", "sleep 1; exit 3"])
+        gpu >> each
+
+with session_dag("op_usage_unreadable", retries=0):
+    # the test garbles what backendai-lite stored of the session's slots while it runs
+    BackendAISessionOperator(
+        task_id="garbled", command="sleep 3", image=IMAGE, deferrable=False, poll_interval=0.5
+    )
+
 with session_dag("op_timeout"):
     BackendAISessionOperator(
         task_id="too_slow",

@@ -7,6 +7,8 @@ is the version the project is tested with.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,7 +19,16 @@ from typing import Any
 import yaml
 from dotenv import dotenv_values
 
-from deploy.local import COMPONENTS, PER_DEPLOYMENT, SHARED_SETTINGS, shared_settings
+from deploy.local import (
+    CELERY_SETTINGS,
+    COMPONENTS,
+    LOCAL_SETTINGS_DIR,
+    PER_DEPLOYMENT,
+    SHARED_SETTINGS,
+    LocalDeployment,
+    dag_bundle,
+    shared_settings,
+)
 from deploy.offline import MOCK_GPU_SHARES
 from tests.conftest import ROOT
 
@@ -29,6 +40,10 @@ AIRFLOW_SERVICES = {
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
 }
+#: the celery profile's Celery workers (service name = the worker's hostname)
+CELERY_WORKERS = ("airflow-worker-1", "airflow-worker-2")
+#: where airflow-init creates the pipelines' repository (the airflow-pipelines volume)
+REPOSITORY = "/opt/airflow/pipelines"
 #: values for every variable the compose file requires from .env
 FILLED_ENV = {
     "POSTGRES_PASSWORD": "pg-password",
@@ -95,18 +110,53 @@ def test_services_order_and_health() -> None:
     assert services["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert services["airflow-init"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     init = "\n".join(services["airflow-init"]["command"])
-    for step in ("airflow db migrate", "fasttrack pools sync", "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"):
+    steps = (
+        "airflow db migrate",
+        "fasttrack pools sync",
+        "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+        "--profile celery",
+    )
+    for step in steps:
         assert step in init
-    assert "./dags:/opt/airflow/dags" in services["airflow-scheduler"]["volumes"]
+    # ./dags is read once, into the pipelines' repository, which every Airflow service reads
+    assert "./dags:/opt/airflow/dags:ro" in services["airflow-init"]["volumes"]
+    for service in [*AIRFLOW_SERVICES, "airflow-init"]:
+        assert f"airflow-pipelines:{REPOSITORY}" in services[service]["volumes"], service
+    for service in AIRFLOW_SERVICES:
+        assert not any(volume.startswith("./dags") for volume in services[service]["volumes"]), service
+
+
+def test_the_dag_bundle_tracks_the_repository_that_airflow_init_creates(tmp_path: Path) -> None:
+    bundle = dag_bundle()
+    connection = f"AIRFLOW_CONN_{bundle['kwargs']['git_conn_id'].upper()}"
+    done = docker_compose(tmp_path, example_env(), "config")
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)["services"]
+    for service in [*AIRFLOW_SERVICES, "airflow-init"]:
+        git = json.loads(resolved[service]["environment"][connection])
+        assert git == {"conn_type": "git", "host": REPOSITORY}
+        # the fasttrack CLI looks DAG ids up there
+        assert resolved[service]["environment"]["AIRFLOW__CORE__DAGS_FOLDER"] == REPOSITORY
+    init = "\n".join(compose_file()["services"]["airflow-init"]["command"])
+    assert f"if [ ! -d {REPOSITORY}/.git ]" in init  # a repository already there keeps its commits
+    assert f"git -C {REPOSITORY} init -q --initial-branch={bundle['kwargs']['tracking_ref']}" in init
+    assert f"/opt/airflow/logs {REPOSITORY}\n" in init  # owned by the user the other services run as
+    # a team's own repository instead
+    own = "https://git.example.com/team/pipelines.git"
+    done = docker_compose(tmp_path, {**example_env(), "FASTTRACK_PIPELINES_REPOSITORY": own}, "config")
+    assert done.returncode == 0, done.stderr
+    environment = yaml.safe_load(done.stdout)["services"]["airflow-scheduler"]["environment"]
+    assert json.loads(environment[connection])["host"] == own
 
 
 def test_settings_come_from_the_shared_file_and_per_deployment_values_match_the_local_deployment() -> None:
     common = compose_file()["x-airflow-common"]
     assert [ROOT / path for path in common["env_file"]] == [SHARED_SETTINGS]
     environment = set(common["environment"])
-    assert environment == set(PER_DEPLOYMENT)  # the same per-deployment settings as deploy.local
+    # the same per-deployment settings as deploy.local (which sets the Celery ones with CeleryExecutor)
+    assert environment == set(PER_DEPLOYMENT) | set(CELERY_SETTINGS)
     assert not environment & set(shared_settings())  # nothing overrides the shared file
-    assert shared_settings()["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert common["environment"]["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
 
 
 def test_every_required_variable_is_in_env_example() -> None:
@@ -151,3 +201,63 @@ def test_dockerfile_builds_on_the_tested_airflow_without_changing_its_packages()
 def test_the_filled_env_file_is_never_committed() -> None:
     assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
     assert subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT).returncode == 1
+
+
+def test_celery_profile_runs_redis_two_workers_and_flower_with_celery_executor(tmp_path: Path) -> None:
+    plain = docker_compose(tmp_path, example_env(), "config")
+    assert plain.returncode == 0, plain.stderr
+    for spec in yaml.safe_load(plain.stdout)["services"].values():
+        if "AIRFLOW__CORE__EXECUTOR" in spec.get("environment", {}):
+            assert spec["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"  # the default
+
+    env = {**example_env(), "AIRFLOW_EXECUTOR": "CeleryExecutor"}
+    done = docker_compose(tmp_path, env, "--profile", "celery", "config")
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)["services"]
+    assert {"redis", *CELERY_WORKERS, "flower"} <= set(resolved)
+    for service in [*AIRFLOW_SERVICES, "airflow-init", *CELERY_WORKERS, "flower"]:
+        environment = resolved[service]["environment"]
+        assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", service
+        assert environment["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", service
+        assert (
+            environment["AIRFLOW__CELERY__RESULT_BACKEND"]
+            == "db+postgresql+psycopg2://airflow:pg-password@postgres/airflow"
+        )
+        assert {key: environment[key] for key in shared_settings()} == shared_settings()
+
+    services = compose_file()["services"]
+    for name in ("redis", *CELERY_WORKERS, "flower"):
+        assert services[name]["profiles"] == ["celery"], name
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert "ports" not in services["redis"]  # the broker is reachable from the compose network only
+    for worker in CELERY_WORKERS:
+        spec = resolved[worker]
+        assert spec["command"] in ("celery worker", ["celery", "worker"])
+        # the api-server reaches a worker's log server by its hostname, the service's own name
+        assert spec["hostname"] == worker
+        assert spec["depends_on"] == {
+            "postgres": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+            "airflow-init": {"condition": "service_completed_successfully"},
+            "airflow-apiserver": {"condition": "service_healthy"},
+        }
+        assert "inspect ping" in " ".join(spec["healthcheck"]["test"])
+        # workers read the pipelines at the version of their run, from the DAG bundle
+        assert f"airflow-pipelines:{REPOSITORY}" in services[worker]["volumes"]
+    flower = services["flower"]
+    assert flower["command"] == "celery flower"
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]  # Flower has no login of its own
+
+
+def test_both_deployments_give_airflow_the_same_local_settings(tmp_path: Path) -> None:
+    settings = LOCAL_SETTINGS_DIR / "airflow_local_settings.py"
+    assert settings.is_file()
+    local = LocalDeployment(tmp_path, dags_folder=ROOT / "dags", connection="{}")
+    shutil.rmtree(local.postgres.root)  # made, never started
+    assert str(LOCAL_SETTINGS_DIR) in local.env["PYTHONPATH"].split(os.pathsep)
+    # the image: Airflow reads $AIRFLOW_HOME/config (/opt/airflow in apache/airflow)
+    source = settings.relative_to(ROOT).as_posix()
+    assert (
+        f"COPY --chown=airflow:0 {source} /opt/airflow/config/airflow_local_settings.py"
+        in (ROOT / "Dockerfile").read_text()
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from git import Repo
 
 from deploy.local import running
 from tests.conftest import ROOT
@@ -51,6 +52,8 @@ def test_serve_comes_up_with_login_and_pools_and_stops_everything_on_ctrl_c(tmp_
         output = "".join(lines)
         assert "mock accelerator: scaling group 'default' declares cuda.shares=10" in output
         assert "pool backendai-gpu-default: 100 slots" in output
+        repository = tmp_path / "airflow" / "pipelines"  # the DAG bundle's repository, from dags/
+        assert f"pipelines: git repository {repository}, branch main" in output
         family |= {*(child.pid for child in psutil.Process(process.pid).children(recursive=True))}
 
         assert httpx.get(f"{url}/", timeout=30).status_code == 200  # the UI's page
@@ -69,6 +72,12 @@ def test_serve_comes_up_with_login_and_pools_and_stops_everything_on_ctrl_c(tmp_
             return {dag["dag_id"] for dag in dags}
 
         assert "trade-qa-finetune" in wait_for(shipped_dags, timeout=180, interval=3)
+        versions = httpx.get(
+            f"{url}/api/v2/dags/trade-qa-finetune/dagVersions", headers=headers, timeout=30
+        ).json()["dag_versions"]
+        with Repo(repository) as repo:
+            head = repo.head.commit.hexsha
+        assert [(v["bundle_name"], v["bundle_version"]) for v in versions] == [("fasttrack", head)]
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
         try:

@@ -122,10 +122,16 @@ def test_worker_sigterm_keeps_a_durable_session(lite, hook, tmp_path) -> None:  
 
 def test_execution_timeout_while_deferred_destroys_the_session(lite, hook, capfd) -> None:  # type: ignore[no-untyped-def]
     dag_run = load_test_dag("op_timeout").test()
-    assert dag_run.get_task_instance("too_slow").state == "failed"
-    assert "execution_timeout" in "".join(capfd.readouterr())
+    ti = dag_run.get_task_instance("too_slow")
+    assert ti.state == "failed"
+    text = "".join(capfd.readouterr())
+    assert "execution_timeout" in text
     session = lite_sessions_named(lite, "ft-too-slow-")[-1]
     assert_session_gone(hook, session["id"])
+    # what the session used until it was destroyed is reported too
+    usage = ti.xcom_pull(task_ids="too_slow", key="backendai_usage")
+    assert usage["session_id"] == session["id"] and usage["running_seconds"] > 0
+    assert f"Backend.AI usage of session {session['name']} ({session['id']})" in text
 
 
 def mark_task_failed(dag_id: str, task_id: str) -> None:

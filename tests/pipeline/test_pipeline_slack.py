@@ -9,6 +9,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
 from airflow_provider_fasttrack.pipeline.spec import SlackNotification
@@ -114,6 +116,11 @@ with DAG("slack_success_check", schedule=None) as success_dag:
     PythonOperator(task_id="evaluate", python_callable=evaluate,
                    on_success_callback=on_success, on_failure_callback=on_failure)
 
+on_finished, _ = slack_notifiers(SlackNotification(conn_id="slack_stub", on_success="{{ dag.dag_id }} finished"))
+
+with DAG("slack_dag_callback_check", schedule=None, on_success_callback=on_finished):
+    PythonOperator(task_id="evaluate", python_callable=evaluate)
+
 with DAG("slack_failure_check", schedule=None) as failure_dag:
     PythonOperator(task_id="evaluate", python_callable=crash,
                    on_success_callback=on_success, on_failure_callback=on_failure)
@@ -143,6 +150,13 @@ def test_success_message_carries_metrics_from_xcom(slack_stub: list[dict], notif
     run = notify_dags["slack_success_check"].test()
     assert run.state == "success"
     assert slack_stub == [{"text": "slack_success_check done: SemScore 0.449 -> 0.509"}]
+
+
+def test_a_dag_callback_posts_under_dag_test(slack_stub: list[dict], notify_dags) -> None:
+    """``dag.test()`` (and ``airflow dags test``) runs a DAG's callbacks with the serialized DAG in the context
+    (and outside any task: XComs cannot be read there, a deployment's DAG processor reads them)."""
+    assert notify_dags["slack_dag_callback_check"].test().state == "success"
+    assert slack_stub == [{"text": "slack_dag_callback_check finished"}]
 
 
 def test_a_restricting_deployment_renders_messages_in_its_restricted_context(  # type: ignore[no-untyped-def]
@@ -194,3 +208,71 @@ def test_bot_token_mode_escapes_values_from_a_run(slack_bot_stub: list[dict], no
     assert [m["text"] for m in slack_bot_stub] == [
         f"<https://fasttrack.example/runs|Runs> slack_bot_markup_check: {ESCAPED}"
     ]
+
+
+def _usage_run(count: int, run_id: str = "manual__1"):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from airflow_provider_fasttrack.usage import SessionUsage, build_run_usage
+
+    start = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+    sessions = [
+        SessionUsage(
+            task_id="score",
+            map_index=i,
+            session_id=f"s{i}",
+            session_name=f"ft-score-{i}",
+            status="TERMINATED",
+            created_at=start,
+            ended_at=start + dt.timedelta(minutes=10),
+            running_seconds=600,
+            occupied_slots={"cpu": 4, "mem": 2**34, "cuda.shares": 1},
+            gpu_hours=1 / 6,
+            cpu_core_hours=4 / 6,
+        )
+        for i in range(count)
+    ]
+    return build_run_usage("scores", run_id, sessions, {"score": set()})
+
+
+def test_a_long_usage_table_is_cut_to_fit_a_slack_message_and_says_so() -> None:
+    from airflow_provider_fasttrack.pipeline.slack import SLACK_TEXT_LIMIT, with_usage
+
+    text = with_usage("<https://x.example|Run> done", _usage_run(300))
+    assert len(text) <= SLACK_TEXT_LIMIT
+    assert text.startswith(
+        "<https://x.example|Run> done\nUsage: 300 sessions, 50.000 GPU-h, 200.000 CPU-core-h"
+    )
+    block = text.split("```")[1].strip("\n").splitlines()
+    assert block[0].split()[0] == "task" and block[1].startswith("score[0]")
+    assert block[-2] == f"... {300 - (len(block) - 3)} more sessions not shown"
+    assert block[-1].split() == ["total", "0.0s", "50.000", "200.000"]  # the totals cover all 300
+    assert text.endswith(
+        "The table is cut to fit a Slack message; all 300 sessions: "
+        "`fasttrack usage --dag-id scores --run-id manual__1`"
+    )
+    # a short table is whole
+    whole = with_usage("done", _usage_run(3))
+    assert "more sessions not shown" not in whole and "cut to fit" not in whole
+    assert whole.count("score[") == 3
+
+
+def test_usage_text_in_slack_cannot_mention_or_link() -> None:
+    from airflow_provider_fasttrack.pipeline.slack import with_usage
+
+    text = with_usage("done", _usage_run(300, run_id="<!channel>&<https://evil.example|x>"), limit=800)
+    assert "<!channel>" not in text and "<https://evil" not in text
+    assert "--run-id &lt;!channel&gt;&amp;&lt;https://evil.example|x&gt;`" in text
+
+
+@settings(max_examples=30, deadline=None)
+@given(count=st.integers(1, 120), limit=st.integers(1000, 6000))
+def test_usage_in_slack_fits_the_limit_and_keeps_the_totals(count: int, limit: int) -> None:
+    from airflow_provider_fasttrack.pipeline.slack import with_usage
+
+    text = with_usage("done", _usage_run(count), limit=limit)
+    assert len(text) <= limit
+    shown = text.count("score[")
+    assert 1 <= shown <= count
+    assert ("more sessions not shown" in text) == (shown < count)
+    assert "\ntotal " in text.split("```")[1]  # the totals row stays
