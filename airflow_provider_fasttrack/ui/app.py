@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -37,8 +37,11 @@ from airflow_provider_fasttrack.ui.outputs import (
     read_limited,
     render_report,
 )
-from airflow_provider_fasttrack.ui.run_data import TaskOutputs, read_run, run_usage
+from airflow_provider_fasttrack.ui.run_data import TaskOutputs, read_outputs, read_run
 from airflow_provider_fasttrack.ui.timeline import PHASES, format_slots, timeline
+
+if TYPE_CHECKING:
+    from airflow.models.dagrun import DagRun
 
 __all__ = ["app"]
 
@@ -115,20 +118,17 @@ def _file_url(base: str, task_id: str, kind: str, name: str) -> str:
     return f"{base}/tasks/{quote(task_id, safe='')}/{kind}/{quote(name, safe='')}"
 
 
-def _check_run(session: Any, dag_id: str, run_id: str) -> str | None:
+def _dag_run(session: Any, dag_id: str, run_id: str) -> DagRun:
     from airflow.models.dagrun import DagRun
 
-    found = session.execute(
-        select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
-    ).first()
+    found = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
     if found is None:
         raise HTTPException(404, f"DAG run {run_id!r} of {dag_id!r} not found")
-    return None if found.state is None else str(found.state)
+    return found
 
 
 def _task_outputs(session: Any, dag_id: str, run_id: str, task_id: str) -> TaskOutputs:
-    _check_run(session, dag_id, run_id)
-    outputs = read_run(session, dag_id, run_id).outputs.get(task_id)
+    outputs = read_outputs(session, _dag_run(session, dag_id, run_id))[0].get(task_id)
     if outputs is None:
         raise HTTPException(404, f"task {task_id!r} of this run has no output folder")
     return outputs
@@ -188,16 +188,16 @@ def _report(hook: BackendAIHook, base: str, outputs: TaskOutputs, listed: dict[s
 
 @router.get("", response_class=HTMLResponse)
 def run_page(dag_id: str, run_id: str, request: Request, session: SessionDep) -> HTMLResponse:
-    state = _check_run(session, dag_id, run_id)
-    records = read_run(session, dag_id, run_id)
+    dag_run = _dag_run(session, dag_id, run_id)
+    records = read_run(session, dag_run)
     base = _base(request, dag_id, run_id)
     root = str(request.scope.get("root_path", "")).rstrip("/")
     page = _templates.get_template("run.html").render(
         dag_id=dag_id,
         run_id=run_id,
-        state=state,
-        usage=run_usage(dag_id, run_id, records.sessions),
-        timeline=timeline(records.sessions),
+        state=None if dag_run.state is None else str(dag_run.state),
+        usage=records.usage,
+        timeline=timeline(records.usage.sessions),
         phases=PHASES,
         sections=[_section(base, outputs) for _, outputs in sorted(records.outputs.items())],
         unreadable=records.unreadable,

@@ -13,13 +13,15 @@ from urllib.parse import quote
 import pytest
 
 from airflow_provider_fasttrack.artifacts import ARTIFACTS_XCOM_KEY
-from airflow_provider_fasttrack.usage import USAGE_XCOM_KEY, SessionUsage
+from airflow_provider_fasttrack.usage import USAGE_XCOM_KEY, SessionUsage, session_usage_from_xcom
 from tests.conftest import load_test_dag
 from tests.helpers import connection_env
 from tests.ui.auth_manager import DENIED
 
 DAG_ID = "run-view"
 TASK = "evaluate"
+#: the session task after it
+AFTER = "summarize"
 AUTH_MANAGER = "tests.ui.auth_manager.DenyingAuthManager"
 
 
@@ -79,34 +81,45 @@ def elements(html: str) -> list[tuple[str, dict[str, str | None]]]:
     return parser.tags
 
 
-def record_usage(dag_run: Any) -> SessionUsage:
-    """The session task's usage record, as the session operator pushes it when its session ends."""
+def record_usage(dag_run: Any) -> dict[str, SessionUsage]:
+    """The session tasks' usage records with set times, as the session operator pushes them when a session ends:
+    ``evaluate`` 2 s queued, 3 s preparing, 60 s running; 5 s later ``summarize`` (after it in the DAG) 1 s, 1 s,
+    28 s."""
     from airflow.models.xcom import XComModel
 
-    ti = dag_run.get_task_instance(TASK)
-    session_id = ti.xcom_pull(task_ids=TASK, key="session_id")
-    created = ti.start_date
-    usage = SessionUsage(
-        task_id=TASK,
-        session_id=session_id,
-        session_name=ti.xcom_pull(task_ids=TASK, key="session_name"),
-        status="TERMINATED",
-        result="SUCCESS",
-        created_at=created,
-        scheduled_at=created + dt.timedelta(seconds=2),
-        started_at=created + dt.timedelta(seconds=5),
-        ended_at=created + dt.timedelta(seconds=65),
-        queued_seconds=2,
-        preparing_seconds=3,
-        running_seconds=60,
-        occupied_slots={"cpu": 1, "mem": 268435456, "cuda.shares": 0.5},
-        gpu_hours=0.5 * 60 / 3600,
-        cpu_core_hours=60 / 3600,
-    )
-    XComModel.set(
-        USAGE_XCOM_KEY, usage.model_dump(mode="json"), dag_id=DAG_ID, task_id=TASK, run_id=dag_run.run_id
-    )
-    return usage
+    created = dag_run.get_task_instance(TASK).start_date
+    records = {}
+    for task_id, offset, queued, preparing, running, slots in (
+        (TASK, 0, 2, 3, 60, {"cpu": 1, "mem": 268435456, "cuda.shares": 0.5}),
+        (AFTER, 70, 1, 1, 28, {"cpu": 1, "mem": 268435456}),
+    ):
+        ti = dag_run.get_task_instance(task_id)
+        start = created + dt.timedelta(seconds=offset)
+        records[task_id] = usage = SessionUsage(
+            task_id=task_id,
+            session_id=ti.xcom_pull(task_ids=task_id, key="session_id"),
+            session_name=ti.xcom_pull(task_ids=task_id, key="session_name"),
+            status="TERMINATED",
+            result="SUCCESS",
+            created_at=start,
+            scheduled_at=start + dt.timedelta(seconds=queued),
+            started_at=start + dt.timedelta(seconds=queued + preparing),
+            ended_at=start + dt.timedelta(seconds=queued + preparing + running),
+            queued_seconds=queued,
+            preparing_seconds=preparing,
+            running_seconds=running,
+            occupied_slots=slots,
+            gpu_hours=slots.get("cuda.shares", 0) * running / 3600,
+            cpu_core_hours=running / 3600,
+        )
+        XComModel.set(
+            USAGE_XCOM_KEY,
+            usage.model_dump(mode="json"),
+            dag_id=DAG_ID,
+            task_id=task_id,
+            run_id=dag_run.run_id,
+        )
+    return records
 
 
 def test_the_plugin_is_loaded_from_the_entry_point() -> None:
@@ -138,9 +151,21 @@ def test_a_session_task_pushes_where_its_outputs_are(view: dict[str, Any]) -> No
     }
 
 
+def test_each_session_task_pushes_its_usage(view: dict[str, Any]) -> None:
+    dag_run = view["run"]
+    for task_id in (TASK, AFTER):
+        ti = dag_run.get_task_instance(task_id)
+        usage = session_usage_from_xcom(ti.xcom_pull(task_ids=task_id, key=USAGE_XCOM_KEY), task_id=task_id)
+        assert (usage.task_id, usage.session_id) == (
+            task_id,
+            ti.xcom_pull(task_ids=task_id, key="session_id"),
+        )
+        assert usage.occupied_slots["cpu"] == 1 and usage.ended_at is not None
+
+
 def test_the_run_page_shows_usage_timeline_report_and_plot(view: dict[str, Any]) -> None:
     dag_run = view["run"]
-    usage = record_usage(dag_run)
+    usage = record_usage(dag_run)[TASK]
     answer = get(view, page_url(dag_run.run_id))
     assert answer.status_code == 200, answer.text
     html = answer.text
@@ -150,10 +175,14 @@ def test_the_run_page_shows_usage_timeline_report_and_plot(view: dict[str, Any])
     assert re.search(rf"<td>{TASK}</td>\s*<td>TERMINATED \(SUCCESS\)</td>", html), html
     assert "cpu 1, cuda.shares 0.5, mem 256 MiB" in html
     assert f"{usage.gpu_hours:.3f}" in html and "1m 00s" in html
-    # the timeline: one bar per phase, the running bar 60/65 of the axis
-    rects = {attrs["class"]: attrs for tag, attrs in elements(html) if tag == "rect"}
-    assert set(rects) == {"queued", "preparing", "running"}
-    assert float(rects["running"]["width"] or 0) == pytest.approx(800 * 60 / 65, abs=0.1)
+    assert "wall 1m 40s" in html
+    # the critical path follows the DAG: summarize runs after evaluate, 65 s + 30 s of sessions
+    assert re.search(rf"Critical path: {TASK} → {AFTER} \(1m 35s\)", html), html
+    # the timeline: one bar per phase and session, the running bars 60 and 28 of the run's 100 s
+    rects = [attrs for tag, attrs in elements(html) if tag == "rect"]
+    assert {attrs["class"] for attrs in rects} == {"queued", "preparing", "running"} and len(rects) == 6
+    running = [float(attrs["width"] or 0) for attrs in rects if attrs["class"] == "running"]
+    assert running == pytest.approx([800 * 60 / 100, 800 * 28 / 100], abs=0.1)
     # the report: Markdown, a table, the plot through the image endpoint; raw HTML only as text
     assert "<h1>Evaluation report</h1>" in html and "<td>semscore</td>" in html
     tags = elements(html)
@@ -214,3 +243,27 @@ def test_every_endpoint_needs_read_access_to_the_runs(view: dict[str, Any]) -> N
 
 def test_an_unknown_run_is_not_found(view: dict[str, Any]) -> None:
     assert get(view, page_url("no-such-run")).status_code == 404
+
+
+def test_an_unreadable_record_is_named_and_left_out(view: dict[str, Any], capsys) -> None:  # type: ignore[no-untyped-def]
+    from airflow.models.xcom import XComModel
+
+    from airflow_provider_fasttrack.cli import main as fasttrack
+
+    dag_run = view["run"]
+    record_usage(dag_run)
+    XComModel.set(USAGE_XCOM_KEY, {"task_id": AFTER}, dag_id=DAG_ID, task_id=AFTER, run_id=dag_run.run_id)
+    try:
+        html = get(view, page_url(dag_run.run_id)).text
+        assert f"Not shown (unreadable record): {AFTER}[-1]: {USAGE_XCOM_KEY}" in html
+        assert re.search(rf"<td>{TASK}</td>\s*<td>TERMINATED", html) and f"<td>{AFTER}</td>" not in html
+        assert "Total, 1 session<" in html and re.search(rf"Critical path: {TASK} \(1m 05s\)", html), html
+        # the command fails with one line naming the task
+        assert fasttrack(["usage", "--dag-id", DAG_ID, "--run-id", dag_run.run_id]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(
+            f"fasttrack: task {AFTER}: the {USAGE_XCOM_KEY} XCom is not a session's usage"
+        )
+        assert error.count("\n") == 1
+    finally:
+        record_usage(dag_run)
