@@ -1,5 +1,6 @@
-"""The FastTrack tab of a DAG run in a real browser (Debian's Chromium): the usage table, the timeline, the
-rendered report with its plot, and a report's ``<script>`` that does not run.
+"""The FastTrack tab of a DAG run in a real browser (Debian's Chromium): the usage table (the usage each session
+task pushed) and critical path, the timeline, the rendered report with its plot, and a report's ``<script>`` that
+does not run.
 
 The ``run-view`` pipeline's session writes ``report.md`` (with a ``<script>``, an ``<img onerror>`` and a
 ``javascript:`` link), a PNG plot, an SVG named ``.png`` and other hostile files into its output folder.
@@ -7,7 +8,6 @@ The ``run-view`` pipeline's session writes ``report.md`` (with a ``<script>``, a
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,43 +15,30 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from airflow_provider_fasttrack.usage import USAGE_XCOM_KEY, SessionUsage
+from airflow_provider_fasttrack.ui.timeline import format_slots
+from airflow_provider_fasttrack.usage import USAGE_XCOM_KEY, SessionUsage, session_usage_from_xcom
 from tests.e2e.airflow_api import AirflowApi, base_url, credentials
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test requirement (setup.cfg)")
 
 DAG_ID = "run-view"
 TASK = "evaluate"
+#: the session task after it
+AFTER = "summarize"
 
 
-def usage_record(api: AirflowApi, run_id: str) -> None:
-    """The session task's usage record, unless the session operator has pushed it already: the task instance's
-    own times, its session and its slots (cpu 1, mem 256m)."""
-    entries = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK}/xcomEntries"
-    if api.http.get(f"{entries}/{USAGE_XCOM_KEY}").status_code == 200:
-        return
-    ti = api.task_instance(DAG_ID, run_id, TASK)
-    started, ended = (dt.datetime.fromisoformat(ti[key]) for key in ("start_date", "end_date"))
-    session_id = api.get(f"{entries}/session_id", deserialize=True)["value"]
-    phases = [(ended - started).total_seconds() * share for share in (0.1, 0.1, 0.8)]
-    usage = SessionUsage(
-        task_id=TASK,
-        session_id=session_id,
-        session_name=api.get(f"{entries}/session_name", deserialize=True)["value"],
-        status="TERMINATED",
-        result="SUCCESS",
-        created_at=started,
-        scheduled_at=started + (ended - started) / 10,
-        started_at=started + (ended - started) / 5,
-        ended_at=ended,
-        queued_seconds=phases[0],
-        preparing_seconds=phases[1],
-        running_seconds=phases[2],
-        occupied_slots={"cpu": 1, "mem": 256 << 20},
-        cpu_core_hours=phases[2] / 3600,
-    )
-    body = {"key": USAGE_XCOM_KEY, "value": usage.model_dump(mode="json"), "map_index": -1}
-    api.http.post(entries, json=body).raise_for_status()
+def own_usage(api: AirflowApi, run_id: str, task_id: str) -> SessionUsage:
+    """The usage a session task pushed when its session ended, read through the REST API."""
+    entry = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{USAGE_XCOM_KEY}")
+    return session_usage_from_xcom(entry["value"], task_id=task_id)
+
+
+def seconds(value: float | None) -> str:
+    """A session's phase as the view writes one under a minute (the run's sessions take seconds)."""
+    if value is None:
+        return "–"
+    assert value < 59.5, value
+    return f"{round(value)}s"
 
 
 def test_the_fasttrack_tab_of_a_run(airflow_deployment: Any, lite: Any, page: Any, screenshots: Path) -> None:
@@ -62,7 +49,7 @@ def test_the_fasttrack_tab_of_a_run(airflow_deployment: Any, lite: Any, page: An
     api.unpause(DAG_ID)
     run_id = api.trigger(DAG_ID)
     assert api.wait_run(DAG_ID, run_id, timeout=300)["state"] == "success"
-    usage_record(api, run_id)
+    usages = {task_id: own_usage(api, run_id, task_id) for task_id in (TASK, AFTER)}
 
     # no login: the view's pages and files are refused
     view = f"{url}/fasttrack/dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
@@ -87,9 +74,24 @@ def test_the_fasttrack_tab_of_a_run(airflow_deployment: Any, lite: Any, page: An
     frame = page.frame_locator("iframe[title=FastTrack]")
     table = frame.locator("table.usage")
     expect(table.get_by_role("cell", name=TASK, exact=True)).to_be_visible()
-    expect(table.get_by_text("cpu 1, mem 256 MiB")).to_be_visible()
+    # each session task's row is the usage it pushed: status, phases, slots and resource-hours
+    for task_id, usage in usages.items():
+        row = table.locator("tbody tr").filter(has=table.get_by_role("cell", name=task_id, exact=True))
+        assert [cell.strip() for cell in row.locator("td").all_inner_texts()] == [
+            task_id,
+            usage.status + (f" ({usage.result})" if usage.result else ""),
+            seconds(usage.queued_seconds),
+            seconds(usage.preparing_seconds),
+            seconds(usage.running_seconds),
+            format_slots(usage.occupied_slots),
+            f"{usage.gpu_hours:.3f}",
+            f"{usage.cpu_core_hours:.3f}",
+        ]
+    assert usages[TASK].occupied_slots == {"cpu": 1, "mem": 256 << 20}
+    expect(table.locator("tfoot")).to_contain_text("Total, 2 sessions")
+    expect(frame.locator("p.critical-path")).to_contain_text(f"Critical path: {TASK} → {AFTER} (")
     for phase in ("queued", "preparing", "running"):
-        expect(frame.locator(f"svg.timeline rect.{phase}")).to_have_count(1)
+        expect(frame.locator(f"svg.timeline rect.{phase}")).to_have_count(2)
     report = frame.locator(".report")
     expect(report.get_by_role("heading", name="Evaluation report")).to_be_visible()
     expect(report.get_by_text("<script>alert('report')</script>")).to_be_visible()  # shown as text
