@@ -76,17 +76,19 @@ def test_the_fasttrack_tab_of_a_run(airflow_deployment: Any, lite: Any, page: An
     expect(table.get_by_role("cell", name=TASK, exact=True)).to_be_visible()
     # each session task's row is the usage it pushed: status, phases, slots and resource-hours
     for task_id, usage in usages.items():
-        row = table.locator("tbody tr").filter(has=table.get_by_role("cell", name=task_id, exact=True))
-        assert [cell.strip() for cell in row.locator("td").all_inner_texts()] == [
-            task_id,
-            usage.status + (f" ({usage.result})" if usage.result else ""),
-            seconds(usage.queued_seconds),
-            seconds(usage.preparing_seconds),
-            seconds(usage.running_seconds),
-            format_slots(usage.occupied_slots),
-            f"{usage.gpu_hours:.3f}",
-            f"{usage.cpu_core_hours:.3f}",
-        ]
+        row = table.locator(f"tbody tr:has(td:text-is('{task_id}'))")
+        expect(row.locator("td")).to_have_text(
+            [
+                task_id,
+                usage.status + (f" ({usage.result})" if usage.result else ""),
+                seconds(usage.queued_seconds),
+                seconds(usage.preparing_seconds),
+                seconds(usage.running_seconds),
+                format_slots(usage.occupied_slots),
+                f"{usage.gpu_hours:.3f}",
+                f"{usage.cpu_core_hours:.3f}",
+            ]
+        )
     assert usages[TASK].occupied_slots == {"cpu": 1, "mem": 256 << 20}
     expect(table.locator("tfoot")).to_contain_text("Total, 2 sessions")
     expect(frame.locator("p.critical-path")).to_contain_text(f"Critical path: {TASK} → {AFTER} (")
