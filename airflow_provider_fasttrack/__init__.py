@@ -54,7 +54,10 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "connection-types": [CONNECTION_TYPE_INFO],
-        "extra-links": ["airflow_provider_fasttrack.links.BackendAISessionLink"],
+        "extra-links": [
+            "airflow_provider_fasttrack.links.BackendAISessionLink",
+            "airflow_provider_fasttrack.links.FastTrackRunLink",
+        ],
         "config": {
             CONFIG_SECTION: {
                 "description": "Backend.AI FastTrack provider settings.",

@@ -20,8 +20,10 @@ from typing import Any
 
 from airflow_provider_fasttrack.mounts import Mount
 
-__all__ = ["OUTPUTS", "VFROOT", "PipelineArtifacts", "as_artifacts", "input_path"]
+__all__ = ["ARTIFACTS_XCOM_KEY", "OUTPUTS", "VFROOT", "PipelineArtifacts", "as_artifacts", "input_path"]
 
+#: the XCom key a session task pushes its output folder under: ``{"conn_id", "vfolder", "folder"}``
+ARTIFACTS_XCOM_KEY = "backendai_artifacts"
 OUTPUTS = "/pipeline/outputs"
 VFROOT = "/pipeline/vfroot"
 RESULT_FILE = "result.json"
@@ -41,6 +43,10 @@ class PipelineArtifacts:
 
     def output_dir(self, job_id: str, task_id: str) -> str:
         return f"{job_id}/{task_id}"
+
+    def location(self, conn_id: str, job_id: str, task_id: str) -> dict[str, str]:
+        """What a task pushes under :data:`ARTIFACTS_XCOM_KEY`: where its outputs are, for the FastTrack view."""
+        return {"conn_id": conn_id, "vfolder": self.vfolder, "folder": self.output_dir(job_id, task_id)}
 
     def latest_pointer(self, task_id: str) -> str:
         return f"latest/{task_id}.json"

@@ -3,7 +3,8 @@
 This is how the ``airflow`` command reads runs: on a machine with the deployment's Airflow configuration
 (``AIRFLOW_HOME``, ``[database] sql_alchemy_conn``), with no API server, token or user account involved. Each
 session task's :class:`~airflow_provider_fasttrack.usage.SessionUsage` is its ``backendai_usage`` XCom; the task
-dependencies are those of the DAG version the run used.
+dependencies are those of the DAG version the run used. The FastTrack view reads a run's XComs and dependencies
+with the same functions.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_provider_fasttrack.usage import (
     USAGE_XCOM_KEY,
@@ -25,7 +26,15 @@ if TYPE_CHECKING:
     from airflow.models.dagrun import DagRun
     from sqlalchemy.orm import Session
 
-__all__ = ["RunSummary", "recent_runs", "run_counts", "run_usage"]
+__all__ = ["RunSummary", "XComRecord", "recent_runs", "run_counts", "run_upstreams", "run_usage", "run_xcoms"]
+
+
+class XComRecord(NamedTuple):
+    """One XCom of a run: the task (and map index) that pushed it and its deserialized value."""
+
+    task_id: str
+    map_index: int
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -97,19 +106,30 @@ def run_counts(dag_id: str) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-def _usage_of(dag_run: DagRun, session: Session) -> RunUsage:
-    from airflow.models.dagbag import DBDagBag
+def run_xcoms(session: Session, dag_run: DagRun, key: str) -> list[XComRecord]:
+    """Every XCom of the run under ``key`` (map indexes included), by task id and map index."""
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
     rows = session.scalars(
         select(XComModel)
-        .where(XComModel.dag_run_id == dag_run.id, XComModel.key == USAGE_XCOM_KEY)
+        .where(XComModel.dag_run_id == dag_run.id, XComModel.key == key)
         .order_by(XComModel.task_id, XComModel.map_index)
     ).all()
-    sessions = [
-        session_usage_from_xcom(XComModel.deserialize_value(row), task_id=row.task_id) for row in rows
-    ]
+    return [XComRecord(row.task_id, row.map_index, XComModel.deserialize_value(row)) for row in rows]
+
+
+def run_upstreams(session: Session, dag_run: DagRun) -> dict[str, set[str]]:
+    """Each task's direct upstream task ids in the DAG version the run used (none when it is not stored)."""
+    from airflow.models.dagbag import DBDagBag
+
     dag = DBDagBag().get_dag_for_run(dag_run, session=session)
-    upstreams = task_upstreams(dag) if dag is not None else {}
-    return build_run_usage(dag_run.dag_id, dag_run.run_id, sessions, upstreams)
+    return task_upstreams(dag) if dag is not None else {}
+
+
+def _usage_of(dag_run: DagRun, session: Session) -> RunUsage:
+    sessions = [
+        session_usage_from_xcom(record.value, task_id=record.task_id)
+        for record in run_xcoms(session, dag_run, USAGE_XCOM_KEY)
+    ]
+    return build_run_usage(dag_run.dag_id, dag_run.run_id, sessions, run_upstreams(session, dag_run))

@@ -22,7 +22,13 @@ from typing import Any, Literal
 from airflow.sdk import BaseOperator, Context, ResumableJobMixin, RetryAction, XComArg
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
-from airflow_provider_fasttrack.artifacts import OUTPUTS, RESULT_FILE, PipelineArtifacts, as_artifacts
+from airflow_provider_fasttrack.artifacts import (
+    ARTIFACTS_XCOM_KEY,
+    OUTPUTS,
+    RESULT_FILE,
+    PipelineArtifacts,
+    as_artifacts,
+)
 from airflow_provider_fasttrack.exceptions import (
     BackendAIAuthError,
     BackendAIError,
@@ -34,7 +40,7 @@ from airflow_provider_fasttrack.exceptions import (
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_fasttrack.hooks.models import ACTIVE_STATUSES, SessionState
-from airflow_provider_fasttrack.links import SESSION_URL_XCOM_KEY, BackendAISessionLink
+from airflow_provider_fasttrack.links import SESSION_URL_XCOM_KEY, BackendAISessionLink, FastTrackRunLink
 from airflow_provider_fasttrack.masking import masked_in
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
@@ -130,7 +136,7 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
     template_fields: Sequence[str] = ("request",)
     template_fields_renderers = {"request": "json"}
     ui_color = "#b6e3ff"
-    operator_extra_links = (BackendAISessionLink(),)
+    operator_extra_links = (BackendAISessionLink(), FastTrackRunLink())
     external_id_key = "backendai_session_id"
 
     @_forwarding_request_fields
@@ -275,6 +281,9 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         )
         ti.xcom_push(key="session_id", value=session_id)
         ti.xcom_push(key="session_name", value=name)
+        if self.artifacts is not None:
+            location = self.artifacts.location(self.backendai_conn_id, self._job_id(context), self.task_id)
+            ti.xcom_push(key=ARTIFACTS_XCOM_KEY, value=location)
         if url := self._know_session(session_id):
             ti.xcom_push(key=SESSION_URL_XCOM_KEY, value=url)
         return session_id

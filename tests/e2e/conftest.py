@@ -6,7 +6,11 @@ settings (``deploy/airflow.env``); ``scripts/serve`` runs the same code.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +61,34 @@ def airflow_deployment(lite, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         if deployment in RUNNING:  # the e2e tests ended early
             RUNNING.remove(deployment)
             stop(deployment)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("FASTTRACK_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(airflow_deployment: Any) -> Iterator[Any]:
+    """A Chromium page of the deployment's web UI, logged in through the login form."""
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is a test requirement (setup.cfg)"
+    )
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing (scripts/bootstrap installs it)"
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.set_default_timeout(60_000)
+            # the UI loads its translations and data after the page: on a loaded machine that takes over 5 s,
+            # the assertions' default
+            playwright.expect.set_options(timeout=30_000)
+            yield page
+        finally:
+            browser.close()

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -24,7 +23,6 @@ from tests.e2e.airflow_api import AirflowApi, base_url, credentials
 from tests.helpers import connection_env
 
 DAG_ID = "trade-qa-finetune"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: the offline values with the shortened training settings of tests/pipeline/test_trade_qa_pipeline.py
 SHORT_OFFLINE_RUN = {
     **json.loads((ROOT / "dags" / "pipelines" / f"{DAG_ID}.offline.json").read_text()),
@@ -34,31 +32,6 @@ SHORT_OFFLINE_RUN = {
 }
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test requirement (setup.cfg)")
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = Path(os.environ.get("FASTTRACK_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"screenshots: {folder}")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def page(airflow_deployment: Any) -> Iterator[Any]:
-    """A Chromium page of the deployment's web UI, logged in through the login form."""
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing (scripts/bootstrap installs it)"
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.set_default_timeout(60_000)
-            # the UI loads its translations and data after the page: on a loaded machine that takes over 5 s,
-            # the assertions' default
-            playwright.expect.set_options(timeout=30_000)
-            yield page
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -167,11 +140,21 @@ def test_trade_qa_from_login_to_the_session_log(  # type: ignore[no-untyped-def]
         f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/finetune/xcomEntries/session_id", deserialize=True
     )["value"]
     expected = f"{lite.url}/webui/session?sessionId={session_id}"
-    assert api.links(DAG_ID, run_id, "finetune") == {"Backend.AI session": expected}  # what the UI reads
+    links = api.links(DAG_ID, run_id, "finetune")  # what the UI reads
+    tab = f"/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/plugin/fasttrack"
+    assert links["Backend.AI session"] == expected and links["FastTrack run"].endswith(tab), links
     page.goto(f"{url}/dags/{DAG_ID}/runs/{run_id}/tasks/finetune/details")  # the task's Extra Links
     link = page.get_by_role("link", name="Backend.AI session")
     expect(link).to_have_attribute("href", expected, timeout=30_000)
     page.screenshot(path=screenshots / "trade-qa-details.png")
+
+    # the run's FastTrack tab: the evaluation's report and plots from the pipeline vfolder
+    page.goto(f"{url}{tab}")
+    frame = page.frame_locator("iframe[title=FastTrack]")
+    expect(frame.locator(".report").first).to_be_visible()
+    expect(frame.locator("figure img").first).to_be_visible()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=screenshots / "trade-qa-fasttrack.png", full_page=True)
 
 
 def failure_report(api: AirflowApi, run_id: str) -> str:
