@@ -14,6 +14,16 @@ lite recorded the session terminated to the moment its trigger fired.
 ``both`` runs ``per_task`` then ``shared``, each in a fresh process against a fresh lite, and prints them side
 by side with ratios.
 
+Through a deployment (``--deployment``, N = 50 by default): the same figures for N session tasks waiting in the
+real triggerer of the local deployment (``deploy.local.LocalDeployment``: PostgreSQL, api-server, scheduler,
+dag-processor, triggerer), against a fresh backendai-lite per mode. One DAG (written to a temporary folder, the
+deployment's git DAG bundle) maps one deferrable ``BackendAISessionOperator`` task over N sessions that sleep for
+minutes. Once every task instance is deferred (REST API) the window measures lite's requests, its connections,
+and the CPU seconds and RSS of the triggerer's process tree (RSS against the idle triggerer before the run, so
+it includes loading the trigger's modules). Then the sessions are terminated and the resume delay is taken from
+lite's ``terminated_at`` to the task instance's ``scheduled_when`` (set when the triggerer submits the event),
+and to its ``end_date``.
+
 GET /session load (``--get-session``): ``--clients`` concurrent httpx clients (signed like the hook's requests,
 each keeping its connection, spread over ``--procs`` processes) ask ``GET /session/{id}`` in a loop for
 ``--duration`` seconds; ``--streams`` event streams stay open meanwhile, ``--end-sessions`` other sessions end. Clients are built before the clock starts
@@ -22,6 +32,7 @@ each keeping its connection, spread over ``--procs`` processes) ask ``GET /sessi
 Run::
 
     .venv/bin/python bench/trigger_load.py -n 500 --window 60 --events both
+    .venv/bin/python bench/trigger_load.py --deployment -n 50 --window 60 --events both
     .venv/bin/python bench/trigger_load.py --get-session --clients 200 --duration 20 --streams 500
 """
 
@@ -36,6 +47,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from datetime import datetime
@@ -136,6 +148,55 @@ def categorize(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
+def terminate_sessions(lite: Any, session_ids: list[str], spread: float) -> None:
+    """Destroy the sessions (forced), spread evenly over ``spread`` seconds."""
+    with lite.client(timeout=120) as http:
+        begin = time.monotonic()
+        for index, session_id in enumerate(session_ids):
+            due = begin + spread * index / len(session_ids)
+            time.sleep(max(due - time.monotonic(), 0))
+            http.delete(f"/session/{session_id}", params={"forced": "true"}).raise_for_status()
+
+
+def sample_connections(lite: Any, window: float) -> list[int]:
+    """Lite's established connections every 2 s for ``window`` seconds."""
+    samples = []
+    start = time.monotonic()
+    while time.monotonic() - start < window:
+        samples.append(open_connections(lite))
+        time.sleep(min(2.0, max(window - (time.monotonic() - start), 0)))
+    return samples
+
+
+def window_figures(
+    n: int,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    elapsed: float,
+    samples: list[int],
+    cpu: float,
+    rss_delta: int,
+) -> dict[str, Any]:
+    """The window's figures per waiting task: requests by kind, connections, CPU and RSS of the triggers."""
+    counts = categorize(before, after)
+    minutes = elapsed / 60
+    return {
+        "n": n,
+        "window_s": round(elapsed, 1),
+        "per_task_per_min": {key: counts[key] / n / minutes for key in CATEGORIES},
+        "requests_per_s": sum(counts.values()) / elapsed,
+        "open_streams": int(after["in_flight"].get(ROUTE_EVENTS, 0)),
+        "connections_max": max(samples) if samples else 0,
+        "connections_mean": sum(samples) / len(samples) if samples else 0.0,
+        "new_connections_per_task_per_min": (int(after["connections"]) - int(before["connections"]))
+        / n
+        / minutes,
+        "cpu_s_per_task_per_min": cpu / n / minutes,
+        "cpu_share_of_core": cpu / elapsed,
+        "rss_mib_per_task": rss_delta / n / 2**20,
+    }
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
@@ -197,27 +258,18 @@ async def measure_triggers(
     before = await snapshot()
     cpu_before = me.cpu_times()
     window_start = time.monotonic()
-    samples = []
-    while time.monotonic() - window_start < window:
-        samples.append(await asyncio.to_thread(open_connections, lite))
-        await asyncio.sleep(min(2.0, max(window - (time.monotonic() - window_start), 0)))
+    samples = await asyncio.to_thread(sample_connections, lite, window)
     after = await snapshot()
     elapsed = time.monotonic() - window_start
     cpu_after = me.cpu_times()
     rss_after = me.memory_info().rss
-    counts = categorize(before, after)
-    minutes = elapsed / 60
     cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
 
-    def terminate() -> None:
-        with lite.client(timeout=120) as http:
-            begin = time.monotonic()
-            for index, (session_id, _) in enumerate(sessions):
-                due = begin + spread * index / n
-                time.sleep(max(due - time.monotonic(), 0))
-                http.delete(f"/session/{session_id}", params={"forced": "true"}).raise_for_status()
-
-    terminator = threading.Thread(target=terminate, name="terminate-sessions")
+    terminator = threading.Thread(
+        target=terminate_sessions,
+        args=(lite, [sid for sid, _ in sessions], spread),
+        name="terminate-sessions",
+    )
     terminator.start()
     await asyncio.wait(tasks, timeout=spread + 180)
     terminator.join()
@@ -232,20 +284,8 @@ async def measure_triggers(
         if session_id in fired and rows[session_id]["terminated_at"]
     ]
     return {
-        "n": n,
-        "window_s": round(elapsed, 1),
+        **window_figures(n, before, after, elapsed, samples, cpu, rss_after - rss_before),
         "warm_up_s": round(warm_up, 1),
-        "per_task_per_min": {key: counts[key] / n / minutes for key in CATEGORIES},
-        "requests_per_s": sum(counts.values()) / elapsed,
-        "open_streams": int(after["in_flight"].get(ROUTE_EVENTS, 0)),
-        "connections_max": max(samples) if samples else 0,
-        "connections_mean": sum(samples) / len(samples) if samples else 0.0,
-        "new_connections_per_task_per_min": (int(after["connections"]) - int(before["connections"]))
-        / n
-        / minutes,
-        "cpu_s_per_task_per_min": cpu / n / minutes,
-        "cpu_share_of_core": cpu / elapsed,
-        "rss_mib_per_task": (rss_after - rss_before) / n / 2**20,
         "fired": len(fired),
         "terminal_events": sum(1 for _, status in fired.values() if status == "terminal"),
         "resume_p50_s": percentile(delays, 0.5),
@@ -304,14 +344,16 @@ ROWS = (
 )
 
 
-def print_table(results: list[dict[str, Any]]) -> None:
+def print_table(
+    results: list[dict[str, Any]], rows: tuple[Any, ...] = ROWS, where: str = "in one loop"
+) -> None:
     first = results[0]
-    print(f"\nN = {first['n']} waiting tasks, window {first['window_s']} s")
+    print(f"\nN = {first['n']} waiting tasks {where}, window {first['window_s']} s")
     header = "| measure | " + " | ".join(r["events"] for r in results)
     header += " | ratio |" if len(results) == 2 else " |"
     print(header)
     print("| --- |" + " ---: |" * (len(results) + (1 if len(results) == 2 else 0)))
-    for label, value, fmt in ROWS:
+    for label, value, fmt in rows:
         cells = [fmt.format(value(r)) for r in results]
         line = f"| {label} | " + " | ".join(cells)
         if len(results) == 2:
@@ -333,6 +375,205 @@ def trigger_load(args: argparse.Namespace) -> None:
         results.append(json.loads(out.read_text()))
         out.unlink()
     print_table(results)
+
+
+# -- the same through the local deployment's triggerer ------------------------------------------------------
+
+DEPLOYMENT_DAG = "trigger_load"
+DEPLOYMENT_TASK = "wait"
+DEPLOYMENT_DAG_FILE = textwrap.dedent(
+    """
+    # airflow dag file: N session tasks that wait at once in the triggerer
+    import pendulum
+    from airflow.sdk import DAG
+    from airflow_provider_fasttrack.operators.session import BackendAISessionOperator
+
+    N = {n}
+    with DAG(
+        {dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False,
+        max_active_tasks=N,
+    ):
+        BackendAISessionOperator.partial(
+            task_id={task_id!r}, image="python:3.11", resources={resources!r}, deferrable=True, retries=0,
+            poll_interval={poll}, log_interval={log_interval},
+        ).expand(command=[{command!r}] * N)
+    """
+)
+#: task instance states after which nothing more happens to it
+FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+
+def process_tree(pid: int) -> list[Any]:
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def tree_usage(pid: int) -> tuple[float, int]:
+    """CPU seconds (with those of exited children) and RSS bytes of a process and everything it started."""
+    import psutil
+
+    cpu, rss = 0.0, 0
+    for process in process_tree(pid):
+        try:
+            times = process.cpu_times()
+            cpu += times.user + times.system + times.children_user + times.children_system
+            rss += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return cpu, rss
+
+
+def timestamp(value: str | None) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+def run_deployment_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    """One ``--events`` mode through a fresh local deployment and a fresh lite."""
+    from airflow_provider_fasttrack.naming import session_name
+    from deploy.local import LocalDeployment
+    from tests.e2e.airflow_api import AirflowApi
+    from tests.helpers import connection_env
+
+    n = args.n
+    with tempfile.TemporaryDirectory(prefix="trigger-load-") as tmp_name:
+        tmp = Path(tmp_name)
+        dags = tmp / "dags"
+        dags.mkdir()
+        (dags / "trigger_load_dag.py").write_text(
+            DEPLOYMENT_DAG_FILE.format(
+                n=n,
+                dag_id=DEPLOYMENT_DAG,
+                task_id=DEPLOYMENT_TASK,
+                resources=SESSION_RESOURCES,
+                poll=args.poll_interval,
+                log_interval=args.log_interval,
+                command=SESSION_COMMAND,
+            )
+        )
+        lite = start_lite(tmp, n)
+        deployment = LocalDeployment(
+            tmp / "airflow",
+            dags_folder=dags,
+            connection=connection_env(lite),
+            settings={EVENTS_OPTION_ENV: mode},
+        )
+        try:
+            began = time.monotonic()
+            deployment.start()
+            print(f"[{mode}] deployment healthy after {time.monotonic() - began:.0f} s", flush=True)
+            triggerer = deployment.processes["triggerer"].pid
+            api = AirflowApi(deployment)
+            api.wait_parsed(DEPLOYMENT_DAG, timeout=300)
+            api.unpause(DEPLOYMENT_DAG)
+            _, rss_idle = tree_usage(triggerer)
+            started = time.monotonic()
+            run_id = api.trigger(DEPLOYMENT_DAG)
+            path = f"/dags/{DEPLOYMENT_DAG}/dagRuns/{run_id}/taskInstances"
+
+            def instances() -> list[dict[str, Any]]:
+                return [
+                    ti
+                    for ti in api.get(path, limit=n + 10)["task_instances"]
+                    if ti["task_id"] == DEPLOYMENT_TASK
+                ]
+
+            deadline = time.monotonic() + args.defer_timeout
+            while True:
+                states = [ti["state"] for ti in instances()]
+                if states.count("deferred") == n:
+                    break
+                ended = [state for state in states if state in FINISHED_STATES]
+                if ended or time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"[{mode}] {states.count('deferred')} of {n} task instances deferred "
+                        f"({len(ended)} ended) after {time.monotonic() - started:.0f} s:\n{deployment.log_tail()}"
+                    )
+                time.sleep(2)
+            warm_up = time.monotonic() - started
+            print(f"[{mode}] {n} task instances deferred after {warm_up:.0f} s", flush=True)
+            # each trigger has read its state and opened its event stream
+            time.sleep(max(5.0, 2 * args.poll_interval))
+
+            with lite.client(timeout=60) as stats:
+                before = stats.get("/lite/requests").json()
+                cpu_before, _ = tree_usage(triggerer)
+                window_start = time.monotonic()
+                samples = sample_connections(lite, args.window)
+                after = stats.get("/lite/requests").json()
+                elapsed = time.monotonic() - window_start
+                cpu_after, rss_after = tree_usage(triggerer)
+                names = {session_name(DEPLOYMENT_DAG, run_id, DEPLOYMENT_TASK, i): i for i in range(n)}
+                running = {
+                    row["name"]: row["id"]
+                    for row in stats.get("/lite/sessions").json()["sessions"]
+                    if row["name"] in names and row["status"] == "RUNNING"
+                }
+            if len(running) != n:
+                raise SystemExit(f"[{mode}] {len(running)} of {n} sessions running at the end of the window")
+
+            terminated_from = time.time()
+            terminate_sessions(lite, list(running.values()), args.spread)
+            deadline = time.monotonic() + args.spread + 300
+            tis = instances()
+            while not all(ti["state"] in FINISHED_STATES for ti in tis) and time.monotonic() < deadline:
+                time.sleep(2)
+                tis = instances()
+            with lite.client(timeout=60) as http:
+                rows = {row["name"]: row for row in http.get("/lite/sessions").json()["sessions"]}
+        finally:
+            deployment.stop()
+            lite.stop()
+
+    by_index = {ti["map_index"]: ti for ti in tis}
+    resumed, finished = [], []
+    for name, index in names.items():
+        ended_at = timestamp(rows[name]["terminated_at"])
+        ti = by_index.get(index)
+        if ended_at is None or ti is None:
+            continue
+        scheduled = timestamp(ti.get("scheduled_when"))
+        if scheduled is not None and scheduled >= terminated_from:
+            resumed.append(scheduled - ended_at)
+        end = timestamp(ti.get("end_date"))
+        if end is not None and ti["state"] in FINISHED_STATES:
+            finished.append(end - ended_at)
+    states = [ti["state"] for ti in tis]
+    return {
+        **window_figures(n, before, after, elapsed, samples, cpu_after - cpu_before, rss_after - rss_idle),
+        "events": mode,
+        "warm_up_s": round(warm_up, 1),
+        "rss_mib_total": rss_after / 2**20,
+        "resumed": len(resumed),
+        "final_states": {state: states.count(state) for state in sorted(set(states))},
+        "resume_p50_s": percentile(resumed, 0.5),
+        "resume_p99_s": percentile(resumed, 0.99),
+        "resume_max_s": max(resumed) if resumed else float("nan"),
+        "end_p50_s": percentile(finished, 0.5),
+        "end_p99_s": percentile(finished, 0.99),
+    }
+
+
+DEPLOYMENT_ROWS = (
+    *ROWS[:-4],
+    ("triggerer RSS MiB (all, end of window)", lambda r: r["rss_mib_total"], "{:.0f}"),
+    ("deferred, all N, after (s from the run's start)", lambda r: r["warm_up_s"], "{:.0f}"),
+    ("resume delay (terminated -> scheduled_when) p50 s", lambda r: r["resume_p50_s"], "{:.2f}"),
+    ("resume delay p99 s", lambda r: r["resume_p99_s"], "{:.2f}"),
+    ("resume delay max s", lambda r: r["resume_max_s"], "{:.2f}"),
+    ("terminated -> task end_date p50 s", lambda r: r["end_p50_s"], "{:.2f}"),
+    ("terminated -> task end_date p99 s", lambda r: r["end_p99_s"], "{:.2f}"),
+    ("resumed by their trigger / tasks", lambda r: f"{r['resumed']}/{r['n']}", "{}"),
+    ("final task states", lambda r: " ".join(f"{k} {v}" for k, v in r["final_states"].items()), "{}"),
+)
+
+
+def deployment_load(args: argparse.Namespace) -> None:
+    modes = ["per_task", "shared"] if args.events == "both" else [args.events]
+    results = [run_deployment_mode(args, mode) for mode in modes]
+    print(json.dumps(results, indent=1, default=str))
+    print_table(results, DEPLOYMENT_ROWS, "through the deployment's triggerer")
 
 
 # -- GET /session under many clients -------------------------------------------------------------------------
@@ -460,7 +701,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", choices=("per_task", "shared", "both"), default="per_task")
-    parser.add_argument("-n", type=int, default=500, help="waiting session tasks (default 500)")
+    parser.add_argument("-n", type=int, help="waiting session tasks (default 500; 50 with --deployment)")
+    parser.add_argument(
+        "--deployment", action="store_true", help="through the local deployment's triggerer (deploy/local.py)"
+    )
+    parser.add_argument(
+        "--defer-timeout", type=float, default=900.0, help="--deployment: seconds until all N are deferred"
+    )
     parser.add_argument("--window", type=float, default=60.0, help="seconds measured (default 60)")
     parser.add_argument(
         "--spread", type=float, default=10.0, help="seconds over which sessions are terminated"
@@ -480,8 +727,12 @@ def main() -> None:
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.n is None:
+        args.n = 50 if args.deployment else 500
     if args.get_session:
         get_session_load(args)
+    elif args.deployment:
+        deployment_load(args)
     elif args.child is not None:
         args.child.write_text(json.dumps(run_one_mode(args)))
     else:
