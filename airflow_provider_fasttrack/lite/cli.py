@@ -26,6 +26,10 @@ __all__ = ["RedactTokens", "main", "plain_http_warning"]
 
 DEFAULT_PORT = 8091
 DEFAULT_DATA_DIR = "~/.local/share/backendai-lite"
+#: how long an idle kept-alive connection stays open: aiohttp's default, which the manager serves with. A client
+#: reuses an idle connection for up to 5 s (httpx); closing it at 5 s, as uvicorn does by default, made some of
+#: those requests fail with a read error
+KEEP_ALIVE_SECONDS = 75
 _TOKEN_RE = re.compile(r"(token=)[^&\s\"]*")
 
 
@@ -190,6 +194,7 @@ def serve(args: argparse.Namespace) -> int:
             app,
             log_level=args.log_level,
             timeout_graceful_shutdown=3,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             lifespan="on",
             proxy_headers=False,  # a caller's X-Forwarded-* never stands for its address or scheme
             ssl_certfile=args.tls_cert,
