@@ -9,16 +9,18 @@ with Backend.AI's reason.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import inspect
 import json
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from functools import cached_property
 from typing import Any, Literal
 
+import httpx
 from airflow.sdk import BaseOperator, Context, ResumableJobMixin, RetryAction, XComArg
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
@@ -39,7 +41,7 @@ from airflow_provider_fasttrack.exceptions import (
 )
 from airflow_provider_fasttrack.hooks.backendai import BackendAIHook
 from airflow_provider_fasttrack.hooks.connection import DEFAULT_CONN_ID
-from airflow_provider_fasttrack.hooks.models import ACTIVE_STATUSES, SessionState
+from airflow_provider_fasttrack.hooks.models import ACTIVE_STATUSES, SessionEvent, SessionState
 from airflow_provider_fasttrack.links import SESSION_URL_XCOM_KEY, BackendAISessionLink, FastTrackRunLink
 from airflow_provider_fasttrack.masking import masked_in
 from airflow_provider_fasttrack.mounts import Mount
@@ -63,6 +65,7 @@ from airflow_provider_fasttrack.slots import (
     scaling_group_capacities,
     session_slots,
 )
+from airflow_provider_fasttrack.triggers.event_stream import WAKE_EVENTS
 from airflow_provider_fasttrack.triggers.session import BackendAISessionTrigger
 from airflow_provider_fasttrack.usage import USAGE_XCOM_KEY, format_usage
 
@@ -76,8 +79,8 @@ __all__ = [
 ]
 
 LOG_TAIL_LINES = 20
-#: at most this many seconds between state reads while a deferrable task waits in the worker before deferring
-BEFORE_DEFERRAL_POLL_SECONDS = 0.5
+#: how often a deferrable task waiting in the worker before deferring looks for a kill request
+BEFORE_DEFERRAL_KILL_CHECK_SECONDS = 0.5
 #: the DAG param that lists tasks to skip in one run (the pipeline factory declares it)
 SKIP_TASKS_PARAM = "skip_tasks"
 
@@ -412,28 +415,61 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             raise
 
     def _wait_before_deferring(self, context: Context, session_id: str) -> SessionState | None:
-        """The session's state if it ends within ``[fasttrack] resume_grace`` seconds, read here every
-        ``poll_interval`` (at most 0.5 s); None when it still runs then.
+        """The session's state if it ends within ``[fasttrack] resume_grace`` seconds; None when it still runs.
 
         A trigger event within that time of the deferral has to wait for the rest of it (see
         :data:`~airflow_provider_fasttrack.settings.DEFAULT_RESUME_GRACE_SECONDS`); a short session ends in the
-        worker instead, without a deferral.
+        worker instead, without a deferral. The worker listens to the session's events meanwhile and reads its
+        state once the stream is open and after each event that may mean its end.
         """
         grace = configured_seconds(RESUME_GRACE_OPTION, DEFAULT_RESUME_GRACE_SECONDS)
         if grace <= 0:
             return None
-        ends = time.monotonic() + grace
-        interval = min(self.poll_interval, BEFORE_DEFERRAL_POLL_SECONDS)
-        while True:
-            state = self.hook.get_session_state(session_id)
-            if state.is_terminal:
-                return state
-            left = ends - time.monotonic()
-            if left <= 0:
-                return None
-            if self._kill_requested:
-                self._stop_waiting(context, session_id)
-            time.sleep(min(interval, left))
+        state = asyncio.run(self._session_end_within(session_id, self._session_name(context), grace))
+        if state is None and self._kill_requested:
+            self._stop_waiting(context, session_id)
+        return state
+
+    async def _session_end_within(self, session_id: str, name: str, seconds: float) -> SessionState | None:
+        """The session's state once it is terminal, if that is within ``seconds`` (and no kill request came)."""
+        hook = self.hook
+        ends = time.monotonic() + seconds
+        wake = asyncio.Event()
+
+        async def listen(events: AsyncIterator[SessionEvent]) -> None:
+            async for event in events:
+                if event.session_id == session_id and event.name in WAKE_EVENTS:
+                    wake.set()
+
+        try:
+            async with hook.aopen_session_events(name, session_id=session_id) as events:
+                listener = asyncio.create_task(listen(events))
+                try:
+                    state = await hook.aget_session_state(session_id)  # read after the stream opened
+                    while not state.is_terminal:
+                        left = ends - time.monotonic()
+                        if left <= 0 or self._kill_requested:
+                            return None
+                        with suppress(TimeoutError):
+                            await asyncio.wait_for(
+                                wake.wait(), timeout=min(left, BEFORE_DEFERRAL_KILL_CHECK_SECONDS)
+                            )
+                        if wake.is_set():
+                            wake.clear()
+                            state = await hook.aget_session_state(session_id)
+                    return state
+                finally:
+                    listener.cancel()
+                    with suppress(asyncio.CancelledError, Exception):
+                        await listener
+        except (
+            BackendAIError,
+            httpx.HTTPError,
+        ) as exc:  # the trigger waits instead, and reads the state itself
+            self.log.info("Waiting for the session's end here stopped (%s); deferring", exc)
+            return None
+        finally:
+            await hook.aclose()
 
     def _defer(self, context: Context, session_id: str, name: str) -> None:
         log_interval = configured_log_interval() if self.log_interval == "config" else self.log_interval

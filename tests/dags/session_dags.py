@@ -59,6 +59,12 @@ for deferrable in (True, False):
         ).expand(command=["sleep 1", "sleep 1; exit 3"])
         gpu >> each
 
+with session_dag("op_wait_in_worker", retries=0):
+    # ends a few seconds after it starts: within [fasttrack] resume_grace, so the worker waits for it
+    BackendAISessionOperator(
+        task_id="short", command="sleep 4", image=IMAGE, deferrable=True, poll_interval=0.5
+    )
+
 with session_dag("op_usage_unreadable", retries=0):
     # the test garbles what backendai-lite stored of the session's slots while it runs
     BackendAISessionOperator(

@@ -45,6 +45,26 @@ def test_a_session_that_ends_before_the_deferral_finishes_in_the_worker(monkeypa
     assert ti.xcom_pull(task_ids="hello")["result"] == "SUCCESS"
 
 
+def test_the_worker_waits_for_the_sessions_end_event_not_by_polling(monkeypatch, tmp_path, capfd) -> None:  # type: ignore[no-untyped-def]
+    """Before deferring, the worker listens to the session's events: it reads the state when the stream is open
+    and when the end event comes, not every ``poll_interval`` (0.5 s here, over a 4 s session)."""
+    from airflow_provider_fasttrack.lite.testing import LiteServer
+    from tests.helpers import LOG_FILES, SECRETS, connection_env
+
+    monkeypatch.setenv("AIRFLOW__FASTTRACK__RESUME_GRACE", "30")
+    with LiteServer(data_dir=tmp_path / "lite", extra_config={"request_stats": True}) as lite:
+        SECRETS.add(lite.secret_key)
+        LOG_FILES.append(lite.log_path)
+        monkeypatch.setenv("AIRFLOW_CONN_BACKENDAI_DEFAULT", connection_env(lite))
+        tis, _ = run("op_wait_in_worker")
+        with lite.client() as http:
+            counts = http.get("/lite/requests").json()
+    assert tis["short"].state == "success"
+    assert "Pausing task as DEFERRED" not in "".join(capfd.readouterr())
+    assert counts["requests"]["GET /events/session"] == 1
+    assert counts["graphql"]["compute_session"] <= 3, counts["graphql"]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_failure_message_has_reason_exit_code_and_log_tail(mode: str, capfd) -> None:  # type: ignore[no-untyped-def]
     tis, dag_run = run(f"op_failure_{mode}")
