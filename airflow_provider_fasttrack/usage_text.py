@@ -14,6 +14,8 @@ from airflow_provider_fasttrack.usage import RunUsage, SessionUsage
 __all__ = [
     "aligned",
     "format_bytes",
+    "format_hours",
+    "format_occupied_slots",
     "format_seconds",
     "totals_line",
     "usage_table",
@@ -47,12 +49,13 @@ def format_bytes(value: float | None) -> str:
     return f"{size:.0f} {_BINARY_UNITS[unit]}" if unit == 0 else f"{size:.1f} {_BINARY_UNITS[unit]}"
 
 
-def _hours(value: float) -> str:
+def format_hours(value: float) -> str:
+    """Resource-hours, to the thousandth: ``0.485``."""
     return f"{value:.3f}"
 
 
-def _slots(slots: Mapping[str, float]) -> str:
-    """``cpu=2 mem=4.0GiB cuda.shares=0.5``."""
+def format_occupied_slots(slots: Mapping[str, float]) -> str:
+    """A session's occupied slots as a person reads them: ``cpu=2 mem=4.0GiB cuda.shares=0.5``."""
     parts = []
     for name in sorted(slots, key=lambda n: (n != "cpu", n != "mem", n)):
         value = slots[name]
@@ -69,9 +72,9 @@ def _row(usage: SessionUsage) -> tuple[str, ...]:
         format_seconds(usage.queued_seconds),
         format_seconds(usage.preparing_seconds),
         format_seconds(usage.running_seconds),
-        _slots(usage.occupied_slots),
-        _hours(usage.gpu_hours),
-        _hours(usage.cpu_core_hours),
+        format_occupied_slots(usage.occupied_slots),
+        format_hours(usage.gpu_hours),
+        format_hours(usage.cpu_core_hours),
         format_bytes(mem.peak) if mem is not None and mem.unit == "bytes" else "-",
     )
 
@@ -101,8 +104,8 @@ def usage_table(run: RunUsage, *, max_rows: int | None = None) -> list[str]:
         "",
         "",
         "",
-        _hours(run.gpu_hours),
-        _hours(run.cpu_core_hours),
+        format_hours(run.gpu_hours),
+        format_hours(run.cpu_core_hours),
         "",
     )
     *lines, total_row = aligned([*rows, total], left=(0, 4))
@@ -117,8 +120,8 @@ def totals_line(run: RunUsage) -> str:
     """The run in one line: sessions, GPU-hours, CPU-core-hours, queued and wall time, the critical path."""
     count = len(run.sessions)
     text = (
-        f"{count} session{'s' if count != 1 else ''}, {_hours(run.gpu_hours)} GPU-h, "
-        f"{_hours(run.cpu_core_hours)} CPU-core-h, queued {format_seconds(run.queued_seconds)}, "
+        f"{count} session{'s' if count != 1 else ''}, {format_hours(run.gpu_hours)} GPU-h, "
+        f"{format_hours(run.cpu_core_hours)} CPU-core-h, queued {format_seconds(run.queued_seconds)}, "
         f"wall {format_seconds(run.wall_seconds)}"
     )
     if run.critical_path:

@@ -38,7 +38,8 @@ from airflow_provider_fasttrack.ui.outputs import (
     render_report,
 )
 from airflow_provider_fasttrack.ui.run_data import TaskOutputs, read_outputs, read_run
-from airflow_provider_fasttrack.ui.timeline import PHASES, format_slots, timeline
+from airflow_provider_fasttrack.ui.timeline import PHASES, timeline
+from airflow_provider_fasttrack.usage_text import format_hours, format_occupied_slots, format_seconds
 
 if TYPE_CHECKING:
     from airflow.models.dagrun import DagRun
@@ -83,23 +84,9 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    minutes, seconds = divmod(round(value), 60)
-    hours, minutes = divmod(minutes, 60)
-    return (
-        f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s")
-    )
-
-
-def _hours(value: float) -> str:
-    return f"{value:.3f}"
-
-
-_templates.filters["seconds"] = _seconds
-_templates.filters["hours"] = _hours
-_templates.filters["slots"] = format_slots
+_templates.filters["seconds"] = format_seconds
+_templates.filters["hours"] = format_hours
+_templates.filters["slots"] = format_occupied_slots
 
 READ_RUNS = Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.RUN))
 router = APIRouter(prefix="/dags/{dag_id}/runs/{run_id}", dependencies=[READ_RUNS])

@@ -9,8 +9,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from airflow_provider_fasttrack.usage import SessionUsage
+from airflow_provider_fasttrack.usage_text import format_occupied_slots
 
-__all__ = ["PHASES", "Row", "Segment", "Timeline", "format_slots", "timeline"]
+__all__ = ["PHASES", "Row", "Segment", "Timeline", "timeline"]
 
 #: the phases of a session, in order, and the class (colour) of their bars
 PHASES = ("queued", "preparing", "running")
@@ -38,24 +39,6 @@ class Timeline:
     rows: tuple[Row, ...]
     seconds: float
     width: float = WIDTH
-
-
-def format_slots(slots: dict[str, float]) -> str:
-    """``cpu 2, mem 4 GiB, cuda.shares 0.5``: the occupied slots as a person reads them."""
-    parts = []
-    for name, value in sorted(slots.items()):
-        if name == "mem":
-            parts.append(f"mem {_bytes(value)}")
-        else:
-            parts.append(f"{name} {value:g}")
-    return ", ".join(parts)
-
-
-def _bytes(value: float) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if value >= size:
-            return f"{value / size:.3g} {unit}"
-    return f"{value:g} B"
 
 
 def _phases(usage: SessionUsage) -> list[tuple[str, dt.datetime, dt.datetime]]:
@@ -91,5 +74,5 @@ def timeline(sessions: list[SessionUsage]) -> Timeline:
             for phase, start, end in _phases(usage)
         )
         label = usage.task_id if usage.map_index < 0 else f"{usage.task_id}[{usage.map_index}]"
-        rows.append(Row(label, format_slots(usage.occupied_slots), segments))
+        rows.append(Row(label, format_occupied_slots(usage.occupied_slots), segments))
     return Timeline(rows=tuple(rows), seconds=total)

@@ -15,8 +15,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from airflow_provider_fasttrack.ui.timeline import format_slots
 from airflow_provider_fasttrack.usage import USAGE_XCOM_KEY, SessionUsage, session_usage_from_xcom
+from airflow_provider_fasttrack.usage_text import format_occupied_slots, format_seconds
 from tests.e2e.airflow_api import AirflowApi, base_url, credentials
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test requirement (setup.cfg)")
@@ -31,14 +31,6 @@ def own_usage(api: AirflowApi, run_id: str, task_id: str) -> SessionUsage:
     """The usage a session task pushed when its session ended, read through the REST API."""
     entry = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{USAGE_XCOM_KEY}")
     return session_usage_from_xcom(entry["value"], task_id=task_id)
-
-
-def seconds(value: float | None) -> str:
-    """A session's phase as the view writes one under a minute (the run's sessions take seconds)."""
-    if value is None:
-        return "–"
-    assert value < 59.5, value
-    return f"{round(value)}s"
 
 
 def test_the_fasttrack_tab_of_a_run(airflow_deployment: Any, lite: Any, page: Any, screenshots: Path) -> None:
@@ -81,10 +73,10 @@ def test_the_fasttrack_tab_of_a_run(airflow_deployment: Any, lite: Any, page: An
             [
                 task_id,
                 usage.status + (f" ({usage.result})" if usage.result else ""),
-                seconds(usage.queued_seconds),
-                seconds(usage.preparing_seconds),
-                seconds(usage.running_seconds),
-                format_slots(usage.occupied_slots),
+                format_seconds(usage.queued_seconds),
+                format_seconds(usage.preparing_seconds),
+                format_seconds(usage.running_seconds),
+                format_occupied_slots(usage.occupied_slots),
                 f"{usage.gpu_hours:.3f}",
                 f"{usage.cpu_core_hours:.3f}",
             ]

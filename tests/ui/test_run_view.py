@@ -173,11 +173,11 @@ def test_the_run_page_shows_usage_timeline_report_and_plot(view: dict[str, Any])
     assert "default-src 'none'" in csp and "script-src" not in csp  # no script source at all
     # the usage table: the task, its phases and its resource-hours, and the totals
     assert re.search(rf"<td>{TASK}</td>\s*<td>TERMINATED \(SUCCESS\)</td>", html), html
-    assert "cpu 1, cuda.shares 0.5, mem 256 MiB" in html
-    assert f"{usage.gpu_hours:.3f}" in html and "1m 00s" in html
-    assert "wall 1m 40s" in html
+    assert "cpu=1 mem=256.0MiB cuda.shares=0.5" in html
+    assert f"{usage.gpu_hours:.3f}" in html and "1m00s" in html
+    assert "wall 1m40s" in html
     # the critical path follows the DAG: summarize runs after evaluate, 65 s + 30 s of sessions
-    assert re.search(rf"Critical path: {TASK} → {AFTER} \(1m 35s\)", html), html
+    assert re.search(rf"Critical path: {TASK} → {AFTER} \(1m35s\)", html), html
     # the timeline: one bar per phase and session, the running bars 60 and 28 of the run's 100 s
     rects = [attrs for tag, attrs in elements(html) if tag == "rect"]
     assert {attrs["class"] for attrs in rects} == {"queued", "preparing", "running"} and len(rects) == 6
@@ -257,7 +257,7 @@ def test_an_unreadable_record_is_named_and_left_out(view: dict[str, Any], capsys
         html = get(view, page_url(dag_run.run_id)).text
         assert f"Not shown (unreadable record): {AFTER}[-1]: {USAGE_XCOM_KEY}" in html
         assert re.search(rf"<td>{TASK}</td>\s*<td>TERMINATED", html) and f"<td>{AFTER}</td>" not in html
-        assert "Total, 1 session<" in html and re.search(rf"Critical path: {TASK} \(1m 05s\)", html), html
+        assert "Total, 1 session<" in html and re.search(rf"Critical path: {TASK} \(1m05s\)", html), html
         # the command fails with one line naming the task
         assert fasttrack(["usage", "--dag-id", DAG_ID, "--run-id", dag_run.run_id]) == 1
         error = capsys.readouterr().err
