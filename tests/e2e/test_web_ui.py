@@ -84,8 +84,9 @@ def test_trade_qa_from_login_to_the_session_log(  # type: ignore[no-untyped-def]
     page.locator("input[name=password]").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("link", name="Dags", exact=True)).to_be_visible()
-    # find the DAG in the list
+    # find the DAG in the list, through its search (the deployment holds more pipelines than a page shows)
     page.get_by_role("link", name="Dags", exact=True).click()
+    page.get_by_placeholder("Search Dags").first.fill(DAG_ID)
     page.get_by_role("link", name=DAG_ID).first.click()
     expect(page).to_have_url(f"{url}/dags/{DAG_ID}")
     # its graph: every task, and an edge for every dependency
