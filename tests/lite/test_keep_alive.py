@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import socket
+import http.client
 import time
 from urllib.parse import urlsplit
 
 from airflow_provider_fasttrack.lite.testing import LiteServer
-
-
-def _get_root(conn: socket.socket, host: str) -> bytes:
-    conn.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n".encode())
-    return conn.recv(65536)
 
 
 def test_an_idle_connection_is_kept_past_the_clients_expiry(lite_server: LiteServer) -> None:
@@ -19,7 +14,18 @@ def test_an_idle_connection_is_kept_past_the_clients_expiry(lite_server: LiteSer
     with a read error now and then (seen as retries under many waiting tasks)."""
     url = urlsplit(lite_server.url)
     assert url.hostname is not None and url.port is not None
-    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
-        assert _get_root(conn, url.netloc).startswith(b"HTTP/1.1 200")
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        first = conn.getresponse()
+        assert first.status == 200 and not first.will_close
+        first.read()
+        sock = conn.sock
         time.sleep(6)
-        assert _get_root(conn, url.netloc).startswith(b"HTTP/1.1 200")
+        conn.request("GET", "/")  # on the same connection: the server has not closed it
+        assert conn.sock is sock
+        second = conn.getresponse()
+        assert second.status == 200
+        second.read()
+    finally:
+        conn.close()
