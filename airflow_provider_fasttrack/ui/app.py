@@ -6,6 +6,7 @@ API (the UI's ``_token`` cookie or a bearer token). Pages carry a Content-Securi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,17 +194,25 @@ def run_page(dag_id: str, run_id: str, request: Request, session: SessionDep) ->
     return HTMLResponse(page)
 
 
+@contextlib.contextmanager
+def _missing_as_404() -> Iterator[None]:
+    """An output file that is not listed, refused, or gone from the vfolder: 404 with the reason."""
+    try:
+        yield
+    except OutputRefused as refused:
+        raise HTTPException(404, str(refused)) from None
+    except BackendAINotFoundError:
+        raise HTTPException(404, "not found") from None
+
+
 @router.get("/tasks/{task_id}/images/{name}")
 def task_image(dag_id: str, run_id: str, task_id: str, name: str, session: SessionDep) -> Response:
     """A PNG or JPEG of the task's outputs; any other content is refused (415), whatever its name says."""
     outputs = _task_outputs(session, dag_id, run_id, task_id)
     hook = _hook(outputs)
     try:
-        data = read_all(hook, outputs, name, IMAGE_LIMIT)
-    except OutputRefused as refused:
-        raise HTTPException(404, str(refused)) from None
-    except BackendAINotFoundError:
-        raise HTTPException(404, "not found") from None
+        with _missing_as_404():
+            data = read_all(hook, outputs, name, IMAGE_LIMIT)
     finally:
         hook.close()
     content_type = image_type(data)
@@ -218,10 +227,8 @@ def task_file(dag_id: str, run_id: str, task_id: str, name: str, session: Sessio
     outputs = _task_outputs(session, dag_id, run_id, task_id)
     hook = _hook(outputs)
     try:
-        found = find_listed(hook, outputs, name, DOWNLOAD_LIMIT)
-    except OutputRefused as refused:
-        hook.close()
-        raise HTTPException(404, str(refused)) from None
+        with _missing_as_404():
+            found = find_listed(hook, outputs, name, DOWNLOAD_LIMIT)
     except BaseException:
         hook.close()
         raise

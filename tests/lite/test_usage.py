@@ -23,7 +23,9 @@ def _ended(hook: BackendAIHook, session_id: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def test_shares_held_for_six_seconds_are_five_times_six_share_seconds(hook: BackendAIHook) -> None:
+def test_five_shares_held_for_about_five_and_a_half_seconds_are_five_times_that_in_share_seconds(
+    hook: BackendAIHook,
+) -> None:
     request = SessionRequest(
         image="python:3.11", command=BUSY_THEN_SLEEP, resources={"cpu": 1, "mem": "256m", "cuda.shares": "5"}
     )
@@ -33,15 +35,7 @@ def test_shares_held_for_six_seconds_are_five_times_six_share_seconds(hook: Back
 
     usage = hook.get_session_usage(session_id, task_id="train", map_index=3)
 
-    assert (usage.session_id, usage.session_name, usage.task_id, usage.map_index) == (
-        session_id,
-        name,
-        "train",
-        3,
-    )
-    assert (usage.status, usage.result) == ("TERMINATED", "SUCCESS")
-    assert usage.scheduled_at is not None and usage.started_at is not None and usage.ended_at is not None
-    assert usage.created_at <= usage.scheduled_at <= usage.started_at <= usage.ended_at
+    # ids, status and the order of the times are checked on both servers in tests/contract/test_usage.py
     assert usage.running_seconds == pytest.approx(5.5, abs=1.5)
     assert usage.occupied_slots == {"cpu": 1.0, "mem": 256.0 * 2**20, "cuda.shares": 5.0}
     assert usage.gpu_hours * 3600 == pytest.approx(5 * 5.5, abs=5 * 1.5)  # share-seconds
