@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.slack.notifications.slack import SlackNotifier
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-from airflow_provider_fasttrack.usage import RunUsage, run_usage_from_xcom
-from airflow_provider_fasttrack.usage_text import totals_line, usage_table
-
 if TYPE_CHECKING:
     import jinja2
+
+    from airflow_provider_fasttrack.usage import RunUsage
 
 __all__ = [
     "SLACK_TEXT_LIMIT",
@@ -53,6 +52,7 @@ def with_usage(message: str, run: RunUsage, *, limit: int = SLACK_TEXT_LIMIT) ->
     Rows are left out, last first, until the whole text fits ``limit`` characters (at worst the table keeps its
     header and totals); the text then names the command that shows them all. What is added is escaped.
     """
+    from airflow_provider_fasttrack.usage_text import totals_line, usage_table  # at send time, not parse time
 
     def text(rows: int) -> str:
         added = f"\nUsage: {totals_line(run)}\n```\n" + "\n".join(usage_table(run, max_rows=rows)) + "\n```"
@@ -94,6 +94,8 @@ def _run_usage(context: Any) -> RunUsage | None:
     ti, dag, run_id = context.get("ti"), context.get("dag"), context.get("run_id")
     if dag is None or run_id is None:
         return None
+    from airflow_provider_fasttrack.usage import run_usage_from_xcom  # at send time, not parse time
+
     try:
         if _reads_xcoms(ti):
             run = run_usage_from_xcom(ti, dag, run_id)
