@@ -17,6 +17,7 @@ from airflow_provider_fasttrack.pipeline.entities import (
     graph_from_spec,
 )
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
+from airflow_provider_fasttrack.pipeline.quality_gates import add_quality_gates
 from airflow_provider_fasttrack.pipeline.references import TEMPLATE_FUNCTIONS
 from airflow_provider_fasttrack.pipeline.schedule import aware, last_run_date, timetable_for
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
@@ -220,6 +221,7 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
     for task in graph.tasks:
         for upstream in task.upstream:
             gates.get(upstream, operators[upstream]) >> operators[task.task_id]
+    operators.update(add_quality_gates(spec.airflow.quality_gates, operators, dag))
     try:
         add_teardowns(graph, operators, dag)
     except Exception as exc:
