@@ -327,10 +327,10 @@ def _check_gate_cycles(
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as exc:
         cycle = list(reversed(exc.args[1]))
-        gate = next((n for n in cycle if n in spec.airflow.quality_gates), None)
-        if gate is not None:
+        first = next((n for n in cycle if n in spec.airflow.quality_gates), None)
+        if first is not None:
             yield doc.issue(
-                ("airflow", "quality_gates", gate),
+                ("airflow", "quality_gates", first),
                 f"the quality gates make a cycle: {' -> '.join(cycle)}",
                 key=True,
             )
