@@ -154,7 +154,7 @@ def evaluation_summary(
     under secret-looking keys or known to Airflow's secrets masker are hidden.
     """
     from airflow_provider_fasttrack.masking import redacted
-    from airflow_provider_fasttrack.usage_text import totals_line, usage_table
+    from airflow_provider_fasttrack.usage_text import HEADER, session_row, totals_line
 
     lines = [f"**Evaluation: {_text(source, _KEY_LIMIT)}** · [FastTrack view of this run]({report_url})", ""]
     if result is None:
@@ -166,6 +166,9 @@ def evaluation_summary(
         verdict = "passed" if shown.get("passed") else "held"
         lines += ["", f"Quality gate {verdict}: {_text(shown.get('reason', ''), _VALUE_LIMIT)}"]
     if usage is not None:
-        lines += ["", f"**Usage so far:** {_text(totals_line(usage), _VALUE_LIMIT * 2)}", "```"]
-        lines += [*usage_table(usage, max_rows=_USAGE_ROWS), "```"]
+        lines += ["", f"**Usage so far:** {_text(totals_line(usage), _VALUE_LIMIT * 2)}", ""]
+        rows = [HEADER, ("---",) * len(HEADER), *(session_row(u) for u in usage.sessions[:_USAGE_ROWS])]
+        lines += ["| " + " | ".join(_text(cell, _VALUE_LIMIT) for cell in row) + " |" for row in rows]
+        if len(usage.sessions) > _USAGE_ROWS:
+            lines.append(f"\n_{len(usage.sessions) - _USAGE_ROWS} more sessions not shown_")
     return capped("\n".join(lines))

@@ -207,7 +207,9 @@ def test_the_summary_shows_the_metrics_the_usage_and_the_report_link() -> None:
     assert "| semscore | 0.71 |" in body
     assert "| samples | 120 |" in body
     assert "evaluate" in body
-    assert "1 session" in body  # the run's totals line
+    assert "**Usage so far:** 1 session, 0.000 GPU-h, 0.008 CPU-core-h" in body  # the run's totals line
+    assert "| task | queued | preparing | running | slots |" in body  # its sessions, a markdown table
+    assert "| evaluate | - | - | 30s | cpu=1 mem=256.0MiB |" in body
     assert "[FastTrack view of this run](/dags/promoted/runs/manual__1/plugin/fasttrack)" in body
 
 
@@ -240,3 +242,16 @@ def test_the_summary_of_a_quality_gate_shows_its_decision() -> None:
 def test_no_result_is_said_plainly() -> None:
     body = evaluation_summary(source="evaluate", result=None, decision=None, usage=None, report_url="/r")
     assert "evaluate returned no result" in body
+
+
+@pytest.mark.usefixtures("airflow_db", "backendai_conn")
+def test_an_approval_listed_in_skip_tasks_lets_the_promotion_run_unasked() -> None:
+    from tests.conftest import load_test_dag
+
+    dag_run = load_test_dag("approval-timeout").test(run_conf={"skip_tasks": ["approve-promotion"]})
+    assert {ti.task_id: ti.state for ti in dag_run.get_task_instances()} == {
+        "evaluate": "success",
+        "approve-promotion": "skipped",
+        "promote": "success",
+    }
+    assert dag_run.state == "success"
