@@ -3,7 +3,8 @@ pipeline's rules.
 
 - It asks with the evaluation summary of the run as its body unless the pipeline gives one
   (:func:`airflow_provider_fasttrack.pipeline.approvals.evaluation_summary`); any body is cut to
-  :data:`~airflow_provider_fasttrack.pipeline.approvals.BODY_LIMIT` characters.
+  :data:`~airflow_provider_fasttrack.pipeline.approvals.BODY_LIMIT` characters, and the secrets Airflow's
+  masker knows are hidden in it and in the subject.
 - Subject and body render as the pipeline's other templates do (restricted where the deployment restricts
   connections and variables).
 - Reject skips every task after it, whatever their trigger rule: pipeline tasks run after a skipped upstream
@@ -55,6 +56,7 @@ class PipelineApproval(ApprovalOperator):
             super().render_template_fields(context, jinja_env)
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_fasttrack.masking import redacted
         from airflow_provider_fasttrack.operators.session import skip_reason
         from airflow_provider_fasttrack.pipeline.approvals import capped
 
@@ -62,7 +64,9 @@ class PipelineApproval(ApprovalOperator):
             raise AirflowSkipException(
                 f"Approval {self.task_id} skipped ({why}); the tasks after it run unasked"
             )
-        self.body = capped(self.body if self.body is not None else self._summary(context))
+        # a subject or body the pipeline gives may read connections: the secrets the masker knows are hidden
+        self.subject = str(redacted(self.subject))
+        self.body = capped(str(redacted(self.body)) if self.body else self._summary(context))
         return super().execute(context)
 
     def _summary(self, context: Context) -> str:

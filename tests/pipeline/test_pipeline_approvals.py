@@ -255,3 +255,22 @@ def test_an_approval_listed_in_skip_tasks_lets_the_promotion_run_unasked() -> No
         "promote": "success",
     }
     assert dag_run.state == "success"
+
+
+def test_a_given_subject_and_body_hide_known_secrets_and_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the pipeline's own templates render (a connection's password, say) is masked before Airflow stores
+    the request; the operator's own asking is Airflow's and is replaced here by a recorder."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from airflow.sdk.log import mask_secret
+
+    asked: dict[str, str] = {}
+    monkeypatch.setattr(
+        ApprovalOperator, "execute", lambda self, context: asked.update(subject=self.subject, body=self.body)
+    )
+    approval = build_pipeline(load_pipeline_text(PIPELINE, "promoted.yaml")).get_task("approve-promotion")
+    mask_secret("s3cr3t-from-a-connection")
+    approval.subject = "Promote with s3cr3t-from-a-connection?"
+    approval.body = "the key is s3cr3t-from-a-connection\n" + "x" * (2 * BODY_LIMIT)
+    approval.execute({"params": {}})
+    assert "s3cr3t" not in asked["subject"] and "s3cr3t" not in asked["body"]
+    assert asked["body"].startswith("the key is ***") and len(asked["body"]) <= BODY_LIMIT
