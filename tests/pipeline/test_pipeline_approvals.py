@@ -274,3 +274,13 @@ def test_a_given_subject_and_body_hide_known_secrets_and_are_capped(monkeypatch:
     approval.execute({"params": {}})
     assert "s3cr3t" not in asked["subject"] and "s3cr3t" not in asked["body"]
     assert asked["body"].startswith("the key is ***") and len(asked["body"]) <= BODY_LIMIT
+
+
+def test_graph_shows_the_approval_between_its_tasks(run_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "promoted.yaml"
+    path.write_text(PIPELINE)
+    code, out, _ = run_cli("graph", str(path))
+    assert code == 0
+    (line,) = [line for line in out.splitlines() if "approve-promotion " in line]
+    assert line.strip() == "[1] approve-promotion  <- evaluate"  # not flagged skip: it runs unless skipped
+    assert "[2] merge-model        <- evaluate, approve-promotion" in out
