@@ -3,7 +3,8 @@
 The ``approval`` pipeline: evaluate (writes a result.json) -> approve-promotion -> promote -> announce, and
 archive after evaluate. Approved, promote and announce run; rejected, they are skipped and the run succeeds;
 archive runs either way. ``approval-timeout``'s approval waits 2 s, then takes its default answer, reject.
-The runs start together (module fixture) and wait for their answers side by side.
+Listed in a run's skip_tasks, the approval is skipped and promote runs. The runs start together (module
+fixture) and wait for their answers side by side.
 """
 
 from __future__ import annotations
@@ -55,13 +56,15 @@ def waiting_request(api: AirflowApi, deployment: Any, run_id: str) -> dict[str, 
 
 @pytest.fixture(scope="module")
 def runs(airflow_deployment: Any, lite: Any) -> dict[str, str]:
-    """Four runs started at once: answered Approve and Reject through the REST API, one in the UI, one not."""
+    """Runs started at once: answered Approve and Reject through the REST API, one in the UI, one not answered,
+    and one whose skip_tasks lists the approval."""
     api = AirflowApi(airflow_deployment)
     for dag_id in (DAG_ID, TIMEOUT_DAG):
         api.wait_parsed(dag_id)
         api.unpause(dag_id)
     started = {name: api.trigger(DAG_ID) for name in ("approve", "reject", "ui")}
     started["timeout"] = api.trigger(TIMEOUT_DAG)
+    started["skipped"] = api.trigger(TIMEOUT_DAG, conf={"skip_tasks": [APPROVAL]})
     return started
 
 
@@ -119,6 +122,18 @@ def test_nobody_answers_in_time_and_the_default_rejects(
         f"/dags/{TIMEOUT_DAG}/dagRuns/{quote(runs['timeout'], safe='')}/taskInstances/{APPROVAL}/-1/hitlDetails"
     )
     assert detail["chosen_options"] == ["Reject"] and detail["responded_by_user"] is None
+
+
+def test_an_approval_listed_in_skip_tasks_lets_the_promotion_run_unasked(
+    airflow_deployment: Any, runs: dict[str, str]
+) -> None:
+    api = AirflowApi(airflow_deployment)
+    assert api.wait_run(TIMEOUT_DAG, runs["skipped"], timeout=240)["state"] == "success"
+    assert states(api, TIMEOUT_DAG, runs["skipped"]) == {
+        "evaluate": "success",
+        APPROVAL: "skipped",
+        "promote": "success",
+    }
 
 
 def test_an_approval_answered_in_the_web_ui(

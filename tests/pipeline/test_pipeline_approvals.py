@@ -244,19 +244,6 @@ def test_no_result_is_said_plainly() -> None:
     assert "evaluate returned no result" in body
 
 
-@pytest.mark.usefixtures("airflow_db", "backendai_conn")
-def test_an_approval_listed_in_skip_tasks_lets_the_promotion_run_unasked() -> None:
-    from tests.conftest import load_test_dag
-
-    dag_run = load_test_dag("approval-timeout").test(run_conf={"skip_tasks": ["approve-promotion"]})
-    assert {ti.task_id: ti.state for ti in dag_run.get_task_instances()} == {
-        "evaluate": "success",
-        "approve-promotion": "skipped",
-        "promote": "success",
-    }
-    assert dag_run.state == "success"
-
-
 def test_a_given_subject_and_body_hide_known_secrets_and_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the pipeline's own templates render (a connection's password, say) is masked before Airflow stores
     the request; the operator's own asking is Airflow's and is replaced here by a recorder."""
