@@ -17,6 +17,7 @@ __all__ = [
     "format_hours",
     "format_occupied_slots",
     "format_seconds",
+    "session_row",
     "totals_line",
     "usage_table",
 ]
@@ -64,7 +65,8 @@ def format_occupied_slots(slots: Mapping[str, float]) -> str:
     return " ".join(parts) or "-"
 
 
-def _row(usage: SessionUsage) -> tuple[str, ...]:
+def session_row(usage: SessionUsage) -> tuple[str, ...]:
+    """One session's cells of the usage table, in the order of :data:`HEADER`."""
     label = usage.task_id if usage.map_index < 0 else f"{usage.task_id}[{usage.map_index}]"
     mem = usage.stats.get("mem")
     return (
@@ -97,7 +99,7 @@ def usage_table(run: RunUsage, *, max_rows: int | None = None) -> list[str]:
     Rows left out are counted in a line before the totals, which cover every session.
     """
     shown = run.sessions if max_rows is None else run.sessions[: max(max_rows, 0)]
-    rows: list[Sequence[str]] = [HEADER, *(_row(u) for u in shown)]
+    rows: list[Sequence[str]] = [HEADER, *(session_row(u) for u in shown)]
     total = (
         "total",
         format_seconds(run.queued_seconds),

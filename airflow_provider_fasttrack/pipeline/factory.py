@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
+from airflow_provider_fasttrack.pipeline.approvals import build_approvals
 from airflow_provider_fasttrack.pipeline.entities import (
     TRIGGER_RULE,
     PipelineGraph,
@@ -222,6 +223,12 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
         for upstream in task.upstream:
             gates.get(upstream, operators[upstream]) >> operators[task.task_id]
     operators.update(add_quality_gates(spec.airflow.quality_gates, operators, dag))
+    try:
+        operators.update(build_approvals(spec, operators, dag, stand_ins=gates))
+    except Exception as exc:
+        raise PipelineSpecError(
+            [doc.issue(("airflow", "approvals"), f"cannot add an approval: {_reason(exc)}")]
+        ) from exc
     try:
         add_teardowns(graph, operators, dag)
     except Exception as exc:

@@ -27,17 +27,22 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
     for task_id in order:
         depth[task_id] = 1 + max((depth[u] for u in dag.get_task(task_id).upstream_task_ids), default=-1)
     file_order = {task.task_id: index for index, task in enumerate(graph.tasks)}
+
+    def place(task_id: str) -> tuple[int, str]:
+        """Tasks in file order, then the tasks the pipeline adds (approvals, gates) by name."""
+        return file_order.get(task_id, len(file_order)), task_id
+
     width = max((len(t) for t in order), default=0)
     lines = [f"DAG {dag.dag_id}: {len(order)} tasks, schedule {graph.schedule or 'none (manual)'}"]
-    for task_id in sorted(order, key=lambda t: (depth[t], file_order.get(t, 0))):
+    for task_id in sorted(order, key=lambda t: (depth[t], *place(t))):
         task = dag.get_task(task_id)
-        upstream = sorted(task.upstream_task_ids, key=lambda t: file_order.get(t, 0))
+        upstream = sorted(task.upstream_task_ids, key=place)
         resources = " ".join(f"{k}={v}" for k, v in slots.get(task_id, {}).items())
         flags = []
         mode, size = clusters.get(task_id, ("single-node", 1))
         if size > 1:
             flags.append(f"{mode} x{size}")
-        if getattr(task, "skip", False):
+        if getattr(task, "skip", False) is True:  # SkipMixin operators have a skip() method
             flags.append("skip")
         if getattr(task, "continue_on_failure", False):
             flags.append("continue_on_failure")

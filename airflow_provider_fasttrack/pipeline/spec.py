@@ -17,6 +17,7 @@ from airflow_provider_fasttrack.mounts import VFOLDER_NAME
 __all__ = [
     "TASK_TYPES",
     "AirflowOptions",
+    "ApprovalSpec",
     "Notifications",
     "Ownership",
     "ParamSpec",
@@ -104,6 +105,8 @@ EnvValue = Annotated[str, BeforeValidator(_env_value)]
 EnvMap = Annotated[dict[str, EnvValue], BeforeValidator(_dict_if_none)]
 SlotMap = Annotated[dict[str, Any], BeforeValidator(_dict_if_none)]
 NameList = Annotated[list[Annotated[str, BeforeValidator(_text)]], BeforeValidator(_list_if_none)]
+#: a time limit: seconds, or text such as 30m, 2h
+Duration = Annotated[float | None, BeforeValidator(_seconds), Field(gt=0, allow_inf_nan=False)]
 
 
 class _FastTrackModel(BaseModel):
@@ -289,6 +292,23 @@ class QualityGate(_OwnModel):
     before: Annotated[NameList, Field(min_length=1)]
 
 
+class ApprovalSpec(_OwnModel):
+    """A person approves or rejects before the ``before`` tasks run (``airflow.approvals.<name>``)."""
+
+    after: Annotated[str, BeforeValidator(_text)]
+    before: NameList
+    subject: Text | None = Field(default=None, description="the request's headline (a template)")
+    body: Text | None = Field(
+        default=None, description="markdown (a template); default: the evaluation summary of the run"
+    )
+    response_timeout: Duration = Field(
+        default=None, description="how long to wait for an answer: seconds, or text such as 30m, 24h"
+    )
+    default: Literal["reject", "approve", "none"] = Field(
+        default="reject", description="the answer taken when nobody answers in time; none: the task fails"
+    )
+
+
 class AirflowOptions(_OwnModel):
     """What FastTrack's export does not say but Airflow needs (all optional)."""
 
@@ -304,13 +324,9 @@ class AirflowOptions(_OwnModel):
     )
     retries: int = Field(default=0, ge=0)
     retry_delay_seconds: int = Field(default=300, ge=0)
-    execution_timeout: Annotated[
-        float | None,
-        BeforeValidator(_seconds),
-        Field(
-            gt=0, allow_inf_nan=False, description="each task's time limit: seconds, or text such as 30m, 2h"
-        ),
-    ] = None
+    execution_timeout: Duration = Field(
+        default=None, description="each task's time limit: seconds, or text such as 30m, 2h"
+    )
     tags: NameList = Field(default_factory=list)
     owner: Text = "airflow"
     conn_id: Text = "backendai_default"
@@ -328,6 +344,9 @@ class AirflowOptions(_OwnModel):
     quality_gates: dict[str, QualityGate] = Field(
         default_factory=dict,
         description="name -> a task that holds its before tasks back unless the after task's result passes",
+    )
+    approvals: dict[str, ApprovalSpec] = Field(
+        default_factory=dict, description="human approvals: name -> where it waits and what it asks"
     )
 
 

@@ -147,6 +147,7 @@ def _check(spec: PipelineSpec, doc: YamlDocument, templates: list[tuple[Loc, str
             )
     yield from _check_graph(spec, doc, first_index)
     yield from _check_quality_gates(spec, doc, first_index)
+    yield from _check_approvals(spec, doc)
     yield from _check_airflow(spec, doc)
     yield from _check_params(spec, doc, templates)
     yield from _check_secret_places(templates, doc)
@@ -336,10 +337,10 @@ def _check_gate_cycles(
             )
 
 
-def _ancestors(task: str, upstream: dict[str, set[str]]) -> set[str]:
-    """Every task that ``task`` depends on, directly or not (a cycle is reported elsewhere)."""
+def _ancestors(node: str, upstream: dict[str, set[str]]) -> set[str]:
+    """Every node upstream of ``node``, directly or not (a cycle is reported elsewhere)."""
     found: set[str] = set()
-    todo = list(upstream.get(task, ()))
+    todo = list(upstream.get(node, ()))
     while todo:
         name = todo.pop()
         if name not in found:
@@ -381,6 +382,60 @@ def _check_result_key(
         yield doc.issue(
             loc, f"{key!r} is not a key of the result of python -m training {step} (keys: {listed})"
         )
+
+
+def _check_approvals(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+    """Each approval has a name of its own and waits between tasks (or quality gates, or approvals) of this
+    pipeline: its ``after`` upstream of each of its ``before``, without counting the approval itself."""
+    approvals = spec.airflow.approvals
+    if not approvals:
+        return
+    tasks = {task.name for task in spec.tasks}
+    taken = tasks | {gate_task_id(task.name) for task in spec.tasks if task.continue_on_failure}
+    gates = spec.airflow.quality_gates
+    upstream: dict[str, set[str]] = {task.name: set(task.dependencies) for task in spec.tasks}
+    nodes = {
+        **{name: (g.after, g.before) for name, g in gates.items()},
+        **{n: (a.after, a.before) for n, a in approvals.items()},
+    }
+    for node, (after, _) in nodes.items():
+        upstream[node] = {after}
+    for node, (_, before) in nodes.items():
+        for task in before:
+            if task in upstream:
+                upstream[task].add(node)
+    known = ", ".join(sorted(upstream))
+    for name, approval in approvals.items():
+        loc: Loc = ("airflow", "approvals", name)
+        if not TASK_NAME.fullmatch(name):
+            yield doc.issue(loc, f"{name!r} is not a task name (letters, digits, '_', '.', '-')", key=True)
+        elif name in taken or name in gates:
+            what = "a quality gate" if name in gates else "a task"
+            yield doc.issue(
+                loc, f"{name!r} is the name of {what}; an approval needs a name of its own", key=True
+            )
+        if approval.after not in upstream or approval.after == name:
+            yield doc.issue(
+                (*loc, "after"), f"unknown task {approval.after!r} (tasks, quality gates, approvals: {known})"
+            )
+        if not approval.before:
+            yield doc.issue((*loc, "before"), "name the tasks that wait for the approval")
+        without = {node: ups - {name} for node, ups in upstream.items() if node != name}
+        for index, task in enumerate(approval.before):
+            if task not in upstream or task == name:
+                yield doc.issue(
+                    (*loc, "before", index),
+                    f"unknown task {task!r} (tasks, quality gates, approvals: {known})",
+                )
+            elif approval.after in upstream and approval.after not in _ancestors(task, without):
+                yield doc.issue((*loc, "before", index), f"{approval.after!r} is not upstream of {task!r}")
+        for place in ("subject", "body"):
+            text = getattr(approval, place)
+            if text and ("{{" in text or "{%" in text):
+                try:
+                    template_tree(text)
+                except jinja2.TemplateSyntaxError as exc:
+                    yield doc.issue((*loc, place), f"template syntax error: {exc.message}")
 
 
 def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
@@ -513,6 +568,10 @@ def _templates(spec: PipelineSpec) -> Iterator[tuple[Loc, str]]:
     for name, gate in spec.airflow.quality_gates.items():
         for field_name in ("key", "above"):
             yield ("airflow", "quality_gates", name, field_name), getattr(gate, field_name)
+    for name, approval in spec.airflow.approvals.items():
+        for place in ("subject", "body"):
+            if (text := getattr(approval, place)) is not None:
+                yield ("airflow", "approvals", name, place), text
 
 
 def _template_places(loc: Loc, task: TaskSpec) -> dict[str, list[tuple[Loc, str]]]:
