@@ -28,7 +28,10 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
         depth[task_id] = 1 + max((depth[u] for u in dag.get_task(task_id).upstream_task_ids), default=-1)
     file_order = {task.task_id: index for index, task in enumerate(graph.tasks)}
     width = max((len(t) for t in order), default=0)
-    lines = [f"DAG {dag.dag_id}: {len(order)} tasks, schedule {graph.schedule or 'none (manual)'}"]
+    schedule = graph.schedule or "none (manual)"
+    if graph.asset_schedule:
+        schedule = f"on assets {', '.join(graph.asset_schedule)}"
+    lines = [f"DAG {dag.dag_id}: {len(order)} tasks, schedule {schedule}"]
     for task_id in sorted(order, key=lambda t: (depth[t], file_order.get(t, 0))):
         task = dag.get_task(task_id)
         upstream = sorted(task.upstream_task_ids, key=lambda t: file_order.get(t, 0))

@@ -17,6 +17,8 @@ from airflow_provider_fasttrack.mounts import VFOLDER_NAME
 __all__ = [
     "TASK_TYPES",
     "AirflowOptions",
+    "AssetKind",
+    "AssetOptions",
     "Notifications",
     "Ownership",
     "ParamSpec",
@@ -39,6 +41,8 @@ TASK_TYPES: dict[str, Literal["custom", "serving"]] = {
     "serving": "serving",
     "deployment": "serving",
 }
+#: the kinds of artefact a task may produce as an Airflow asset (``airflow.assets.outlets``)
+AssetKind = Literal["dataset", "adapter", "model"]
 TaskType = Literal["Custom Task", "custom", "default", "deployment", "serving"]
 
 
@@ -275,6 +279,19 @@ class PipelineParam(_ParamSchema, _FastTrackModel):
     name: Annotated[str, BeforeValidator(_text)]
 
 
+class AssetOptions(_OwnModel):
+    """Airflow assets: what the pipeline's tasks produce, and the assets whose events start this pipeline."""
+
+    outlets: Annotated[dict[str, AssetKind], BeforeValidator(_dict_if_none)] = Field(
+        default_factory=dict,
+        description="task -> the kind of artefact it produces; its success records an event of that asset",
+    )
+    schedule: NameList | None = Field(
+        default=None,
+        description="run when all of these assets (names or URIs) have new events, instead of airflow.schedule",
+    )
+
+
 class AirflowOptions(_OwnModel):
     """What FastTrack's export does not say but Airflow needs (all optional)."""
 
@@ -311,6 +328,7 @@ class AirflowOptions(_OwnModel):
     params: dict[str, ParamSpec] = Field(
         default_factory=dict, description="run parameters of the trigger form, read as {{ params.<name> }}"
     )
+    assets: AssetOptions | None = None
 
 
 class PipelineSpec(_FastTrackModel):

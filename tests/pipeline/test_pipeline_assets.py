@@ -1,0 +1,171 @@
+"""Airflow assets of pipelines: outlets whose events say where a run's artefact is, and pipelines scheduled on them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_fasttrack.exceptions import PipelineSpecError
+from airflow_provider_fasttrack.mounts import Mount
+from airflow_provider_fasttrack.pipeline.assets import METRICS_LIMIT, artefact_location, capped_metrics
+from airflow_provider_fasttrack.pipeline.factory import build_pipeline, check_serialisable
+from airflow_provider_fasttrack.pipeline.validate import load_pipeline_text
+from tests.conftest import ROOT, load_test_dag
+
+PRODUCER = ROOT / "tests" / "dags" / "pipelines" / "asset-producer.yaml"
+
+
+def pipeline(airflow: str) -> str:
+    return f"""\
+name: p
+tasks:
+- name: train
+  command: echo train
+  environment: {{image: python:3.11}}
+- name: serve
+  type: serving
+  environment: {{image: python:3.11}}
+  service: {{name: serve-it, model: models}}
+- name: other
+  command: echo other
+  environment: {{image: python:3.11}}
+airflow:
+{airflow}"""
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(PipelineSpecError) as caught:
+        load_pipeline_text(text, "p.yaml")
+    return [str(issue) for issue in caught.value.issues]
+
+
+def test_outlets_are_one_asset_per_kind_with_a_stable_name_and_uri() -> None:
+    loaded = load_pipeline_text(PRODUCER.read_text(), "asset-producer.yaml")
+    dag = build_pipeline(loaded)
+    check_serialisable(dag, loaded)
+    [model] = dag.get_task("merge-model").outlets
+    [dataset] = dag.get_task("prepare-dataset").outlets
+    assert (model.name, model.uri, model.group) == (
+        "asset-producer.model",
+        "backendai://asset-producer/asset-producer/model",
+        "model",
+    )
+    assert (dataset.name, dataset.group) == ("asset-producer.dataset", "dataset")
+
+
+def test_a_pipeline_scheduled_on_assets_references_them_by_name_or_uri() -> None:
+    text = pipeline("  assets:\n    schedule: [other.model, 'backendai://vf/other/adapter']\n")
+    dag = build_pipeline(load_pipeline_text(text, "p.yaml"))
+    refs = dag.timetable.asset_condition.objects  # all of them: Airflow's AssetAll
+    assert {type(r).__name__: (getattr(r, "name", None) or r.uri) for r in refs} == {
+        "AssetNameRef": "other.model",
+        "AssetUriRef": "backendai://vf/other/adapter",
+    }
+
+
+def test_asset_mistakes_are_one_line_errors_with_their_place() -> None:
+    found = errors(
+        pipeline(
+            "  schedule: '@daily'\n"
+            "  assets:\n"
+            "    outlets: {nope: model, serve: model, other: model, train: model}\n"
+            "    schedule: [p.model, 'airflow://x', other.model]\n"
+        )
+    )
+    assert found == [
+        "p.yaml:16:15 airflow.assets.outlets.nope: unknown task 'nope' (tasks: train, serve, other)",
+        "p.yaml:16:28 airflow.assets.outlets.serve: 'serve' is a serving task; only session tasks produce "
+        "artefacts",
+        "p.yaml:16:63 airflow.assets.outlets.train: the model asset is already produced by 'other'; one task "
+        "per kind",
+        "p.yaml:17:15 airflow.assets.schedule: give airflow.schedule or airflow.assets.schedule, not both",
+        "p.yaml:17:16 airflow.assets.schedule[0]: 'p.model' is this pipeline's own asset: each run would start "
+        "the next",
+        "p.yaml:17:25 airflow.assets.schedule[1]: 'airflow://x': the URI scheme 'airflow' is reserved by Airflow",
+    ]
+
+
+def test_an_unknown_kind_is_an_error() -> None:
+    [found] = errors(pipeline("  assets:\n    outlets: {train: weights}\n"))
+    assert found == (
+        "p.yaml:15:22 airflow.assets.outlets.train: 'weights' is not allowed (use 'dataset', 'adapter' or 'model')"
+    )
+
+
+def test_the_artefact_is_the_folder_the_result_names_inside_a_mount() -> None:
+    mounts = [Mount("models"), Mount("vf", subpath="job/t", destination="/pipeline/outputs")]
+    outputs = ("vf", "job/t")
+    assert artefact_location("model", {"score": 1}, mounts, outputs) == outputs
+    assert artefact_location("model", {"model_dir": "/home/work/models/served/j1"}, mounts, outputs) == (
+        "models",
+        "served/j1",
+    )
+    assert artefact_location("model", {"model_dir": "/pipeline/outputs/merged"}, mounts, outputs) == (
+        "vf",
+        "job/t/merged",
+    )
+    for hostile in ("/etc/passwd", "/home/work/models/../../etc", "served/j1", "/home/work/models/$(id)", 3):
+        with pytest.raises(ValueError, match="model_dir"):
+            artefact_location("model", {"model_dir": hostile}, mounts, outputs)
+
+
+def test_a_large_result_keeps_its_short_values_within_the_limit() -> None:
+    result = {"semscore": 0.81, "n": 40, "model": "gemma", "answers": ["x" * 100] * 200, "note": "y" * 500}
+    metrics = capped_metrics(result)
+    assert metrics == {"semscore": 0.81, "n": 40, "model": "gemma"}
+    many = {f"metric_{i}": float(i) for i in range(2000)}
+    assert len(json.dumps(capped_metrics(many)).encode()) <= METRICS_LIMIT
+    assert capped_metrics({"a": 1}) == {"a": 1}
+    assert capped_metrics(["not", "a", "mapping"]) == {}
+
+
+def asset_events(asset_name: str) -> list:  # type: ignore[type-arg]
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+        query = query.where(AssetModel.name == asset_name)
+        events = session.scalars(query.order_by(AssetEvent.id)).all()
+        return [(e.source_task_id, e.source_run_id, dict(e.extra)) for e in events]
+
+
+@pytest.mark.usefixtures("airflow_db", "backendai_conn")
+def test_a_succeeded_task_records_where_its_artefact_is_and_a_skipped_one_nothing(hook) -> None:  # type: ignore[no-untyped-def]
+    from airflow_provider_fasttrack.naming import pipeline_job_id
+
+    dag = load_test_dag("asset-producer")
+    run = dag.test()
+    assert run.state == "success"
+    job = pipeline_job_id("asset-producer", run.run_id)
+    [(task, run_id, extra)] = asset_events("asset-producer.model")
+    assert (task, run_id) == ("merge-model", run.run_id)
+    session_id = run.get_task_instance("merge-model").xcom_pull(task_ids="merge-model", key="session_id")
+    assert extra == {
+        "kind": "model",
+        "vfolder": "asset-producer",
+        "path": f"served/{job}",
+        "job_id": job,
+        "session_id": session_id,
+        "metrics": {"model_dir": f"/pipeline/vfroot/served/{job}", "parameters": 135},
+    }
+    # the path is where the model is: a consumer mounting the vfolder reads it there
+    weights = hook.download_file("asset-producer", f"{extra['path']}/weights.txt")
+    assert weights.decode().strip() == f"weights of {job}"
+    [(_, _, dataset)] = asset_events("asset-producer.dataset")
+    assert (dataset["vfolder"], dataset["path"]) == ("asset-producer", f"{job}/prepare-dataset")
+
+    skipped = load_test_dag("asset-producer").test(run_conf={"skip_tasks": ["merge-model"]})
+    assert skipped.get_task_instance("merge-model").state == "skipped"
+    assert len(asset_events("asset-producer.model")) == 1
+    assert len(asset_events("asset-producer.dataset")) == 2
+
+
+@pytest.mark.usefixtures("airflow_db", "backendai_conn")
+def test_a_run_not_started_by_an_asset_event_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    run = load_test_dag("asset-consumer").test()
+    assert run.get_task_instance("read-model").state == "failed"
+    out = capsys.readouterr()
+    assert "this run was not started by an asset event of 'asset-producer.model'" in out.out + out.err
