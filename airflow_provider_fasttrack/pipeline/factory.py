@@ -18,6 +18,7 @@ from airflow_provider_fasttrack.pipeline.entities import (
     graph_from_spec,
 )
 from airflow_provider_fasttrack.pipeline.notify import slack_notifiers
+from airflow_provider_fasttrack.pipeline.quality_gates import add_quality_gates
 from airflow_provider_fasttrack.pipeline.references import TEMPLATE_FUNCTIONS
 from airflow_provider_fasttrack.pipeline.schedule import aware, last_run_date, timetable_for
 from airflow_provider_fasttrack.pipeline.spec import PipelineSpec
@@ -227,6 +228,7 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
     for task in graph.tasks:
         for upstream in task.upstream:
             gates.get(upstream, operators[upstream]) >> operators[task.task_id]
+    operators.update(add_quality_gates(spec.airflow.quality_gates, operators, dag))
     add_asset_outlets(spec, operators)
     try:
         add_teardowns(graph, operators, dag)

@@ -25,6 +25,7 @@ __all__ = [
     "PipelineEnvironment",
     "PipelineParam",
     "PipelineSpec",
+    "QualityGate",
     "ServiceSpec",
     "SlackNotification",
     "TaskEnvironment",
@@ -279,6 +280,19 @@ class PipelineParam(_ParamSchema, _FastTrackModel):
     name: Annotated[str, BeforeValidator(_text)]
 
 
+class QualityGate(_OwnModel):
+    """A quality gate: its own task that reads the result (XCom) of ``after`` and lets the tasks in ``before``
+    (and everything downstream of them) run only when ``result[key] > above``; otherwise they are skipped.
+
+    ``key`` and ``above`` may be templates (``{{ params.<name> }}``); ``above`` renders to a number.
+    """
+
+    after: Annotated[str, BeforeValidator(_text)]
+    key: Annotated[str, BeforeValidator(_text)]
+    above: Annotated[str, BeforeValidator(_text)]
+    before: Annotated[NameList, Field(min_length=1)]
+
+
 class AssetOptions(_OwnModel):
     """Airflow assets: what the pipeline's tasks produce, and the assets whose events start this pipeline."""
 
@@ -327,6 +341,10 @@ class AirflowOptions(_OwnModel):
     notifications: Notifications = Field(default_factory=Notifications)
     params: dict[str, ParamSpec] = Field(
         default_factory=dict, description="run parameters of the trigger form, read as {{ params.<name> }}"
+    )
+    quality_gates: dict[str, QualityGate] = Field(
+        default_factory=dict,
+        description="name -> a task that holds its before tasks back unless the after task's result passes",
     )
     assets: AssetOptions | None = None
 

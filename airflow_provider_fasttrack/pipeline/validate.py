@@ -8,6 +8,7 @@ the parsed spec: the checked spec, with canonical resource values, is a new one.
 from __future__ import annotations
 
 import graphlib
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from airflow_provider_fasttrack.secret_refs import SECRET_REF, bad_references
 from airflow_provider_fasttrack.service_request import ServiceRequest
 from airflow_provider_fasttrack.session_request import SessionRequest
 from airflow_provider_fasttrack.slots import normalize_memory, normalize_slot, parse_memory
+from training.results import RESULT_KEYS, step_of_command
 from training.yamldoc import Issue, Loc, YamlDocument, load_model
 
 __all__ = ["LoadedPipeline", "load_pipeline", "load_pipeline_text"]
@@ -147,6 +149,7 @@ def _check(spec: PipelineSpec, doc: YamlDocument, templates: list[tuple[Loc, str
                 f"{gate!r} is the name of the task that continue_on_failure adds after tasks[{index}]; rename it",
             )
     yield from _check_graph(spec, doc, first_index)
+    yield from _check_quality_gates(spec, doc, first_index)
     yield from _check_airflow(spec, doc)
     yield from _check_assets(spec, doc)
     yield from _check_params(spec, doc, templates)
@@ -259,6 +262,129 @@ def _check_graph(spec: PipelineSpec, doc: YamlDocument, index_of: dict[str, int]
         cycle = list(reversed(exc.args[1]))
         start = cycle[0]
         yield doc.issue(("tasks", index_of[start], "dependencies"), f"dependency cycle: {' -> '.join(cycle)}")
+
+
+def _check_quality_gates(spec: PipelineSpec, doc: YamlDocument, index_of: dict[str, int]) -> Iterator[Issue]:
+    """Each quality gate: its own name, a task to read whose result has its key, and tasks it can hold back."""
+    upstream = {task.name: set(task.dependencies) for task in spec.tasks}
+    known = ", ".join(sorted(index_of)) or "none"
+    params = {p.name: p for p in spec.params} | spec.airflow.params
+    added = {gate_task_id(t.name) for t in spec.tasks if t.continue_on_failure}
+    added |= {f"{t.name}-teardown" for t in spec.tasks if t.is_serving and t.service and t.service.ephemeral}
+    held_back_issues = 0
+    for name, gate in spec.airflow.quality_gates.items():
+        loc: Loc = ("airflow", "quality_gates", name)
+        if name in index_of:
+            yield doc.issue(
+                loc,
+                f"{name!r} is the name of a task (tasks[{index_of[name]}]); a quality gate needs its own",
+                key=True,
+            )
+        elif name in added:
+            yield doc.issue(
+                loc,
+                f"{name!r} is the name of a task the pipeline adds; a quality gate needs its own",
+                key=True,
+            )
+        elif not TASK_NAME.fullmatch(name):
+            yield doc.issue(loc, f"{name!r} is not a task name (letters, digits, '_', '.', '-')", key=True)
+        if gate.after not in index_of:
+            yield doc.issue((*loc, "after"), f"unknown task {gate.after!r} (tasks: {known})")
+        ancestors = _ancestors(gate.after, upstream)
+        for position, held in enumerate(gate.before):
+            where = (*loc, "before", position)
+            if held not in index_of:
+                yield doc.issue(where, f"unknown task {held!r} (tasks: {known})")
+            elif held == gate.after or held in ancestors:
+                held_back_issues += 1
+                runs = "it is that task" if held == gate.after else f"it runs after {held}"
+                yield doc.issue(
+                    where,
+                    f"{gate.after} is not upstream of {held} ({runs}), so {name} cannot hold {held} back",
+                )
+        above = gate.above.strip()
+        if "{{" in above or "{%" in above:
+            try:
+                template_tree(above)
+            except jinja2.TemplateSyntaxError as exc:
+                yield doc.issue((*loc, "above"), f"template syntax error: {exc.message}")
+        elif not _is_number(above):
+            yield doc.issue((*loc, "above"), f"{gate.above!r} is not a number or a template")
+        if gate.after in index_of:
+            step = step_of_command(spec.tasks[index_of[gate.after]].command)
+            if step is not None:
+                yield from _check_result_key(gate.key, step, params, (*loc, "key"), doc)
+    if not held_back_issues:
+        yield from _check_gate_cycles(spec, doc, upstream)
+
+
+def _check_gate_cycles(
+    spec: PipelineSpec, doc: YamlDocument, upstream: dict[str, set[str]]
+) -> Iterator[Issue]:
+    """Gates that each could hold their tasks back may still, together, make a cycle."""
+    graph = {task: set(deps) for task, deps in upstream.items()}
+    for name, gate in spec.airflow.quality_gates.items():
+        graph[name] = {gate.after}
+        for held in gate.before:
+            graph.setdefault(held, set()).add(name)
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        cycle = list(reversed(exc.args[1]))
+        first = next((n for n in cycle if n in spec.airflow.quality_gates), None)
+        if first is not None:
+            yield doc.issue(
+                ("airflow", "quality_gates", first),
+                f"the quality gates make a cycle: {' -> '.join(cycle)}",
+                key=True,
+            )
+
+
+def _ancestors(task: str, upstream: dict[str, set[str]]) -> set[str]:
+    """Every task that ``task`` depends on, directly or not (a cycle is reported elsewhere)."""
+    found: set[str] = set()
+    todo = list(upstream.get(task, ()))
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo.extend(upstream.get(name, ()))
+    return found
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+PARAM_TEMPLATE = re.compile(r"\{\{\s*params(?:\.(\w+)|\[\s*['\"](\w+)['\"]\s*\])\s*\}\}")
+
+
+def _check_result_key(
+    key: str, step: str, params: dict[str, ParamSpec | PipelineParam], loc: Loc, doc: YamlDocument
+) -> Iterator[Issue]:
+    """``key`` (or each value its param may take) is one that ``python -m training <step>`` writes."""
+    keys = RESULT_KEYS[step]
+    listed = ", ".join(sorted(keys))
+    if match := PARAM_TEMPLATE.fullmatch(key.strip()):
+        name = match.group(1) or match.group(2)
+        param = params.get(name)
+        if param is None:
+            return  # reported by the params check
+        values = [*([param.default] if param.default is not None else []), *(param.enum or [])]
+        for value in dict.fromkeys(map(str, values)):
+            if value not in keys:
+                yield doc.issue(
+                    loc,
+                    f"{value!r} (a value of params.{name}) is not a key of the result of "
+                    f"python -m training {step} (keys: {listed})",
+                )
+    elif "{{" not in key and "{%" not in key and key not in keys:
+        yield doc.issue(
+            loc, f"{key!r} is not a key of the result of python -m training {step} (keys: {listed})"
+        )
 
 
 def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
@@ -436,6 +562,9 @@ def _templates(spec: PipelineSpec) -> Iterator[tuple[Loc, str]]:
         message = getattr(slack, event, None) if slack else None
         if isinstance(message, str):
             yield ("airflow", "notifications", "slack", event), message
+    for name, gate in spec.airflow.quality_gates.items():
+        for field_name in ("key", "above"):
+            yield ("airflow", "quality_gates", name, field_name), getattr(gate, field_name)
 
 
 def _template_places(loc: Loc, task: TaskSpec) -> dict[str, list[tuple[Loc, str]]]:
