@@ -133,7 +133,7 @@ def asset_events(asset_name: str) -> list:  # type: ignore[type-arg]
 
 
 @pytest.mark.usefixtures("airflow_db", "backendai_conn")
-def test_a_succeeded_task_records_where_its_artefact_is_and_a_skipped_one_nothing(hook) -> None:  # type: ignore[no-untyped-def]
+def test_a_succeeded_task_records_where_its_artefact_is_and_a_held_back_one_nothing(hook) -> None:  # type: ignore[no-untyped-def]
     from airflow_provider_fasttrack.naming import pipeline_job_id
 
     dag = load_test_dag("asset-producer")
@@ -157,8 +157,10 @@ def test_a_succeeded_task_records_where_its_artefact_is_and_a_skipped_one_nothin
     [(_, _, dataset)] = asset_events("asset-producer.dataset")
     assert (dataset["vfolder"], dataset["path"]) == ("asset-producer", f"{job}/prepare-dataset")
 
-    skipped = load_test_dag("asset-producer").test(run_conf={"skip_tasks": ["merge-model"]})
-    assert skipped.get_task_instance("merge-model").state == "skipped"
+    # held back by the quality gate: merge-model is skipped and records no model event
+    held = load_test_dag("asset-producer").test(run_conf={"promotion_threshold": 0.9})
+    assert held.state == "success"
+    assert held.get_task_instance("merge-model").state == "skipped"
     assert len(asset_events("asset-producer.model")) == 1
     assert len(asset_events("asset-producer.dataset")) == 2
 
