@@ -171,3 +171,46 @@ def test_a_run_not_started_by_an_asset_event_says_so(capsys: pytest.CaptureFixtu
     assert run.get_task_instance("read-model").state == "failed"
     out = capsys.readouterr()
     assert "this run was not started by an asset event of 'asset-producer.model'" in out.out + out.err
+
+
+def test_trade_qa_records_its_artefacts_and_its_smoke_test_runs_on_the_model() -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from airflow_provider_fasttrack.pipeline.validate import load_pipeline
+
+    shipped = ROOT / "dags" / "pipelines"
+    finetune = build_pipeline(load_pipeline(shipped / "trade-qa-finetune.yaml"))
+    outlets = {t.task_id: [a.name for a in t.outlets] for t in finetune.tasks if t.outlets}
+    assert outlets == {
+        "prepare-dataset": ["trade-qa-finetune.dataset"],
+        "finetune": ["trade-qa-finetune.adapter"],
+        "merge-model": ["trade-qa-finetune.model"],
+    }
+    loaded = load_pipeline(shipped / "trade-qa-smoke.yaml")
+    assert loaded.warnings == []
+    smoke = build_pipeline(loaded)
+    check_serialisable(smoke, loaded)
+    [ref] = smoke.timetable.asset_condition.objects
+    assert ref.name == "trade-qa-finetune.model"
+    # the service serves the folder the event names, in the model vfolder merge-model writes to
+    serve = smoke.get_task("serve-model")
+    assert serve.request.model == "trade-qa-models"
+    assert serve.request.vfolder_subpath == "{{ asset_event('trade-qa-finetune.model').extra.path }}"
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(smoke))
+    assert restored.timetable.summary == "Asset"
+
+
+def test_asset_event_is_readable_where_templates_are_restricted() -> None:
+    from airflow_provider_fasttrack.pipeline.references import ReferencePolicy
+
+    restricted = ReferencePolicy(connections=frozenset(), variables=frozenset())
+    consumer = ROOT / "tests" / "dags" / "pipelines" / "asset-consumer.yaml"
+    load_pipeline_text(consumer.read_text(), "asset-consumer.yaml", references=restricted)
+    raw = consumer.read_text().replace(
+        "\"{{ asset_event('asset-producer.model').extra.path }}\"",
+        '"{{ triggering_asset_events }}"',
+    )
+    with pytest.raises(
+        PipelineSpecError, match="reads 'triggering_asset_events', which pipeline templates cannot"
+    ):
+        load_pipeline_text(raw, "asset-consumer.yaml", references=restricted)
