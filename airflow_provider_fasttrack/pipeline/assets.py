@@ -14,7 +14,7 @@ The artefact is the task's output folder unless its ``result.json`` names anothe
 digits, ``_``, ``.``, ``-`` and ``/`` only (a consumer may put it in a shell command).
 
 ``airflow.assets.schedule`` starts a pipeline when all the assets it names (asset names or URIs) have new
-events; its templates read the newest triggering event with ``asset_event()``.
+events; its templates read an asset's event with ``asset_event('<name or URI>')``.
 """
 
 from __future__ import annotations
@@ -169,18 +169,25 @@ def asset_event_extra(
 # -- a pipeline started by asset events -------------------------------------------------------------
 
 
-def asset_event(asset: str = "") -> dict[str, Any]:
-    """The newest asset event that started this run (of ``asset``, a name or URI, when given), as plain values:
-    ``name``, ``uri``, ``extra``, ``source_dag_id``, ``source_run_id``, ``timestamp``."""
+def asset_event(asset: str) -> dict[str, Any]:
+    """The event of ``asset`` (a name or URI) that started this run, else the asset's latest event (its current
+    artefact), as plain values: ``name``, ``uri``, ``extra``, ``source_dag_id``, ``source_run_id``, ``timestamp``.
+
+    Airflow 3.3 attaches no events to a run of a DAG scheduled on asset names or URIs (references), so the
+    latest event, read when the task starts, is what such a run sees.
+    """
     from airflow.sdk import get_current_context
+    from airflow.sdk.execution_time.context import InletEventsAccessor
 
     triggering = get_current_context().get("triggering_asset_events") or {}
-    events = [
-        event for key in triggering if not asset or asset in (key.name, key.uri) for event in triggering[key]
+    events: list[Any] = [
+        event for key in triggering if asset in (key.name, key.uri) for event in triggering[key]
     ]
     if not events:
-        of = f" of {asset!r}" if asset else ""
-        raise ValueError(f"this run was not started by an asset event{of}")
+        where = {"asset_uri": asset} if is_asset_uri(asset) else {"asset_name": asset}
+        events = list(InletEventsAccessor(**where).ascending(False).limit(1))
+    if not events:
+        raise ValueError(f"the asset {asset!r} has no event: no task has produced it yet")
     newest = max(events, key=lambda event: event.timestamp)
     return {
         "name": newest.asset.name,

@@ -72,8 +72,8 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
 
 def template_functions(graph: PipelineGraph) -> dict[str, Any]:
     """Functions the pipeline's templates may call: ``backendai_service_token('<serving task>')`` and
-    ``pipeline_job_id()`` (the running DAG run's ``BACKENDAI_PIPELINE_JOB_ID``) and ``asset_event()`` (the
-    newest asset event that started the run, see :mod:`~airflow_provider_fasttrack.pipeline.assets`)."""
+    ``pipeline_job_id()`` (the running DAG run's ``BACKENDAI_PIPELINE_JOB_ID``) and ``asset_event('<asset>')``
+    (the asset's event that started the run, else its latest: :mod:`~airflow_provider_fasttrack.pipeline.assets`)."""
     from airflow_provider_fasttrack.operators.service import service_token_for
 
     def backendai_service_token(task_id: str) -> str:

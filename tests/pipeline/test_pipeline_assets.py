@@ -14,6 +14,7 @@ from airflow_provider_fasttrack.pipeline.validate import load_pipeline_text
 from tests.conftest import ROOT, load_test_dag
 
 PRODUCER = ROOT / "tests" / "dags" / "pipelines" / "asset-producer.yaml"
+SHIPPED = ROOT / "dags" / "pipelines"
 
 
 def pipeline(airflow: str) -> str:
@@ -133,11 +134,18 @@ def asset_events(asset_name: str) -> list:  # type: ignore[type-arg]
 
 
 @pytest.mark.usefixtures("airflow_db", "backendai_conn")
-def test_a_succeeded_task_records_where_its_artefact_is_and_a_held_back_one_nothing(hook) -> None:  # type: ignore[no-untyped-def]
+def test_a_succeeded_task_records_where_its_artefact_is_and_a_held_back_one_nothing(  # type: ignore[no-untyped-def]
+    hook, capsys: pytest.CaptureFixture[str]
+) -> None:
     from airflow_provider_fasttrack.naming import pipeline_job_id
 
-    dag = load_test_dag("asset-producer")
-    run = dag.test()
+    # before any model: a consumer run fails, saying so
+    early = load_test_dag("asset-consumer").test()
+    assert early.get_task_instance("read-model").state == "failed"
+    out = capsys.readouterr()
+    assert "the asset 'asset-producer.model' has no event: no task has produced it yet" in out.out + out.err
+
+    run = load_test_dag("asset-producer").test()
     assert run.state == "success"
     job = pipeline_job_id("asset-producer", run.run_id)
     [(task, run_id, extra)] = asset_events("asset-producer.model")
@@ -157,20 +165,18 @@ def test_a_succeeded_task_records_where_its_artefact_is_and_a_held_back_one_noth
     [(_, _, dataset)] = asset_events("asset-producer.dataset")
     assert (dataset["vfolder"], dataset["path"]) == ("asset-producer", f"{job}/prepare-dataset")
 
+    # a consumer run started by hand reads the asset's latest event: this run's model
+    consumer = load_test_dag("asset-consumer").test()
+    assert consumer.get_task_instance("read-model").state == "success"
+    out = capsys.readouterr().out
+    assert f"model event: asset-producer/served/{job}" in out and f"weights of {job}" in out
+
     # held back by the quality gate: merge-model is skipped and records no model event
     held = load_test_dag("asset-producer").test(run_conf={"promotion_threshold": 0.9})
     assert held.state == "success"
     assert held.get_task_instance("merge-model").state == "skipped"
     assert len(asset_events("asset-producer.model")) == 1
     assert len(asset_events("asset-producer.dataset")) == 2
-
-
-@pytest.mark.usefixtures("airflow_db", "backendai_conn")
-def test_a_run_not_started_by_an_asset_event_says_so(capsys: pytest.CaptureFixture[str]) -> None:
-    run = load_test_dag("asset-consumer").test()
-    assert run.get_task_instance("read-model").state == "failed"
-    out = capsys.readouterr()
-    assert "this run was not started by an asset event of 'asset-producer.model'" in out.out + out.err
 
 
 def test_trade_qa_records_its_artefacts_and_its_smoke_test_runs_on_the_model() -> None:
@@ -214,3 +220,13 @@ def test_asset_event_is_readable_where_templates_are_restricted() -> None:
         PipelineSpecError, match="reads 'triggering_asset_events', which pipeline templates cannot"
     ):
         load_pipeline_text(raw, "asset-consumer.yaml", references=restricted)
+
+
+def test_the_smoke_pipelines_offline_params_fit_its_params() -> None:
+    dag = build_pipeline(
+        load_pipeline_text((SHIPPED / "trade-qa-smoke.yaml").read_text(), "trade-qa-smoke.yaml")
+    )
+    offline = json.loads((SHIPPED / "trade-qa-smoke.offline.json").read_text())
+    for name, value in offline.items():
+        dag.params[name] = value  # checked against the param's schema, as a run's conf is
+    assert {name: dag.params[name] for name in offline} == {"setup": "", "max_new_tokens": 96}
