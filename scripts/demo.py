@@ -26,6 +26,8 @@ from deploy.offline import OFFLINE_SLOTS, connection, mock_accelerator_line, off
 from training.report import sections  # noqa: E402
 
 TRADE_QA = "trade-qa-finetune"
+#: the trade-QA pipeline's quality gate: merge-model and the serving tasks run only when it passes
+PROMOTION_GATE = "promotion-gate"
 OFFLINE_PARAMS = ROOT / "dags" / "pipelines" / f"{TRADE_QA}.offline.json"
 #: Airflow's log line: time, level, message, then the logger in brackets and key=value pairs
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)\S* \[\s*\w+\s*\] (.*?)(?: \[[\w.]+\].*)?$")
@@ -68,11 +70,18 @@ def _short(text: str, width: int = 140) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def summary(lite: LiteServer, dag_id: str, started: float, usage: RunUsage | None) -> list[str]:
-    """The lines a person reads at the end of the trade-QA demo: the evaluation's results, then what the run's
-    sessions used (``usage``: the run's, ``None`` when the run is not found)."""
+def summary(
+    lite: LiteServer,
+    dag_id: str,
+    started: float,
+    usage: RunUsage | None,
+    promotion: dict[str, Any] | None = None,
+) -> list[str]:
+    """The lines a person reads at the end of the trade-QA demo: the evaluation's results, whether the model was
+    promoted (``promotion``: the quality gate's decision) and served, then what the run's sessions used
+    (``usage``: the run's, ``None`` when the run is not found)."""
     lines = [f"Summary of {dag_id} (total {time.monotonic() - started:.0f} s)"]
-    return [*lines, *_results(lite, dag_id), *usage_lines(usage)]
+    return [*lines, *_results(lite, dag_id, promotion), *usage_lines(usage)]
 
 
 def usage_lines(usage: RunUsage | None) -> list[str]:
@@ -82,7 +91,7 @@ def usage_lines(usage: RunUsage | None) -> list[str]:
     return [f"  Usage: {totals_line(usage)}", *(f"    {line}" for line in usage_table(usage))]
 
 
-def _results(lite: LiteServer, dag_id: str) -> list[str]:
+def _results(lite: LiteServer, dag_id: str, promotion: dict[str, Any] | None) -> list[str]:
     vfolder = lite.vfolder_path(f"fasttrack-{dag_id}")
     evaluations = sorted(vfolder.glob("*/evaluate/report.json"), key=lambda p: p.stat().st_mtime)
     if not evaluations:
@@ -108,12 +117,15 @@ def _results(lite: LiteServer, dag_id: str) -> list[str]:
             f"train loss {result['train_loss']:.3f}, eval loss {result['eval_loss']:.3f}"
         )
     smoke = folder.parent / "smoke-query" / "result.json"
+    if promotion is not None:
+        verdict = "Promoted" if promotion.get("passed") else "Not promoted, so no model was merged or served"
+        lines.append(f"  {verdict}: {promotion.get('reason')}")
     if smoke.is_file():
         asked = json.loads(smoke.read_text())
         lines.append(f"  Served fine-tuned model ({asked['seconds']} s), asked: {_short(asked['question'])}")
         lines.append(f"    answer: {_short(asked['answer'])}")
         lines.append(f"    reference: {_short(asked['reference'])}")
-    else:
+    elif promotion is None or promotion.get("passed"):
         lines.append("  Served fine-tuned model: no smoke-query result in this run")
     lines.append(f"  Report: {folder / 'report.md'}")
     plots = [str(p) for p in sorted(folder.glob("*.png"))]
@@ -131,6 +143,24 @@ def _section_line(report: dict[str, Any], prefix: str, section: dict[str, Any]) 
         f"fine-tuned {tuned:.3f}; paired difference {diff['mean']:+.3f} (95% CI {diff['ci95_low']:+.3f} .. "
         f"{diff['ci95_high']:+.3f}); novel-token F1 {f1['mean']:+.3f} ({f1['ci95_low']:+.3f} .. {f1['ci95_high']:+.3f})"
     )
+
+
+def latest_gate_decision(dag_id: str, gate: str = PROMOTION_GATE) -> dict[str, Any] | None:
+    """What the quality gate decided in the pipeline's latest run (its XCom); ``None`` when it decided nothing."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_provider_fasttrack.usage_db import run_xcoms
+
+    with create_session() as session:
+        run = session.scalar(
+            select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc(), DagRun.id.desc())
+        )
+        if run is None:
+            return None
+        decisions = [r.value for r in run_xcoms(session, run, "return_value") if r.task_id == gate]
+    return decisions[0] if decisions and isinstance(decisions[0], dict) else None
 
 
 def latest_usage(dag_id: str) -> RunUsage | None:
@@ -164,7 +194,8 @@ def main() -> int:
         ok = dags_test(dag_id, conf, log)
         print(f"airflow dags test {dag_id}: {'success' if ok else 'FAILED'} (log: {log})")
         if dag_id == TRADE_QA:
-            print("\n".join(summary(lite, dag_id, started, latest_usage(dag_id))))
+            promotion = latest_gate_decision(dag_id)
+            print("\n".join(summary(lite, dag_id, started, latest_usage(dag_id), promotion)))
         else:
             for result in sorted(lite.data_dir.rglob("result.json")):
                 print(f"  {result.relative_to(lite.data_dir)}: {result.read_text().strip()}")

@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import Context
+from airflow.sdk.bases.xcom import BaseXCom
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_fasttrack.pipeline.entities import TRIGGER_RULE
@@ -21,8 +22,11 @@ __all__ = ["QualityGateOperator"]
 
 
 def _passes(task: QualityGateOperator, ti: Any) -> bool:
-    """The condition: the gate's decision on this run's result of its ``after`` task."""
-    return task.decide(ti.xcom_pull(task_ids=task.after)).passed
+    """The condition: the gate's decision on this run's result of its ``after`` task, pushed as its XCom now (a
+    short circuit ends ``execute`` with an exception, so a returned value would not be pushed)."""
+    decision = task.decide(ti.xcom_pull(task_ids=task.after))
+    ti.xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=decision.xcom())
+    return decision.passed
 
 
 class QualityGateOperator(ShortCircuitOperator):
@@ -40,16 +44,16 @@ class QualityGateOperator(ShortCircuitOperator):
     def __init__(self, *, after: str, key: str, above: str, before: tuple[str, ...], **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", TRIGGER_RULE)
         kwargs.setdefault("retries", 0)  # the decision would be the same
+        kwargs.setdefault("do_xcom_push", False)  # the condition pushes the decision
         super().__init__(python_callable=_passes, ignore_downstream_trigger_rules=True, **kwargs)
         self.after = after
         self.key = key
         self.above = above
         self.before = before
-        self.decision: QualityGateDecision | None = None
 
     def decide(self, result: Any) -> QualityGateDecision:
         try:
-            self.decision = decide(
+            decision = decide(
                 self.task_id,
                 after=self.after,
                 result=result,
@@ -59,14 +63,12 @@ class QualityGateOperator(ShortCircuitOperator):
             )
         except QualityGateError as exc:
             raise AirflowFailException(str(exc)) from None
-        self.log.info("%s", self.decision.reason)
-        return self.decision
+        self.log.info("%s", decision.reason)
+        return decision
 
-    def execute(self, context: Context) -> Any:
+    def execute(self, context: Context) -> None:
         from airflow_provider_fasttrack.operators.session import skip_reason
 
         if why := skip_reason(self.task_id, False, context):
             raise AirflowSkipException(f"Quality gate {self.task_id} skipped ({why}); nothing is held back")
         super().execute(context)
-        assert self.decision is not None  # set by the condition
-        return self.decision.xcom()

@@ -29,6 +29,7 @@ SHORT_OFFLINE_RUN = {
     "max_steps": 2,
     "eval_limit": 4,
     "max_new_tokens": 16,
+    "promotion_threshold": -1,  # promotes whatever the shortened training gives
 }
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test requirement (setup.cfg)")
@@ -95,9 +96,9 @@ def test_trade_qa_from_login_to_the_session_log(  # type: ignore[no-untyped-def]
     graph = page.locator(".react-flow")
     for task in tasks:
         expect(graph.get_by_text(task["task_id"], exact=True).first).to_be_visible()
-    # extract-qa, prepare-dataset, pretrain-domain, finetune, evaluate, merge-model, serve-model, smoke-query and
-    # the service's teardown
-    assert len(tasks) == 9
+    # extract-qa, prepare-dataset, pretrain-domain, finetune, evaluate, promotion-gate, merge-model, serve-model,
+    # smoke-query and the service's teardown
+    assert len(tasks) == 10
     expect(graph.locator(".react-flow__edge")).to_have_count(
         sum(len(t["downstream_task_ids"]) for t in tasks)
     )

@@ -9,8 +9,10 @@ goes to a local webhook stub.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -26,20 +28,35 @@ from tests.helpers import LOG_FILES, SECRETS, connection_env
 from tests.lite.conftest import create_session, session_logs, terminated, wait_for
 from tests.slack_stub import slack_webhook_stub
 from tests.training.openai_stub import OpenAIStub
+from training.results import RESULT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "trade-qa-finetune"
 JUDGE_KEY = "judge-key-4f1c9e"
+OFFLINE = json.loads((ROOT / "dags" / "pipelines" / f"{DAG_ID}.offline.json").read_text())
 #: The offline params as the trigger form or ``--conf`` gives them, shortened: a few steps and questions, a judge,
-#: and the continual pre-training that the offline params skip, for two steps.
+#: the continual pre-training that the offline params skip, for two steps, and a promotion threshold that any
+#: SemScore difference's lower bound clears.
 SHORT_RUN = {
-    **json.loads((ROOT / "dags" / "pipelines" / f"{DAG_ID}.offline.json").read_text()),
+    **OFFLINE,
     "skip_tasks": [],
     "pretrain_max_steps": 2,
     "max_steps": 2,
     "judge": "openai",
     "eval_limit": 4,
     "max_new_tokens": 16,
+    "promotion_threshold": -1,
+}
+#: The cheapest run that reaches the quality gate, with a threshold no SemScore difference can clear (at most 1).
+HELD_BACK_RUN = {
+    **OFFLINE,
+    "skip_tasks": ["pretrain-domain"],
+    "judge": "none",
+    "definitions": "none",
+    "max_steps": 1,
+    "eval_limit": 2,
+    "max_new_tokens": 8,
+    "promotion_threshold": 2,
 }
 IMAGE = "cr.backend.ai/stable/python:3.11-ubuntu22.04"
 
@@ -95,10 +112,8 @@ def mount_options(lite: LiteServer, run_id: str, task_id: str) -> dict[str, Any]
     return dict(json.loads(config).get("mount_options") or {})
 
 
-@pytest.mark.usefixtures("airflow_db")
-def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
-    session_lite: LiteServer, connections: list[dict[str, Any]], capfd: pytest.CaptureFixture[str]
-) -> None:
+def stage_trade_qa(capfd: pytest.CaptureFixture[str]) -> None:
+    """The code, the English sample and the model vfolder, as the demo stages them (again: nothing changes)."""
     stage = [
         "stage",
         "trade-qa",
@@ -110,6 +125,13 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
     assert fasttrack([*stage, "--create-model", "trade-qa-models"]) == 0, capfd.readouterr().err
     capfd.readouterr()
 
+
+@pytest.mark.usefixtures("airflow_db")
+def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
+    session_lite: LiteServer, connections: list[dict[str, Any]], capfd: pytest.CaptureFixture[str]
+) -> None:
+    stage_trade_qa(capfd)
+
     dag = load_test_dag(DAG_ID)
     run = dag.test(run_conf=SHORT_RUN)
     task_logs = "".join(capfd.readouterr())
@@ -120,6 +142,7 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
         "pretrain-domain": "success",
         "finetune": "success",
         "evaluate": "success",
+        "promotion-gate": "success",
         "merge-model": "success",
         "serve-model": "success",
         "smoke-query": "success",
@@ -162,7 +185,8 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
         f":white_check_mark: {DAG_ID} (run {run.run_id}): SemScore {result['semscore_base']} -> "
         f"{result['semscore_finetuned']} on 4 test questions ({result['embedding_model']}); "
         f"truthfulness low (1-2) {low} -> {result['truthfulness_finetuned_low']}, "
-        f"high (4-5) {high} -> {result['truthfulness_finetuned_high']}"
+        f"high (4-5) {high} -> {result['truthfulness_finetuned_high']}. Promoted (promotion-gate passed: "
+        f"evaluate's semscore_difference_ci95_low is {result['semscore_difference_ci95_low']:g}, above -1)"
     )
     assert_the_usage_is_lite_s_own(session_lite, dag, run, task_logs, usage, capfd)
 
@@ -179,6 +203,60 @@ def test_shortened_run_reports_real_metrics_through_xcom_and_slack(
     assert "mock accelerator: cuda.shares=5" in logs_of(session_lite, run.run_id, "finetune")
 
     assert_the_fine_tuned_model_of_this_run_answered(session_lite, run, job)
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_run_the_quality_gate_holds_back_serves_nothing_and_succeeds(
+    session_lite: LiteServer, connections: list[dict[str, Any]], capfd: pytest.CaptureFixture[str]
+) -> None:
+    stage_trade_qa(capfd)
+    dag = load_test_dag(DAG_ID)
+    run = dag.test(run_conf=HELD_BACK_RUN)
+    task_logs = "".join(capfd.readouterr())
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "success"
+    assert states == {
+        "extract-qa": "skipped",
+        "prepare-dataset": "success",
+        "pretrain-domain": "skipped",
+        "finetune": "success",
+        "evaluate": "success",
+        "promotion-gate": "success",
+        "merge-model": "skipped",
+        "serve-model": "skipped",
+        "smoke-query": "skipped",
+        "serve-model-teardown": "success",  # found no service to delete
+    }, states
+    evaluate = run.get_task_instance("evaluate")
+    low = evaluate.xcom_pull(task_ids="evaluate")["semscore_difference_ci95_low"]
+    assert isinstance(low, float) and low <= 1
+    reason = f"promotion-gate held back merge-model: evaluate's semscore_difference_ci95_low is {low:g}, not above 2"
+    assert evaluate.xcom_pull(task_ids="promotion-gate") == {
+        "passed": False,
+        "reason": reason,
+        "key": "semscore_difference_ci95_low",
+        "value": low,
+        "above": 2.0,
+    }
+    assert reason in task_logs
+    assert "Task serve-model created no service; nothing to delete" in task_logs
+    job = session_lite.vfolder_path("trade-qa-models") / "served" / pipeline_job_id(DAG_ID, run.run_id)
+    assert not job.exists()  # nothing was merged for serving
+
+    dag.on_success_callback({"dag": dag, "run_id": run.run_id, "ti": evaluate})
+    [message] = [m["text"] for m in connections]
+    assert message.split("\nUsage: ", 1)[0].endswith(f". Not promoted ({reason})")
+
+    # the demo's summary says that nothing was served, and why
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    decision = demo.latest_gate_decision(DAG_ID)
+    assert decision == evaluate.xcom_pull(task_ids="promotion-gate")
+    lines = demo.summary(session_lite, DAG_ID, time.monotonic(), None, decision)
+    assert f"  Not promoted, so no model was merged or served: {reason}" in lines
+    assert not any("Served fine-tuned model" in line for line in lines)
 
 
 def lite_session(lite: LiteServer, session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -268,6 +346,7 @@ def assert_the_fine_tuned_model_of_this_run_answered(lite: LiteServer, run: Any,
     job_id = pipeline_job_id(DAG_ID, run.run_id)
     smoke = run.get_task_instance("smoke-query").xcom_pull(task_ids="smoke-query")
     assert smoke == json.loads((job / "smoke-query" / "result.json").read_text())
+    assert set(smoke) == RESULT_KEYS["ask"]
     assert isinstance(smoke["answer"], str) and smoke["answer"].strip()
     (row,) = [
         r

@@ -17,6 +17,7 @@ from tests.training.model_fixtures import (
 )
 from tests.training.openai_stub import OpenAIStub
 from training.evaluate import main
+from training.results import RESULT_KEYS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -97,6 +98,8 @@ def test_evaluation_with_openai_compatible_judge_writes_report_plots_and_result(
 
     result = json.loads((output / "result.json").read_text())
     assert result["n"] == 4
+    # with a judge and without --definitions: every key but the definitional set's
+    assert set(result) == {k for k in RESULT_KEYS["evaluate"] if not k.startswith("definitions_")}
     assert result["semscore_base"] == round(report["summary"]["base"]["semscore"]["mean"], 4)
     assert result["truthfulness_finetuned_high"] == report["summary"]["finetuned"]["truthfulness"]["high"]
     assert result["truthfulness_base_low"] == report["summary"]["base"]["truthfulness"]["low"]
@@ -122,6 +125,8 @@ def test_evaluation_without_judge_uses_pipeline_outputs_folder(
     assert build_parser().parse_args([]).output == outputs
     result = json.loads((outputs / "result.json").read_text())
     assert result["n"] == 2 and "truthfulness_base_low" not in result
+    # with --definitions and without a judge: every key but the judge's
+    assert set(result) == {k for k in RESULT_KEYS["evaluate"] if "truthfulness" not in k}
     assert result["definitions_n"] == 2  # --limit applies to each set
     report = json.loads((outputs / "report.json").read_text())
     for prefix, section in (("", report), ("definitions_", report["definitions"])):

@@ -17,6 +17,7 @@ from tests.training.model_fixtures import (
     smollm2_fixture,  # noqa: F401
 )
 from training.finetune import main
+from training.results import RESULT_KEYS
 
 
 def _argv(dataset: Path, output: Path, cache: Path, *extra: str) -> list[str]:
@@ -52,6 +53,7 @@ def test_finetune_resumes_from_checkpoint_and_adapter_generates(
     assert first["num_tokens"] > 0 and first["eval_loss"] > 0
     result = json.loads((output / "result.json").read_text())  # the pipeline task's result
     assert result["global_step"] == 2 and result["eval_loss"] == first["eval_loss"]
+    assert set(result) == RESULT_KEYS["finetune"]
     assert result["train_tokens_per_second"] == round(first["num_tokens"] / first["train_runtime"], 1)
 
     resumed = ("--set", "sft.max_steps=3", "--set", "precision=fp32")

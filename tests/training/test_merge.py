@@ -15,6 +15,7 @@ from tests.training.model_fixtures import (
     tiny_finetune_fixture,  # noqa: F401
 )
 from training.merge import main, model_definition
+from training.results import RESULT_KEYS
 
 
 def test_the_merged_model_has_the_adapters_logits_and_a_model_definition(
@@ -30,6 +31,7 @@ def test_the_merged_model_has_the_adapters_logits_and_a_model_definition(
 
     result = json.loads((output / "result.json").read_text())
     assert result["adapter"] == str(tiny_finetune / "adapter") and result["server"] == "vllm"
+    assert set(result) == RESULT_KEYS["merge"]
     assert result["dtype"] == "float32" and result["parameters"] > 100_000_000
     assert list(output.glob("*.safetensors")) and (output / "tokenizer_config.json").is_file()
 

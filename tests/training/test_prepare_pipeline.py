@@ -13,6 +13,7 @@ from training import prepare
 from training.__main__ import main as training_main
 from training.dedup import deduplicate, remove_exact_duplicates, remove_near_duplicates
 from training.records import QAPair, SkipLog, normalize_key
+from training.results import RESULT_KEYS
 from training.split import split_counts, split_pairs
 
 SAMPLES = Path(prepare.__file__).resolve().parent / "samples"
@@ -153,7 +154,8 @@ def test_prepare_english_sample(tmp_path: Path, capsys: pytest.CaptureFixture[st
         name: {term_of(r) for r in split_rows if r["source"] == "term"} for name, split_rows in rows.items()
     }
     assert not terms["train"] & terms["test"]
-    assert json.loads((out / "result.json").read_text())["test"] == stats["splits"]["test"]
+    result = json.loads((out / "result.json").read_text())
+    assert result["test"] == stats["splits"]["test"] and set(result) == RESULT_KEYS["prepare"]
     assert f"prepared {stats['total_rows']} rows" in capsys.readouterr().out
 
 

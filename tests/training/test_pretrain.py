@@ -16,6 +16,7 @@ from tests.training.model_fixtures import (
     smollm2_fixture,  # noqa: F401
 )
 from training.pretrain import main
+from training.results import RESULT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "training" / "samples" / "en"
@@ -51,7 +52,7 @@ def test_pretrain_resumes_keeps_held_out_facts_out_and_feeds_finetune(
         == 0
     )
     first = json.loads((output / "result.json").read_text())
-    assert first["global_step"] == 2
+    assert first["global_step"] == 2 and set(first) == RESULT_KEYS["pretrain"]
     assert (output / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").is_file()
     assert first["perplexity_before"] > 1 and first["perplexity_after"] > 1
     assert first["documents_validation"] > 0 and first["documents_train"] > first["documents_validation"]
