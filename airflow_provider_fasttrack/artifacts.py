@@ -51,12 +51,16 @@ class PipelineArtifacts:
     def latest_pointer(self, task_id: str) -> str:
         return f"latest/{task_id}.json"
 
-    def mounts(self, job_id: str, task_id: str, upstream_jobs: Mapping[str, str]) -> list[Mount]:
-        """The session's mounts; ``upstream_jobs`` maps each upstream task to the job whose output it reads."""
-        mounts = [
+    def own_mounts(self, job_id: str, task_id: str) -> list[Mount]:
+        """The task's own output folder at :data:`OUTPUTS` and the whole vfolder at :data:`VFROOT`."""
+        return [
             Mount(self.vfolder, subpath=self.output_dir(job_id, task_id), destination=OUTPUTS),
             Mount(self.vfolder, destination=VFROOT),
         ]
+
+    def mounts(self, job_id: str, task_id: str, upstream_jobs: Mapping[str, str]) -> list[Mount]:
+        """The session's mounts; ``upstream_jobs`` maps each upstream task to the job whose output it reads."""
+        mounts = self.own_mounts(job_id, task_id)
         for index, upstream in enumerate(self.upstream, start=1):
             source_job = upstream_jobs.get(upstream, job_id)
             mounts.append(

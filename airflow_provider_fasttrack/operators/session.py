@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 import httpx
-from airflow.sdk import BaseOperator, Context, ResumableJobMixin, RetryAction, XComArg
+from airflow.sdk import Asset, BaseOperator, Context, ResumableJobMixin, RetryAction, XComArg
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
 from airflow_provider_fasttrack.artifacts import (
@@ -46,6 +46,7 @@ from airflow_provider_fasttrack.links import SESSION_URL_XCOM_KEY, BackendAISess
 from airflow_provider_fasttrack.masking import masked_in
 from airflow_provider_fasttrack.mounts import Mount
 from airflow_provider_fasttrack.naming import pipeline_job_id, session_name
+from airflow_provider_fasttrack.pipeline.assets import artefact_location, asset_event_extra
 from airflow_provider_fasttrack.pipeline.template_context import restricted_rendering
 from airflow_provider_fasttrack.pools import gpu_pool as gpu_pool_of
 from airflow_provider_fasttrack.retry_policy import with_default_retry_policy
@@ -541,7 +542,9 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
         self._report_usage(context, state.session_id)
         if state.is_successful:
             self.log.info("Backend.AI %s", state.describe())
-            return self._task_result(context, state)
+            result = self._task_result(context, state)
+            self._record_asset_events(context, state, result)
+            return result
         if state.exit_code is not None and state.exit_code in self.skip_on_exit_code:
             raise AirflowSkipException(
                 f"Session exited with {state.exit_code}, declared as skip_on_exit_code"
@@ -624,6 +627,32 @@ class BackendAISessionOperator(ResumableJobMixin, BaseOperator):
             raise SessionFailedError(
                 f"{RESULT_FILE} written by session {state.session_id} is not valid JSON: {exc}"
             ) from exc
+
+    def _record_asset_events(self, context: Context, state: SessionState, result: Any) -> None:
+        """Say in the event of each asset outlet (recorded by Airflow when the task succeeds) where this run's
+        artefact is, the job and session, and the result (see :mod:`~airflow_provider_fasttrack.pipeline.assets`)."""
+        outlets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        if not outlets:
+            return
+        job_id = self._job_id(context)
+        outputs = None
+        mounts = []
+        for text in self.request.mounts:
+            with suppress(ValueError):  # a mount that does not parse failed the session request already
+                mounts.append(Mount.parse(text))
+        if self.artifacts is not None:
+            outputs = (self.artifacts.vfolder, self.artifacts.output_dir(job_id, self.task_id))
+            mounts.extend(self.artifacts.own_mounts(job_id, self.task_id))
+        for asset in outlets:
+            try:
+                location = artefact_location(asset.group, result, mounts, outputs)
+            except ValueError as exc:
+                raise SessionFailedError(f"Session {state.session_id}: {exc}; no {asset.name} event") from exc
+            extra = asset_event_extra(
+                kind=asset.group, result=result, job_id=job_id, session_id=state.session_id, location=location
+            )
+            context["outlet_events"][asset].extra = extra
+            self.log.info("Asset %s: %s", asset.name, {k: v for k, v in extra.items() if k != "metrics"})
 
     # -- lineage -------------------------------------------------------------------------------
 

@@ -95,6 +95,8 @@ class PipelineGraph:
     execution_timeout: dt.timedelta | None = None
     #: declared run parameters: name -> (default, JSON-schema keywords)
     params: tuple[tuple[str, Any, dict[str, Any]], ...] = ()
+    #: the assets (names or URIs) whose new events start a run, instead of ``schedule``
+    asset_schedule: tuple[str, ...] = ()
 
 
 def _common(task: TaskSpec) -> dict[str, Any]:
@@ -163,4 +165,5 @@ def graph_from_spec(spec: PipelineSpec) -> PipelineGraph:
             *((p.name, p.default, p.keywords()) for p in spec.params),
             *((name, p.default, p.keywords()) for name, p in options.params.items()),
         ),
+        asset_schedule=tuple(options.assets.schedule or ()) if options.assets else (),
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.pipeline.approvals import build_approvals
+from airflow_provider_fasttrack.pipeline.assets import add_asset_outlets, asset_event, schedule_assets
 from airflow_provider_fasttrack.pipeline.entities import (
     TRIGGER_RULE,
     PipelineGraph,
@@ -51,7 +52,11 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
         "dag_id": graph.dag_id,
         "dag_display_name": graph.display_name,
         "description": graph.description or None,
-        "schedule": timetable_for(graph.schedule, graph.timezone),
+        "schedule": (
+            schedule_assets(graph.asset_schedule)
+            if graph.asset_schedule
+            else timetable_for(graph.schedule, graph.timezone)
+        ),
         "start_date": start_date,
         "end_date": end_date,
         "catchup": graph.catchup,
@@ -68,7 +73,8 @@ def dag_kwargs(graph: PipelineGraph) -> dict[str, Any]:
 
 def template_functions(graph: PipelineGraph) -> dict[str, Any]:
     """Functions the pipeline's templates may call: ``backendai_service_token('<serving task>')`` and
-    ``pipeline_job_id()`` (the running DAG run's ``BACKENDAI_PIPELINE_JOB_ID``)."""
+    ``pipeline_job_id()`` (the running DAG run's ``BACKENDAI_PIPELINE_JOB_ID``) and ``asset_event('<asset>')``
+    (the asset's event that started the run, else its latest: :mod:`~airflow_provider_fasttrack.pipeline.assets`)."""
     from airflow_provider_fasttrack.operators.service import service_token_for
 
     def backendai_service_token(task_id: str) -> str:
@@ -78,6 +84,7 @@ def template_functions(graph: PipelineGraph) -> dict[str, Any]:
     functions = {
         "backendai_service_token": backendai_service_token,
         "pipeline_job_id": current_pipeline_job_id,
+        "asset_event": asset_event,
     }
     assert set(functions) == TEMPLATE_FUNCTIONS  # the names pipeline validation accepts
     return functions
@@ -223,6 +230,7 @@ def build_dag(spec: PipelineSpec, *, document: YamlDocument | None = None, filel
         for upstream in task.upstream:
             gates.get(upstream, operators[upstream]) >> operators[task.task_id]
     operators.update(add_quality_gates(spec.airflow.quality_gates, operators, dag))
+    add_asset_outlets(spec, operators)
     try:
         operators.update(build_approvals(spec, operators, dag, stand_ins=gates))
     except Exception as exc:

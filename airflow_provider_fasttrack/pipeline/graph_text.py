@@ -33,7 +33,10 @@ def render_graph(dag: DAG, graph: PipelineGraph) -> str:
         return file_order.get(task_id, len(file_order)), task_id
 
     width = max((len(t) for t in order), default=0)
-    lines = [f"DAG {dag.dag_id}: {len(order)} tasks, schedule {graph.schedule or 'none (manual)'}"]
+    schedule = graph.schedule or "none (manual)"
+    if graph.asset_schedule:
+        schedule = f"on assets {', '.join(graph.asset_schedule)}"
+    lines = [f"DAG {dag.dag_id}: {len(order)} tasks, schedule {schedule}"]
     for task_id in sorted(order, key=lambda t: (depth[t], *place(t))):
         task = dag.get_task(task_id)
         upstream = sorted(task.upstream_task_ids, key=place)

@@ -109,7 +109,7 @@ VIEWS: dict[str, frozenset[str]] = {
 }
 VIEWS["task_instance"] = VIEWS["ti"]
 #: the functions pipeline DAGs add to their templates (see ``factory.template_functions``)
-TEMPLATE_FUNCTIONS = frozenset({"backendai_service_token", "pipeline_job_id"})
+TEMPLATE_FUNCTIONS = frozenset({"asset_event", "backendai_service_token", "pipeline_job_id"})
 #: what a restricted template may name: the above, ``conn``, ``var``, ``params`` and Jinja's own globals
 _NAMES = PLAIN_CONTEXT | set(VIEWS) | TEMPLATE_FUNCTIONS | {"conn", "var", "params"}
 _JINJA = jinja2.Environment()

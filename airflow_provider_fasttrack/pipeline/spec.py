@@ -18,6 +18,8 @@ __all__ = [
     "TASK_TYPES",
     "AirflowOptions",
     "ApprovalSpec",
+    "AssetKind",
+    "AssetOptions",
     "Notifications",
     "Ownership",
     "ParamSpec",
@@ -41,6 +43,8 @@ TASK_TYPES: dict[str, Literal["custom", "serving"]] = {
     "serving": "serving",
     "deployment": "serving",
 }
+#: the kinds of artefact a task may produce as an Airflow asset (``airflow.assets.outlets``)
+AssetKind = Literal["dataset", "adapter", "model"]
 TaskType = Literal["Custom Task", "custom", "default", "deployment", "serving"]
 
 
@@ -309,6 +313,19 @@ class ApprovalSpec(_OwnModel):
     )
 
 
+class AssetOptions(_OwnModel):
+    """Airflow assets: what the pipeline's tasks produce, and the assets whose events start this pipeline."""
+
+    outlets: Annotated[dict[str, AssetKind], BeforeValidator(_dict_if_none)] = Field(
+        default_factory=dict,
+        description="task -> the kind of artefact it produces; its success records an event of that asset",
+    )
+    schedule: NameList | None = Field(
+        default=None,
+        description="run when all of these assets (names or URIs) have new events, instead of airflow.schedule",
+    )
+
+
 class AirflowOptions(_OwnModel):
     """What FastTrack's export does not say but Airflow needs (all optional)."""
 
@@ -348,6 +365,7 @@ class AirflowOptions(_OwnModel):
     approvals: dict[str, ApprovalSpec] = Field(
         default_factory=dict, description="human approvals: name -> where it waits and what it asks"
     )
+    assets: AssetOptions | None = None
 
 
 class PipelineSpec(_FastTrackModel):

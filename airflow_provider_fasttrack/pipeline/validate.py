@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.mounts import VFOLDER_NAME, Mount
+from airflow_provider_fasttrack.pipeline.assets import ASSET_KINDS, asset_name, asset_uri, is_asset_uri
 from airflow_provider_fasttrack.pipeline.entities import gate_task_id
 from airflow_provider_fasttrack.pipeline.references import ReferencePolicy, template_tree
 from airflow_provider_fasttrack.pipeline.schedule import UNTIMED_PRESETS, schedule_problem
@@ -42,6 +43,8 @@ TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 DAG_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PARAM_NAME = ENV_NAME
+#: the longest asset name or URI Airflow stores
+ASSET_NAME_MAX = 1500
 SECRET_NAME = re.compile(
     r"TOKEN(?!IZER)|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE
 )
@@ -149,6 +152,7 @@ def _check(spec: PipelineSpec, doc: YamlDocument, templates: list[tuple[Loc, str
     yield from _check_quality_gates(spec, doc, first_index)
     yield from _check_approvals(spec, doc)
     yield from _check_airflow(spec, doc)
+    yield from _check_assets(spec, doc)
     yield from _check_params(spec, doc, templates)
     yield from _check_secret_places(templates, doc)
 
@@ -481,6 +485,54 @@ def _check_airflow(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
                 yield doc.issue(
                     (*loc, "notifications", "slack", event), f"template syntax error: {exc.message}"
                 )
+
+
+def _check_assets(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
+    """``airflow.assets``: outlets name session tasks, one task per kind; the schedule names other assets and
+    replaces ``airflow.schedule``. Whether a named asset exists is known only to Airflow: a run starts once a
+    pipeline or DAG that produces it has recorded an event."""
+    assets = spec.airflow.assets
+    if assets is None:
+        return
+    loc: Loc = ("airflow", "assets")
+    tasks = {task.name: task for task in spec.tasks}
+    producer: dict[str, str] = {}
+    for name, kind in assets.outlets.items():
+        where = (*loc, "outlets", name)
+        if name not in tasks:
+            known = ", ".join(tasks) or "none"
+            yield doc.issue(where, f"unknown task {name!r} (tasks: {known})", key=True)
+            continue
+        if tasks[name].is_serving:
+            yield doc.issue(
+                where, f"{name!r} is a serving task; only session tasks produce artefacts", key=True
+            )
+            continue
+        if kind in producer:
+            yield doc.issue(
+                where, f"the {kind} asset is already produced by {producer[kind]!r}; one task per kind"
+            )
+        producer.setdefault(kind, name)
+    if assets.schedule is None:
+        return
+    if spec.airflow.schedule is not None:
+        yield doc.issue((*loc, "schedule"), "give airflow.schedule or airflow.assets.schedule, not both")
+    if not assets.schedule:
+        yield doc.issue((*loc, "schedule"), "name at least one asset (an asset name or URI)")
+    own = {asset_name(spec.dag_id, kind) for kind in ASSET_KINDS}
+    own |= {asset_uri(spec.vfolder, spec.dag_id, kind) for kind in ASSET_KINDS}
+    seen: set[str] = set()
+    for index, entry in enumerate(assets.schedule):
+        where = (*loc, "schedule", index)
+        if not entry.strip() or entry != entry.strip() or len(entry) > ASSET_NAME_MAX:
+            yield doc.issue(where, f"{entry!r} is not an asset name or URI")
+        elif is_asset_uri(entry) and entry.split("://", 1)[0].lower() == "airflow":
+            yield doc.issue(where, f"{entry!r}: the URI scheme 'airflow' is reserved by Airflow")
+        elif entry in own:
+            yield doc.issue(where, f"{entry!r} is this pipeline's own asset: each run would start the next")
+        elif entry in seen:
+            yield doc.issue(where, f"asset {entry!r} is listed twice", severity="warning")
+        seen.add(entry)
 
 
 def _check_params(spec: PipelineSpec, doc: YamlDocument, templates: list[tuple[Loc, str]]) -> Iterator[Issue]:

@@ -361,6 +361,16 @@ def assert_the_fine_tuned_model_of_this_run_answered(lite: LiteServer, run: Any,
         merged["adapter"] == "/pipeline/input1/adapter" and merged["base_model"] == "/pipeline/input2/model"
     )
     assert merged["server"] == "transformers"
+    # the model asset's event says where a consumer mounts this run's model
+    from tests.pipeline.test_pipeline_assets import asset_events
+
+    [(_, _, event)] = asset_events("trade-qa-finetune.model")
+    assert (event["vfolder"], event["path"], event["job_id"]) == (
+        "trade-qa-models",
+        f"served/{job_id}",
+        job_id,
+    )
+    assert event["metrics"] == merged
     # the service's replica mounted this run's merged model at /models, and no other model folder
     with closing(sqlite3.connect(lite.data_dir / "lite.sqlite3")) as db:
         replicas = [
