@@ -22,6 +22,20 @@ def credentials(deployment: Any) -> tuple[str, str]:
     return str(deployment.username), str(deployment.password)
 
 
+def sign_in(page: Any, deployment: Any) -> str:
+    """Log ``page`` (a Playwright page) in through the web UI's login form; returns the UI's base URL."""
+    from playwright.sync_api import expect
+
+    url = base_url(deployment)
+    user, password = credentials(deployment)
+    page.goto(url)
+    page.locator("input[name=username]").fill(user)
+    page.locator("input[name=password]").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("link", name="Dags", exact=True)).to_be_visible()
+    return url
+
+
 class AirflowApi:
     """A logged-in client of ``/api/v2``."""
 

@@ -76,7 +76,7 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def page(airflow_deployment: Any) -> Iterator[Any]:
-    """A Chromium page of the deployment's web UI, logged in through the login form."""
+    """A Chromium page of the deployment's web UI (log it in with ``airflow_api.sign_in``)."""
     playwright = pytest.importorskip(
         "playwright.sync_api", reason="playwright is a test requirement (setup.cfg)"
     )

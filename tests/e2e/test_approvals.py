@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.airflow_api import AirflowApi, base_url, credentials
+from tests.e2e.airflow_api import AirflowApi, base_url, sign_in
 from tests.helpers import wait_for
 
 DAG_ID = "approval"
@@ -145,12 +145,7 @@ def test_an_approval_answered_in_the_web_ui(
     run_id = runs["ui"]
     waiting_request(api, airflow_deployment, run_id)
     url = base_url(airflow_deployment)
-    user, password = credentials(airflow_deployment)
-    page.goto(url)
-    page.locator("input[name=username]").fill(user)
-    page.locator("input[name=password]").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Dags", exact=True)).to_be_visible()
+    sign_in(page, airflow_deployment)
 
     page.goto(f"{url}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/{APPROVAL}/required_actions")
     expect(page.get_by_text("Run promote of approval?").first).to_be_visible()
@@ -163,4 +158,7 @@ def test_an_approval_answered_in_the_web_ui(
     assert api.wait_run(DAG_ID, run_id, timeout=240)["state"] == "success"
     assert states(api, DAG_ID, run_id)["announce"] == "success"
     detail = api.get(hitl_path(DAG_ID, run_id))
-    assert detail["chosen_options"] == ["Approve"] and detail["responded_by_user"]["name"] == user
+    assert (
+        detail["chosen_options"] == ["Approve"]
+        and detail["responded_by_user"]["name"] == airflow_deployment.username
+    )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_fasttrack.naming import pipeline_job_id
-from tests.e2e.airflow_api import AirflowApi, base_url, credentials, events
+from tests.e2e.airflow_api import AirflowApi, base_url, events, sign_in
 from tests.helpers import wait_for
 
 PRODUCER = "asset-producer"
@@ -79,12 +79,7 @@ def test_the_assets_page_lists_the_pipeline_assets(airflow_deployment, page, scr
     api = AirflowApi(airflow_deployment)
     api.wait_parsed(PRODUCER)
     url = base_url(airflow_deployment)
-    user, password = credentials(airflow_deployment)
-    page.goto(url)
-    page.locator("input[name=username]").fill(user)
-    page.locator("input[name=password]").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Dags", exact=True)).to_be_visible()
+    sign_in(page, airflow_deployment)
     page.goto(f"{url}/assets")
     for name in (MODEL, f"{PRODUCER}.dataset"):
         expect(page.get_by_text(name, exact=True).first).to_be_visible()

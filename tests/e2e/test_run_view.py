@@ -17,7 +17,7 @@ import pytest
 
 from airflow_provider_fasttrack.usage import USAGE_XCOM_KEY, SessionUsage, session_usage_from_xcom
 from airflow_provider_fasttrack.usage_text import format_occupied_slots, format_seconds
-from tests.e2e.airflow_api import AirflowApi, base_url, credentials
+from tests.e2e.airflow_api import AirflowApi, base_url, sign_in
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a test requirement (setup.cfg)")
 
@@ -52,12 +52,7 @@ def test_the_fasttrack_tab_of_a_run(airflow_deployment: Any, lite: Any, page: An
     console: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.on("console", lambda message: console.append(message.text))
-    user, password = credentials(airflow_deployment)
-    page.goto(url)
-    page.locator("input[name=username]").fill(user)
-    page.locator("input[name=password]").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Dags", exact=True)).to_be_visible()
+    sign_in(page, airflow_deployment)
 
     # the session task's extra link opens the run's FastTrack tab
     tab = f"/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/plugin/fasttrack"

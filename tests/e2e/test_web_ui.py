@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_fasttrack.cli import main as fasttrack
 from airflow_provider_fasttrack.naming import session_name
 from tests.conftest import ROOT
-from tests.e2e.airflow_api import AirflowApi, base_url, credentials
+from tests.e2e.airflow_api import AirflowApi, base_url, sign_in
 from tests.helpers import connection_env
 
 DAG_ID = "trade-qa-finetune"
@@ -73,18 +73,13 @@ def test_trade_qa_from_login_to_the_session_log(  # type: ignore[no-untyped-def]
     airflow_deployment, lite, trade_qa_ready, page, screenshots: Path
 ) -> None:
     url = base_url(airflow_deployment)
-    user, password = credentials(airflow_deployment)
     expect = playwright.expect
     api = AirflowApi(airflow_deployment)
     api.wait_parsed(DAG_ID)
     api.unpause(DAG_ID)
 
     # log in through the form
-    page.goto(url)
-    page.locator("input[name=username]").fill(user)
-    page.locator("input[name=password]").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Dags", exact=True)).to_be_visible()
+    sign_in(page, airflow_deployment)
     # find the DAG in the list, through its search (the deployment holds more pipelines than a page shows)
     page.get_by_role("link", name="Dags", exact=True).click()
     page.get_by_placeholder("Search Dags").first.fill(DAG_ID)
