@@ -72,6 +72,8 @@ def build_approvals(
     ``nodes``: the pipeline's tasks (and quality gates) by name; ``stand_ins``: the tasks that follow a
     ``continue_on_failure`` task in its place, as its downstream tasks' upstream.
     """
+    if not spec.airflow.approvals:
+        return {}  # the operator's module (Airflow's HITL operators) is imported only where a pipeline asks
     import datetime as dt
 
     from airflow_provider_fasttrack.operators.approval import PipelineApproval

@@ -91,6 +91,8 @@ def add_quality_gates(
     gates: Mapping[str, QualityGate], operators: Mapping[str, BaseOperator], dag: DAG
 ) -> dict[str, BaseOperator]:
     """One task per quality gate, wired ``after >> gate >> before``; returns them by name."""
+    if not gates:
+        return {}  # the operator's module (Airflow's ShortCircuitOperator) is imported only where a pipeline asks
     from airflow_provider_fasttrack.operators.quality_gate import QualityGateOperator
 
     built: dict[str, BaseOperator] = {}

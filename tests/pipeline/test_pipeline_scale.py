@@ -168,3 +168,23 @@ def test_a_checked_pipeline_keeps_no_yaml_node_tree() -> None:
     line = next(n for n, row in enumerate(text.splitlines(), 1) if "--step 3" in row)
     assert document.position(("tasks", 3, "command")) == (line, 12)
     assert str(document.issue(("tasks", 3, "command"), "x")) == f"costed.yaml:{line}:12 tasks[3].command: x"
+
+
+def test_a_pipeline_without_gates_or_approvals_does_not_import_their_operators() -> None:
+    """The DAG processor re-parses every pipeline file: a pipeline that asks for no quality gate or approval
+    does not pay for importing Airflow's ShortCircuitOperator and human-in-the-loop operators (a fresh process,
+    since other tests import them)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, yaml\n"
+        "from airflow_provider_fasttrack.pipeline.factory import build_pipeline\n"
+        "from airflow_provider_fasttrack.pipeline.validate import load_pipeline_text\n"
+        "build_pipeline(load_pipeline_text(sys.argv[1], 'chain.yaml'))\n"
+        "print(sorted(m for m in sys.modules if m.endswith(('.hitl', 'operators.python', 'operators.quality_gate',"
+        " 'operators.approval'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, chain(3)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
