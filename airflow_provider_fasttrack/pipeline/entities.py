@@ -21,6 +21,11 @@ __all__ = ["PipelineGraph", "PipelineTask", "ServingTask", "SessionTask", "gate_
 TRIGGER_RULE = "none_failed"
 
 
+def teardown_task_id(task_id: str) -> str:
+    """The task that deletes the ephemeral service of serving task ``task_id`` when the run ends."""
+    return f"{task_id}-teardown"
+
+
 def gate_task_id(task_id: str) -> str:
     """The task that follows a ``continue_on_failure`` task and stands in for it as its downstream's upstream."""
     return f"{task_id}.continue_on_failure"
@@ -67,7 +72,7 @@ class ServingTask(PipelineTask):
     @property
     def teardown_id(self) -> str:
         """The task that deletes an ephemeral service when the run ends."""
-        return f"{self.task_id}-teardown"
+        return teardown_task_id(self.task_id)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from airflow_provider_fasttrack.exceptions import PipelineSpecError
 from airflow_provider_fasttrack.mounts import VFOLDER_NAME, Mount
 from airflow_provider_fasttrack.pipeline.assets import ASSET_KINDS, asset_name, asset_uri, is_asset_uri
-from airflow_provider_fasttrack.pipeline.entities import gate_task_id
+from airflow_provider_fasttrack.pipeline.entities import gate_task_id, teardown_task_id
 from airflow_provider_fasttrack.pipeline.references import ReferencePolicy, template_tree
 from airflow_provider_fasttrack.pipeline.schedule import UNTIMED_PRESETS, schedule_problem
 from airflow_provider_fasttrack.pipeline.serving import service_issues
@@ -265,13 +265,21 @@ def _check_graph(spec: PipelineSpec, doc: YamlDocument, index_of: dict[str, int]
         yield doc.issue(("tasks", index_of[start], "dependencies"), f"dependency cycle: {' -> '.join(cycle)}")
 
 
+def _added_task_ids(spec: PipelineSpec) -> set[str]:
+    """The tasks the pipeline adds beside its own: continue_on_failure stand-ins and ephemeral services' teardowns."""
+    added = {gate_task_id(t.name) for t in spec.tasks if t.continue_on_failure}
+    added |= {
+        teardown_task_id(t.name) for t in spec.tasks if t.is_serving and t.service and t.service.ephemeral
+    }
+    return added
+
+
 def _check_quality_gates(spec: PipelineSpec, doc: YamlDocument, index_of: dict[str, int]) -> Iterator[Issue]:
     """Each quality gate: its own name, a task to read whose result has its key, and tasks it can hold back."""
     upstream = {task.name: set(task.dependencies) for task in spec.tasks}
     known = ", ".join(sorted(index_of)) or "none"
     params = {p.name: p for p in spec.params} | spec.airflow.params
-    added = {gate_task_id(t.name) for t in spec.tasks if t.continue_on_failure}
-    added |= {f"{t.name}-teardown" for t in spec.tasks if t.is_serving and t.service and t.service.ephemeral}
+    added = _added_task_ids(spec)
     held_back_issues = 0
     for name, gate in spec.airflow.quality_gates.items():
         loc: Loc = ("airflow", "quality_gates", name)
@@ -395,7 +403,7 @@ def _check_approvals(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
     if not approvals:
         return
     tasks = {task.name for task in spec.tasks}
-    taken = tasks | {gate_task_id(task.name) for task in spec.tasks if task.continue_on_failure}
+    added = _added_task_ids(spec)
     gates = spec.airflow.quality_gates
     upstream: dict[str, set[str]] = {task.name: set(task.dependencies) for task in spec.tasks}
     nodes = {
@@ -413,8 +421,14 @@ def _check_approvals(spec: PipelineSpec, doc: YamlDocument) -> Iterator[Issue]:
         loc: Loc = ("airflow", "approvals", name)
         if not TASK_NAME.fullmatch(name):
             yield doc.issue(loc, f"{name!r} is not a task name (letters, digits, '_', '.', '-')", key=True)
-        elif name in taken or name in gates:
-            what = "a quality gate" if name in gates else "a task"
+        elif name in tasks or name in added or name in gates:
+            what = (
+                "a quality gate"
+                if name in gates
+                else "a task the pipeline adds"
+                if name in added
+                else "a task"
+            )
             yield doc.issue(
                 loc, f"{name!r} is the name of {what}; an approval needs a name of its own", key=True
             )

@@ -271,3 +271,35 @@ def test_graph_shows_the_approval_between_its_tasks(run_cli, tmp_path) -> None: 
     (line,) = [line for line in out.splitlines() if "approve-promotion " in line]
     assert line.strip() == "[1] approve-promotion  <- evaluate"  # not flagged skip: it runs unless skipped
     assert "[2] merge-model        <- evaluate, approve-promotion" in out
+
+
+@pytest.mark.parametrize("section", ["approvals", "quality_gates"])
+@pytest.mark.parametrize("name", ["serve-teardown", "evaluate.continue_on_failure"])
+def test_an_approval_or_gate_may_not_take_the_name_of_a_task_the_pipeline_adds(
+    section: str, name: str
+) -> None:
+    """An ephemeral service's teardown and a continue_on_failure task's stand-in are tasks the pipeline adds."""
+    fields = "key: score\n      above: 0\n      " if section == "quality_gates" else ""
+    text = f"""
+name: promoted
+tasks:
+- name: evaluate
+  command: echo evaluate
+  environment: {{image: python:3.11}}
+  continue_on_failure: true
+- name: serve
+  type: serving
+  dependencies: [evaluate]
+  environment: {{image: python:3.11}}
+  service: {{name: serve-it, model: models, ephemeral: true}}
+airflow:
+  {section}:
+    {name}:
+      after: evaluate
+      {fields}before: [serve]
+"""
+    line = text[: text.index(f"    {name}:")].count("\n") + 1
+    found = errors_of(text)
+    assert any(e.startswith(f"promoted.yaml:{line}:") and "a task the pipeline adds" in e for e in found), (
+        found
+    )
