@@ -276,6 +276,8 @@ def _added_task_ids(spec: PipelineSpec) -> set[str]:
 
 def _check_quality_gates(spec: PipelineSpec, doc: YamlDocument, index_of: dict[str, int]) -> Iterator[Issue]:
     """Each quality gate: its own name, a task to read whose result has its key, and tasks it can hold back."""
+    if not spec.airflow.quality_gates:
+        return
     upstream = {task.name: set(task.dependencies) for task in spec.tasks}
     known = ", ".join(sorted(index_of)) or "none"
     params = {p.name: p for p in spec.params} | spec.airflow.params
